@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs every system package EdMIPS-Sweep needs on Debian 12, as root.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: must run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # engine
+  libtorch-dev
+  # distributed sweeps
+  libopenmpi-dev openmpi-bin libboost-mpi-dev libboost-serialization-dev
+  # CLI parsing, gzip decoding of IDX files
+  libboost-program-options-dev zlib1g-dev
+  # JSON configs and journal
+  nlohmann-json3-dev
+  # tests and benchmarks
+  catch2 libbenchmark-dev
+  # real data
+  dataset-fashion-mnist
+  # analysis and plots (Debian's interpreter, see scripts/python.sh)
+  python3 python3-matplotlib python3-pandas python3-pytest python3-jsonschema
+  # real single-node Slurm cluster for the tests
+  slurm-wlm munge procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps.sh: all packages present"
+fi

@@ -1,0 +1,22 @@
+// app: the behaviour behind each `edmips` sub-command, so the executable's
+// main only parses arguments. Depends on every layer below; no LibTorch here.
+#pragma once
+
+#include <string>
+
+namespace edmips {
+
+struct TrialCommand {
+  std::string config_path;
+  std::string out_dir;
+  int threads = 0;  ///< 0: from the config, else all cores
+  bool quiet = false;
+};
+/// `edmips trial`: runs or resumes one trial; returns the exit code.
+int run_trial_command(const TrialCommand& command);
+
+struct StepBenchmarkOptions;
+/// `edmips bench`: step-time table of float / search / fixed / naive forms.
+int run_bench_command(const StepBenchmarkOptions& options);
+
+}  // namespace edmips

@@ -1,0 +1,125 @@
+// edmips: command-line entry point. Parses arguments, hands over to app/.
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <sstream>
+
+#include "app/commands.h"
+#include "core/allocator.h"
+#include "bench/step_benchmark.h"
+#include "core/error.h"
+
+namespace po = boost::program_options;
+using namespace edmips;
+
+namespace {
+
+const char* kUsage =
+    "usage: edmips <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  trial CONFIG.json --out DIR   run (or resume) one EdMIPS trial\n"
+    "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
+    "\n"
+    "Run `edmips <command> --help` for a command's options.\n"
+    "Exit codes: 0 ok, 1 a trial failed, 2 invalid input, 3 data error,\n"
+    "4 stopped by a signal after checkpointing, 70 internal error.\n";
+
+po::variables_map parse(const std::vector<std::string>& args, po::options_description& options,
+                        const po::positional_options_description& positional) {
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+int trial(const std::vector<std::string>& args) {
+  TrialCommand command;
+  po::options_description options("edmips trial CONFIG.json --out DIR");
+  options.add_options()("help,h", "show this help")(
+      "config", po::value(&command.config_path)->required(), "trial config (JSON)")(
+      "out,o", po::value(&command.out_dir)->required(), "output directory (resumes if it holds the trial)")(
+      "threads,t", po::value(&command.threads), "torch threads (default: config, else all cores)")(
+      "quiet,q", po::bool_switch(&command.quiet), "no progress lines");
+  po::positional_options_description positional;
+  positional.add("config", 1);
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << options;
+      return 0;
+    }
+  }
+  parse(args, options, positional);
+  return run_trial_command(command);
+}
+
+std::vector<int> parse_bits(const std::string& text) {
+  std::vector<int> bits;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    try {
+      bits.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      throw ConfigError("bit list \"" + text + "\": expected comma-separated integers, like 1,2,3,4");
+    }
+  }
+  return bits;
+}
+
+int bench(const std::vector<std::string>& args) {
+  StepBenchmarkOptions o;
+  std::string weight_bits = "1,2,3,4", activation_bits = "2,3,4";
+  po::options_description options("edmips bench [options]");
+  options.add_options()("help,h", "show this help")(
+      "model,m", po::value(&o.model)->default_value(o.model), "model")(
+      "batch,b", po::value(&o.batch)->default_value(o.batch), "batch size")(
+      "channels", po::value(&o.channels)->default_value(o.channels), "input channels")(
+      "size", po::value(&o.height)->default_value(o.height), "input height and width")(
+      "classes", po::value(&o.classes)->default_value(o.classes), "classes")(
+      "weight-bits", po::value(&weight_bits)->default_value(weight_bits), "weight candidates")(
+      "activation-bits", po::value(&activation_bits)->default_value(activation_bits), "activation candidates")(
+      "steps", po::value(&o.steps)->default_value(o.steps), "measured steps per form")(
+      "warmup", po::value(&o.warmup)->default_value(o.warmup), "warm-up steps")(
+      "threads,t", po::value(&o.threads)->default_value(o.threads), "torch threads")(
+      "no-naive", "skip the naive |W|x|A| search form");
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << options;
+      return 0;
+    }
+  }
+  const auto vm = parse(args, options, {});
+  o.width = o.height;
+  o.naive = !vm.count("no-naive");
+  o.weight_bits = parse_bits(weight_bits);
+  o.activation_bits = parse_bits(activation_bits);
+  return run_bench_command(o);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tune_memory_allocator();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+      std::cout << kUsage;
+      return args.empty() ? int(ExitCode::invalid_input) : 0;
+    }
+    const std::string command = args[0];
+    args.erase(args.begin());
+    if (command == "trial") return trial(args);
+    if (command == "bench") return bench(args);
+    std::cerr << "edmips: unknown command \"" << command << "\"\n" << kUsage;
+    return int(ExitCode::invalid_input);
+  } catch (const po::error& e) {
+    std::cerr << "edmips: error: " << e.what() << "\n";
+    return int(ExitCode::invalid_input);
+  } catch (const Error& e) {
+    std::cerr << "edmips: error: " << e.what() << "\n";
+    return int(e.code());
+  } catch (const std::exception& e) {
+    std::cerr << "edmips: internal error: " << e.what() << "\n";
+    return int(ExitCode::internal_error);
+  }
+}

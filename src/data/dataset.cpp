@@ -1,0 +1,224 @@
+#include "data/dataset.h"
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace edmips {
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& dataset_names() {
+  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10"};
+  return names;
+}
+
+namespace {
+
+/// A gzip or plain file opened through zlib (which reads both).
+class ZFile {
+ public:
+  explicit ZFile(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
+    if (!file_) throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
+  }
+  ~ZFile() { gzclose(file_); }
+  ZFile(const ZFile&) = delete;
+  ZFile& operator=(const ZFile&) = delete;
+  /// Reads up to `size` bytes; returns how many were read.
+  size_t read(void* buffer, size_t size) {
+    size_t total = 0;
+    while (total < size) {
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(size - total, 1u << 30));
+      const int n = gzread(file_, static_cast<char*>(buffer) + total, chunk);
+      if (n < 0) {
+        int code = 0;
+        throw DataError(path_ + ": corrupt file (" + gzerror(file_, &code) + ")");
+      }
+      if (n == 0) break;
+      total += static_cast<size_t>(n);
+    }
+    return total;
+  }
+
+ private:
+  std::string path_;
+  gzFile file_;
+};
+
+uint32_t big_endian(const unsigned char* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+std::string find_file(const fs::path& dir, const std::string& stem) {
+  for (const auto& candidate : {dir / (stem + ".gz"), dir / stem}) {
+    if (fs::exists(candidate)) return candidate.string();
+  }
+  throw DataError((dir / (stem + ".gz")).string() + ": file not found (nor " + (dir / stem).string() + ")");
+}
+
+torch::Tensor read_cifar_batches(const std::vector<std::string>& paths, torch::Tensor& labels_out) {
+  constexpr int64_t record = 1 + 3 * 32 * 32;
+  std::vector<torch::Tensor> images, labels;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (ec) throw DataError(path + ": file not found");
+    if (size == 0 || size % record != 0) {
+      throw DataError(path + ": truncated or not a CIFAR-10 binary batch (" + std::to_string(size) +
+                      " bytes is not a multiple of " + std::to_string(record) + ")");
+    }
+    const int64_t n = int64_t(size) / record;
+    auto raw = torch::empty({n, record}, torch::kUInt8);
+    ZFile file(path);
+    if (file.read(raw.data_ptr<uint8_t>(), size_t(raw.numel())) != size_t(raw.numel())) {
+      throw DataError(path + ": truncated file");
+    }
+    auto batch_labels = raw.select(1, 0).to(torch::kLong);
+    if (batch_labels.max().item<int64_t>() > 9) throw DataError(path + ": label outside 0..9");
+    labels.push_back(batch_labels);
+    images.push_back(raw.narrow(1, 1, record - 1).reshape({n, 3, 32, 32}));
+  }
+  labels_out = torch::cat(labels);
+  return torch::cat(images);
+}
+
+void normalise(Dataset& d) {
+  // Per-channel statistics of the training images, applied to both splits.
+  const auto mean = d.train_images.mean({0, 2, 3}, true);
+  const auto std = d.train_images.std({0, 2, 3}, true, true).clamp_min(1e-6);
+  d.train_images = ((d.train_images - mean) / std).contiguous();
+  d.test_images = ((d.test_images - mean) / std).contiguous();
+}
+
+}  // namespace
+
+torch::Tensor read_idx_file(const std::string& path, int expected_dimensions) {
+  ZFile file(path);
+  unsigned char header[16];
+  const size_t header_size = 4 + 4 * size_t(expected_dimensions);
+  if (file.read(header, header_size) != header_size) throw DataError(path + ": truncated IDX header");
+  const uint32_t magic = big_endian(header);
+  const uint32_t expected_magic = 0x800u + uint32_t(expected_dimensions);
+  if (magic != expected_magic) {
+    char buffer[128];
+    std::snprintf(buffer, sizeof buffer, ": wrong magic number 0x%08x (expected 0x%08x, an IDX %s file)",
+                  magic, expected_magic, expected_dimensions == 1 ? "label" : "image");
+    throw DataError(path + buffer);
+  }
+  std::vector<int64_t> dims;
+  int64_t total = 1;
+  for (int i = 0; i < expected_dimensions; ++i) {
+    dims.push_back(big_endian(header + 4 + 4 * i));
+    total *= dims.back();
+  }
+  auto data = torch::empty(dims, torch::kUInt8);
+  const size_t got = file.read(data.data_ptr<uint8_t>(), size_t(total));
+  if (got != size_t(total)) {
+    throw DataError(path + ": truncated: header promises " + std::to_string(total) + " bytes of data, file has " +
+                    std::to_string(got));
+  }
+  return data;
+}
+
+Dataset load_dataset(const DatasetConfig& config) {
+  Dataset d;
+  d.name = config.name;
+  const fs::path dir = config.path;
+  if (!fs::is_directory(dir)) throw DataError(config.path + ": dataset directory not found");
+  if (config.name == "mnist" || config.name == "fashion-mnist") {
+    auto load_split = [&](const std::string& prefix, torch::Tensor& images, torch::Tensor& labels) {
+      const auto image_path = find_file(dir, prefix + "-images-idx3-ubyte");
+      const auto label_path = find_file(dir, prefix + "-labels-idx1-ubyte");
+      images = read_idx_file(image_path, 3).unsqueeze(1);
+      labels = read_idx_file(label_path, 1).to(torch::kLong);
+      if (images.size(0) != labels.size(0)) {
+        throw DataError(image_path + ": has " + std::to_string(images.size(0)) + " images but " + label_path +
+                        " has " + std::to_string(labels.size(0)) + " labels");
+      }
+      if (labels.numel() > 0 && labels.max().item<int64_t>() > 9) throw DataError(label_path + ": label outside 0..9");
+    };
+    load_split("train", d.train_images, d.train_labels);
+    load_split("t10k", d.test_images, d.test_labels);
+    d.input.classes = 10;
+  } else if (config.name == "cifar10") {
+    const fs::path base = fs::exists(dir / "cifar-10-batches-bin") ? dir / "cifar-10-batches-bin" : dir;
+    std::vector<std::string> train_paths;
+    for (int i = 1; i <= 5; ++i) train_paths.push_back((base / ("data_batch_" + std::to_string(i) + ".bin")).string());
+    d.train_images = read_cifar_batches(train_paths, d.train_labels);
+    d.test_images = read_cifar_batches({(base / "test_batch.bin").string()}, d.test_labels);
+    d.input.classes = 10;
+  } else {
+    throw ConfigError("unknown dataset \"" + config.name + "\"");
+  }
+  if (d.train_images.size(0) == 0 || d.test_images.size(0) == 0) {
+    throw DataError(config.path + ": dataset has no images");
+  }
+  if (config.train_subset > 0 && config.train_subset < d.train_images.size(0)) {
+    // A seeded subset, the same on every machine: our own generator, not torch's.
+    std::vector<int64_t> order(size_t(d.train_images.size(0)));
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(config.subset_seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    order.resize(size_t(config.train_subset));
+    std::sort(order.begin(), order.end());
+    const auto index = torch::tensor(order, torch::kLong);
+    d.train_images = d.train_images.index_select(0, index);
+    d.train_labels = d.train_labels.index_select(0, index);
+  }
+  if (config.test_subset > 0 && config.test_subset < d.test_images.size(0)) {
+    d.test_images = d.test_images.narrow(0, 0, config.test_subset);
+    d.test_labels = d.test_labels.narrow(0, 0, config.test_subset);
+  }
+  d.train_images = d.train_images.to(torch::kFloat).div_(255.0);
+  d.test_images = d.test_images.to(torch::kFloat).div_(255.0);
+  normalise(d);
+  d.input.channels = d.train_images.size(1);
+  d.input.height = d.train_images.size(2);
+  d.input.width = d.train_images.size(3);
+  return d;
+}
+
+EpochBatches::EpochBatches(const torch::Tensor& images, const torch::Tensor& labels, int64_t batch_size,
+                           const DatasetConfig& augmentation, uint64_t seed, bool shuffle, bool augment)
+    : images_(images), labels_(labels), batch_size_(batch_size), augmentation_(augmentation),
+      augment_(augment && (augmentation.crop_padding > 0 || augmentation.horizontal_flip)), seed_(seed) {
+  const int64_t n = images.size(0);
+  if (shuffle) {
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(seed_);
+    std::shuffle(order.begin(), order.end(), rng);
+    order_ = torch::tensor(order, torch::kLong);
+  } else {
+    order_ = torch::arange(n, torch::kLong);
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> EpochBatches::batch(int64_t index) {
+  const int64_t start = index * batch_size_;
+  const int64_t size = std::min(batch_size_, order_.size(0) - start);
+  const auto ids = order_.narrow(0, start, size);
+  auto images = images_.index_select(0, ids);
+  auto labels = labels_.index_select(0, ids);
+  if (!augment_) return {images, labels};
+  const int64_t pad = augmentation_.crop_padding;
+  const int64_t h = images.size(2), w = images.size(3);
+  auto padded = pad > 0 ? torch::constant_pad_nd(images, {pad, pad, pad, pad}, 0.0) : images;
+  auto out = torch::empty_like(images);
+  std::seed_seq seeds{uint32_t(seed_), uint32_t(seed_ >> 32), uint32_t(index)};
+  std::mt19937_64 rng(seeds);
+  std::uniform_int_distribution<int64_t> offset(0, 2 * pad);
+  std::bernoulli_distribution flip(0.5);
+  for (int64_t i = 0; i < size; ++i) {
+    const int64_t dy = pad > 0 ? offset(rng) : 0, dx = pad > 0 ? offset(rng) : 0;
+    auto crop = padded[i].narrow(1, dy, h).narrow(2, dx, w);
+    if (augmentation_.horizontal_flip && flip(rng)) crop = crop.flip({2});
+    out[i].copy_(crop);
+  }
+  return {out, labels};
+}
+
+}  // namespace edmips

@@ -1,0 +1,23 @@
+// data: which dataset a trial uses and how, without LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace edmips {
+
+/// Dataset formats this project reads.
+const std::vector<std::string>& dataset_names();  // fashion-mnist, mnist, cifar10
+
+struct DatasetConfig {
+  std::string name = "fashion-mnist";
+  std::string path = "/usr/share/datasets/fashion-mnist";  ///< directory holding the files
+  int64_t train_subset = 0;   ///< 0 = all training images; else a seeded random subset
+  int64_t test_subset = 0;    ///< 0 = all test images; else the first N
+  uint64_t subset_seed = 0;   ///< seed of the training subset (independent of the trial seed)
+  int crop_padding = 0;       ///< random crop after zero-padding by this many pixels (0 = off)
+  bool horizontal_flip = false;
+};
+
+}  // namespace edmips

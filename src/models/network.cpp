@@ -1,0 +1,101 @@
+#include "models/network.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace edmips {
+
+QuantLayer LayerBuilder::make(const std::string& name, const LayerShape& shape, bool quantize,
+                              bool is_data) {
+  LayerPrecision p;
+  p.input_is_data = is_data;
+  p.arch_init = precision_.arch_init;
+  p.mode = quantize ? precision_.mode : PrecisionMode::full_precision;
+  if (p.mode == PrecisionMode::search) {
+    p.weight_bits = precision_.weight_candidates;
+    p.activation_bits = precision_.activation_candidates;
+  } else if (p.mode == PrecisionMode::fixed) {
+    const auto& all = precision_.fixed_bits;
+    const auto& bits = all.size() == 1 ? all[0]
+                       : quantized_count_ < all.size() ? all[quantized_count_]
+                                                       : all.back();  // mismatch reported by finish()
+    if (all.size() > 1 && !bits.layer.empty() && bits.layer != name &&
+        quantized_count_ < all.size()) {
+      throw ConfigError("bit allocation entry " + std::to_string(quantized_count_) + " is for layer \"" +
+                        bits.layer + "\" but the model's layer there is \"" + name + "\"");
+    }
+    p.weight_bits = {bits.weight_bits};
+    p.activation_bits = {bits.activation_bits};
+  }
+  if (quantize && precision_.mode != PrecisionMode::full_precision) ++quantized_count_;
+  layers_.emplace_back(name, shape, p);
+  return layers_.back();
+}
+
+QuantLayer LayerBuilder::first(const std::string& name, const LayerShape& shape) {
+  return make(name, shape, !precision_.full_precision_first, true);
+}
+QuantLayer LayerBuilder::inner(const std::string& name, const LayerShape& shape) {
+  return make(name, shape, true, false);
+}
+QuantLayer LayerBuilder::last(const std::string& name, const LayerShape& shape) {
+  return make(name, shape, !precision_.full_precision_last, false);
+}
+
+std::vector<QuantLayer> LayerBuilder::finish(const std::string& model) const {
+  if (precision_.mode == PrecisionMode::fixed && precision_.fixed_bits.size() != 1 &&
+      precision_.fixed_bits.size() != quantized_count_) {
+    throw ConfigError("bit allocation has " + std::to_string(precision_.fixed_bits.size()) +
+                      " layers but model " + model + " has " + std::to_string(quantized_count_) +
+                      " quantized layers");
+  }
+  if (precision_.mode == PrecisionMode::fixed && precision_.fixed_bits.empty()) {
+    throw ConfigError("fixed precision needs at least one bit pair");
+  }
+  return layers_;
+}
+
+void NetworkImpl::set_naive_search(bool naive) {
+  for (auto& layer : layers_) layer->set_naive_search(naive);
+}
+
+std::vector<torch::Tensor> NetworkImpl::weight_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& item : named_parameters()) {
+    if (item.key().find(kArchParameterPrefix) == std::string::npos) out.push_back(item.value());
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> NetworkImpl::arch_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& layer : layers_) {
+    if (!layer->searching()) continue;
+    out.push_back(layer->alpha_weight);
+    out.push_back(layer->alpha_activation);
+  }
+  return out;
+}
+
+torch::Tensor NetworkImpl::complexity_loss(ComplexityNormaliser normaliser) const {
+  torch::Tensor total;
+  double normal = 0.0;
+  for (const auto& layer : layers_) {
+    if (!layer->searching()) continue;
+    if (normaliser == ComplexityNormaliser::first_layer && normal == 0.0) normal = double(layer->macs());
+    if (normaliser == ComplexityNormaliser::total) normal += double(layer->macs());
+    auto term = layer->expected_weight_bits() * layer->expected_activation_bits() * double(layer->macs());
+    total = total.defined() ? total + term : term;
+  }
+  if (!total.defined()) return torch::zeros({});
+  return total / normal;
+}
+
+std::vector<LayerReport> NetworkImpl::layer_reports() const {
+  std::vector<LayerReport> out;
+  for (const auto& layer : layers_) out.push_back(layer->report());
+  return out;
+}
+
+}  // namespace edmips

@@ -1,0 +1,82 @@
+// models: the network base type and the model zoo. Each model is written once
+// against LayerBuilder and so builds in float, search and fixed-bit form.
+// Depends on nn/.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/precision.h"
+#include "nn/quant_layer.h"
+
+namespace edmips {
+
+/// What the dataset tells the model: input geometry and number of classes.
+struct ModelInput {
+  int64_t channels = 1, height = 28, width = 28, classes = 10;
+};
+
+/// How the complexity loss is normalised.
+enum class ComplexityNormaliser {
+  first_layer,  ///< by the MACs of the first searched layer (the released code; its lambdas carry over)
+  total,        ///< by all quantized MACs (complexity = expected normalised bits squared)
+};
+
+/// Hands out QuantLayers with the right precision, in network order.
+class LayerBuilder {
+ public:
+  explicit LayerBuilder(NetworkPrecision precision) : precision_(std::move(precision)) {}
+  /// The network's first layer (its input is the image).
+  QuantLayer first(const std::string& name, const LayerShape& shape);
+  /// An inner layer: quantized unless the network is full precision.
+  QuantLayer inner(const std::string& name, const LayerShape& shape);
+  /// The classifier.
+  QuantLayer last(const std::string& name, const LayerShape& shape);
+  /// Checks a fixed allocation matched the layers; returns every layer made.
+  std::vector<QuantLayer> finish(const std::string& model) const;
+
+ private:
+  QuantLayer make(const std::string& name, const LayerShape& shape, bool quantize, bool is_data);
+  NetworkPrecision precision_;
+  std::vector<QuantLayer> layers_;
+  size_t quantized_count_ = 0;
+};
+
+class NetworkImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  /// Switches every search layer to the naive |W|x|A| form (benchmarks, tests).
+  void set_naive_search(bool naive);
+
+  const std::string& model_name() const { return model_name_; }
+  const std::vector<QuantLayer>& layers() const { return layers_; }
+  /// Network weights (everything but the architecture parameters).
+  std::vector<torch::Tensor> weight_parameters() const;
+  /// alpha_weight / alpha_activation of every search layer.
+  std::vector<torch::Tensor> arch_parameters() const;
+
+  /// sum_l MACs_l * E[weight_bits_l] * E[activation_bits_l] / normaliser.
+  torch::Tensor complexity_loss(ComplexityNormaliser normaliser) const;
+  std::vector<LayerReport> layer_reports() const;
+
+ protected:
+  void set_layers(std::string model, std::vector<QuantLayer> layers) {
+    model_name_ = std::move(model);
+    layers_ = std::move(layers);
+  }
+
+ private:
+  std::string model_name_;
+  std::vector<QuantLayer> layers_;
+};
+using Network = std::shared_ptr<NetworkImpl>;
+
+/// Builds `name` for `input`; runs one probe forward so every layer knows its
+/// MACs. Throws ConfigError for an unknown name (suggesting the near one).
+Network make_network(const std::string& name, const ModelInput& input,
+                     const NetworkPrecision& precision);
+
+}  // namespace edmips

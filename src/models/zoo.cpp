@@ -1,0 +1,209 @@
+// The model zoo. Conventions: every QuantLayer takes a pre-activation and
+// applies ReLU/HWGQ to it; BatchNorm follows each convolution; the residual
+// stream carries pre-activations; max-pooling of pre-activations commutes with
+// the (monotone) activation. Layouts follow the released EdMIPS code.
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "core/json_reader.h"
+#include "models/model_names.h"
+#include "models/network.h"
+
+namespace edmips {
+namespace {
+
+namespace F = torch::nn::functional;
+
+/// A small, fast CNN for demos and tests: 3 searchable convolutions.
+class SimpleCnnImpl : public NetworkImpl {
+ public:
+  SimpleCnnImpl(const ModelInput& in, const NetworkPrecision& precision) {
+    LayerBuilder b(precision);
+    const int64_t widths[] = {32, 64, 128, 128};
+    conv_[0] = register_module("conv1", b.first("conv1", LayerShape::conv(in.channels, widths[0], 3, 1, 1)));
+    conv_[1] = register_module("conv2", b.inner("conv2", LayerShape::conv(widths[0], widths[1], 3, 2, 1)));
+    conv_[2] = register_module("conv3", b.inner("conv3", LayerShape::conv(widths[1], widths[2], 3, 2, 1)));
+    conv_[3] = register_module("conv4", b.inner("conv4", LayerShape::conv(widths[2], widths[3], 3, 1, 1)));
+    for (int i = 0; i < 4; ++i) {
+      bn_[i] = register_module("bn" + std::to_string(i + 1), torch::nn::BatchNorm2d(widths[i]));
+    }
+    fc_ = register_module("fc", b.last("fc", LayerShape::linear(widths[3], in.classes)));
+    set_layers("simple-cnn", b.finish("simple-cnn"));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    for (int i = 0; i < 4; ++i) x = bn_[i](conv_[i](x));
+    x = F::adaptive_avg_pool2d(torch::relu(x), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
+    return fc_(x);
+  }
+
+ private:
+  QuantLayer conv_[4]{nullptr, nullptr, nullptr, nullptr};
+  torch::nn::BatchNorm2d bn_[4]{nullptr, nullptr, nullptr, nullptr};
+  QuantLayer fc_{nullptr};
+};
+
+/// conv -> BN as one unit (most models are made of these).
+class ConvBnImpl : public torch::nn::Module {
+ public:
+  ConvBnImpl(LayerBuilder& b, const std::string& name, const LayerShape& shape, bool first = false) {
+    conv = register_module("conv", first ? b.first(name, shape) : b.inner(name, shape));
+    bn = register_module("bn", torch::nn::BatchNorm2d(shape.out_channels));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return bn(conv(x)); }
+  QuantLayer conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+};
+TORCH_MODULE(ConvBn);
+
+/// ResNet basic block (two 3x3 convs); 1x1 projection when the shape changes.
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  static constexpr int64_t expansion = 1;
+  BasicBlockImpl(LayerBuilder& b, const std::string& name, int64_t in, int64_t planes, int64_t stride) {
+    conv1 = register_module("conv1", ConvBn(b, name + ".conv1", LayerShape::conv(in, planes, 3, stride, 1)));
+    conv2 = register_module("conv2", ConvBn(b, name + ".conv2", LayerShape::conv(planes, planes, 3, 1, 1)));
+    if (stride != 1 || in != planes) {
+      shortcut = register_module("downsample",
+                                 ConvBn(b, name + ".downsample", LayerShape::conv(in, planes, 1, stride, 0)));
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto out = conv2(conv1(x));
+    return out + (shortcut ? shortcut(x) : x);
+  }
+  ConvBn conv1{nullptr}, conv2{nullptr}, shortcut{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+/// ResNet bottleneck block (1x1, 3x3 with the stride, 1x1 x4), as torchvision.
+class BottleneckImpl : public torch::nn::Module {
+ public:
+  static constexpr int64_t expansion = 4;
+  BottleneckImpl(LayerBuilder& b, const std::string& name, int64_t in, int64_t planes, int64_t stride) {
+    const int64_t out = planes * expansion;
+    conv1 = register_module("conv1", ConvBn(b, name + ".conv1", LayerShape::conv(in, planes, 1)));
+    conv2 = register_module("conv2", ConvBn(b, name + ".conv2", LayerShape::conv(planes, planes, 3, stride, 1)));
+    conv3 = register_module("conv3", ConvBn(b, name + ".conv3", LayerShape::conv(planes, out, 1)));
+    if (stride != 1 || in != out) {
+      shortcut = register_module("downsample",
+                                 ConvBn(b, name + ".downsample", LayerShape::conv(in, out, 1, stride, 0)));
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto out = conv3(conv2(conv1(x)));
+    return out + (shortcut ? shortcut(x) : x);
+  }
+  ConvBn conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, shortcut{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+/// ResNet in CIFAR layout (3 stages) or ImageNet layout (7x7 stem, max-pool, 4 stages).
+template <typename Block>
+class ResNetImpl : public NetworkImpl {
+ public:
+  ResNetImpl(const std::string& model, const ModelInput& in, const NetworkPrecision& precision,
+             bool imagenet_layout, const std::vector<int64_t>& planes, const std::vector<int64_t>& blocks) {
+    LayerBuilder b(precision);
+    imagenet_layout_ = imagenet_layout;
+    const auto stem = imagenet_layout ? LayerShape::conv(in.channels, planes[0], 7, 2, 3)
+                                      : LayerShape::conv(in.channels, planes[0], 3, 1, 1);
+    stem_ = register_module("conv1", ConvBn(b, "conv1", stem, /*first=*/true));
+    int64_t channels = planes[0];
+    for (size_t stage = 0; stage < planes.size(); ++stage) {
+      for (int64_t i = 0; i < blocks[stage]; ++i) {
+        const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
+        const std::string name = "layer" + std::to_string(stage + 1) + "." + std::to_string(i);
+        body_->push_back(std::make_shared<Block>(b, name, channels, planes[stage], stride));
+        channels = planes[stage] * Block::expansion;
+      }
+    }
+    register_module("body", body_);
+    fc_ = register_module("fc", b.last("fc", LayerShape::linear(channels, in.classes)));
+    set_layers(model, b.finish(model));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = stem_(x);
+    if (imagenet_layout_) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+    x = body_->forward(x);
+    x = F::adaptive_avg_pool2d(torch::relu(x), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
+    return fc_(x);
+  }
+
+ private:
+  bool imagenet_layout_ = false;
+  ConvBn stem_{nullptr};
+  torch::nn::Sequential body_;
+  QuantLayer fc_{nullptr};
+};
+
+/// VGG-small (HWGQ/LQ-Nets CIFAR model): 6 convs 128-128-256-256-512-512, 3 max-pools.
+class VggSmallImpl : public NetworkImpl {
+ public:
+  VggSmallImpl(const ModelInput& in, const NetworkPrecision& precision) {
+    LayerBuilder b(precision);
+    const int64_t widths[] = {128, 128, 256, 256, 512, 512};
+    int64_t channels = in.channels, height = in.height, width = in.width;
+    for (int i = 0; i < 6; ++i) {
+      const std::string name = "conv" + std::to_string(i + 1);
+      convs_.push_back(register_module(
+          name, ConvBn(b, name, LayerShape::conv(channels, widths[i], 3, 1, 1), i == 0)));
+      channels = widths[i];
+      if (i % 2 == 1) {
+        height /= 2;
+        width /= 2;
+      }
+    }
+    if (height < 1 || width < 1) throw ConfigError("vgg-small needs inputs of at least 8x8");
+    fc_ = register_module("fc", b.last("fc", LayerShape::linear(channels * height * width, in.classes)));
+    set_layers("vgg-small", b.finish("vgg-small"));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    for (size_t i = 0; i < convs_.size(); ++i) {
+      x = convs_[i](x);
+      if (i % 2 == 1) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2));
+    }
+    return fc_(torch::relu(x).flatten(1));
+  }
+
+ private:
+  std::vector<ConvBn> convs_;
+  QuantLayer fc_{nullptr};
+};
+
+Network build(const std::string& name, const ModelInput& in, const NetworkPrecision& p) {
+  if (name == "simple-cnn") return std::make_shared<SimpleCnnImpl>(in, p);
+  if (name == "resnet20")
+    return std::make_shared<ResNetImpl<BasicBlockImpl>>(name, in, p, false, std::vector<int64_t>{16, 32, 64},
+                                                    std::vector<int64_t>{3, 3, 3});
+  if (name == "vgg-small") return std::make_shared<VggSmallImpl>(in, p);
+  if (name == "resnet18")
+    return std::make_shared<ResNetImpl<BasicBlockImpl>>(name, in, p, true, std::vector<int64_t>{64, 128, 256, 512},
+                                                    std::vector<int64_t>{2, 2, 2, 2});
+  if (name == "resnet50")
+    return std::make_shared<ResNetImpl<BottleneckImpl>>(name, in, p, true, std::vector<int64_t>{64, 128, 256, 512},
+                                                    std::vector<int64_t>{3, 4, 6, 3});
+  std::string message = "unknown model \"" + name + "\"";
+  if (auto near = closest_spelling(name, model_names())) message += "; did you mean \"" + *near + "\"?";
+  throw ConfigError(message);
+}
+
+}  // namespace
+
+const std::vector<std::string>& model_names() {
+  static const std::vector<std::string> names = {"simple-cnn", "resnet20", "vgg-small", "resnet18",
+                                                 "resnet50"};
+  return names;
+}
+
+Network make_network(const std::string& name, const ModelInput& input, const NetworkPrecision& precision) {
+  auto network = build(name, input, precision);
+  // One probe sample in eval mode (no BatchNorm statistics touched) tells
+  // every layer its output size and hence its MACs.
+  torch::NoGradGuard no_grad;
+  network->eval();
+  network->forward(torch::zeros({1, input.channels, input.height, input.width}));
+  network->train();
+  return network;
+}
+
+}  // namespace edmips

@@ -1,0 +1,97 @@
+#include "nn/precision.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/json_reader.h"
+#include "quant/step_sizes.h"
+
+namespace edmips {
+
+nlohmann::json to_json(const BitAllocation& allocation) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : allocation.layers) {
+    layers.push_back({{"layer", l.layer}, {"weight_bits", l.weight_bits},
+                      {"activation_bits", l.activation_bits}});
+  }
+  return {{"model", allocation.model}, {"layers", layers}};
+}
+
+BitAllocation bit_allocation_from_json(const nlohmann::json& j, const std::string& source) {
+  JsonObjectReader root(j, "", source);
+  BitAllocation allocation;
+  allocation.model = root.string_value("model");
+  const auto& layers = root.raw("layers");
+  if (!layers.is_array() || layers.empty()) root.fail("layers", "a non-empty array of layers");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    JsonObjectReader layer(layers[i], "/layers/" + std::to_string(i), source);
+    LayerBits bits;
+    bits.layer = layer.string_value("layer", std::string{});
+    bits.weight_bits = static_cast<int>(layer.int_value("weight_bits", kMinBits, kMaxBits));
+    bits.activation_bits = static_cast<int>(layer.int_value("activation_bits", kMinBits, kMaxBits));
+    layer.reject_unknown_keys();
+    allocation.layers.push_back(bits);
+  }
+  root.reject_unknown_keys();
+  return allocation;
+}
+
+nlohmann::json to_json(const LayerReport& layer) {
+  nlohmann::json j = {{"name", layer.name},
+                      {"quantized", layer.quantized},
+                      {"macs", layer.macs},
+                      {"weight_count", layer.weight_count},
+                      {"weight_bits", layer.weight_bits},
+                      {"activation_bits", layer.activation_bits},
+                      {"bitops", layer.bitops()},
+                      {"weight_memory_bits", layer.weight_memory_bits()}};
+  if (!layer.weight_candidates.empty()) {
+    j["expected_weight_bits"] = layer.expected_weight_bits;
+    j["expected_activation_bits"] = layer.expected_activation_bits;
+    j["weight_candidates"] = layer.weight_candidates;
+    j["activation_candidates"] = layer.activation_candidates;
+    j["weight_probabilities"] = layer.weight_probabilities;
+    j["activation_probabilities"] = layer.activation_probabilities;
+  }
+  return j;
+}
+
+double NetworkCost::normalised_bits() const {
+  return quantized_macs > 0 ? std::sqrt(bitops / double(quantized_macs)) : 32.0;
+}
+double NetworkCost::expected_normalised_bits() const {
+  return quantized_macs > 0 ? std::sqrt(expected_bitops / double(quantized_macs)) : 32.0;
+}
+
+NetworkCost network_cost(const std::vector<LayerReport>& layers) {
+  NetworkCost cost;
+  for (const auto& l : layers) {
+    cost.total_macs += l.macs;
+    cost.weight_memory_bits += l.weight_memory_bits();
+    if (!l.quantized) continue;
+    cost.quantized_macs += l.macs;
+    cost.bitops += l.bitops();
+    cost.expected_bitops += l.expected_bitops();
+  }
+  return cost;
+}
+
+nlohmann::json to_json(const NetworkCost& cost) {
+  return {{"total_macs", cost.total_macs},
+          {"quantized_macs", cost.quantized_macs},
+          {"bitops", cost.bitops},
+          {"expected_bitops", cost.expected_bitops},
+          {"normalised_bits", cost.normalised_bits()},
+          {"expected_normalised_bits", cost.expected_normalised_bits()},
+          {"weight_memory_bits", cost.weight_memory_bits}};
+}
+
+BitAllocation derive_allocation(const std::string& model, const std::vector<LayerReport>& layers) {
+  BitAllocation allocation{model, {}};
+  for (const auto& l : layers) {
+    if (l.quantized) allocation.layers.push_back({l.name, l.weight_bits, l.activation_bits});
+  }
+  return allocation;
+}
+
+}  // namespace edmips

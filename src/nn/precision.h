@@ -1,0 +1,86 @@
+// nn: how a network is quantized, described without LibTorch: the search
+// space, a derived per-layer bit allocation, and per-layer/network cost
+// reports. Used by trials, sweeps and reports alike.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+namespace edmips {
+
+/// How every layer of a network is built.
+enum class PrecisionMode {
+  full_precision,  ///< float weights, ReLU activations
+  search,          ///< differentiable mixed-precision search (composite layers)
+  fixed,           ///< one (weight_bits, activation_bits) pair per quantized layer
+};
+
+/// Bits chosen for one quantized layer.
+struct LayerBits {
+  std::string layer;  ///< layer name, for humans and for checking the model matches
+  int weight_bits = 0;
+  int activation_bits = 0;
+};
+
+/// A derived mixed-precision network: one entry per quantized layer, in order.
+struct BitAllocation {
+  std::string model;
+  std::vector<LayerBits> layers;
+};
+nlohmann::json to_json(const BitAllocation& allocation);
+/// Parses an allocation written by to_json (ConfigError naming `source`).
+BitAllocation bit_allocation_from_json(const nlohmann::json& j, const std::string& source);
+
+/// What a model builder needs to know to build each layer.
+struct NetworkPrecision {
+  PrecisionMode mode = PrecisionMode::full_precision;
+  std::vector<int> weight_candidates;      ///< search: candidate weight bits
+  std::vector<int> activation_candidates;  ///< search: candidate activation bits
+  double arch_init = 0.01;                 ///< search: initial value of every alpha
+  /// fixed: either one entry per quantized layer, or exactly one entry applied
+  /// to every quantized layer (a uniform network).
+  std::vector<LayerBits> fixed_bits;
+  bool full_precision_first = true;  ///< keep the first conv in float
+  bool full_precision_last = true;   ///< keep the last linear layer in float
+};
+
+/// Per-layer figures for reports (history, result, allocation).
+struct LayerReport {
+  std::string name;
+  bool quantized = false;
+  int64_t macs = 0;
+  int64_t weight_count = 0;
+  int weight_bits = 32;      ///< chosen (argmax) or fixed; 32 for float layers
+  int activation_bits = 32;  ///< chosen (argmax) or fixed; 32 for float layers
+  double expected_weight_bits = 32;
+  double expected_activation_bits = 32;
+  std::vector<int> weight_candidates, activation_candidates;
+  std::vector<double> weight_probabilities, activation_probabilities;
+  double bitops() const { return quantized ? double(macs) * weight_bits * activation_bits : 0.0; }
+  double expected_bitops() const {
+    return quantized ? double(macs) * expected_weight_bits * expected_activation_bits : 0.0;
+  }
+  double weight_memory_bits() const { return double(weight_count) * weight_bits; }
+};
+nlohmann::json to_json(const LayerReport& layer);
+
+/// Network totals; BitOps count quantized layers only, as in the paper.
+struct NetworkCost {
+  int64_t total_macs = 0;
+  int64_t quantized_macs = 0;
+  double bitops = 0;           ///< with the chosen/fixed bits
+  double expected_bitops = 0;  ///< with the expected bits (search); equals bitops when fixed
+  double weight_memory_bits = 0;
+  /// sqrt(BitOps / quantized MACs): uniform W2A2 reads 2.0.
+  double normalised_bits() const;
+  double expected_normalised_bits() const;
+};
+NetworkCost network_cost(const std::vector<LayerReport>& layers);
+nlohmann::json to_json(const NetworkCost& cost);
+
+/// The argmax allocation of a searched network.
+BitAllocation derive_allocation(const std::string& model, const std::vector<LayerReport>& layers);
+
+}  // namespace edmips

@@ -1,0 +1,169 @@
+#include "nn/quant_layer.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "quant/quantizers.h"
+
+namespace edmips {
+namespace {
+// Input data (images) are 8-bit; a quantized first layer counts them so.
+constexpr int kDataBits = 8;
+
+torch::Tensor bits_tensor(const std::vector<int>& bits) {
+  std::vector<float> values(bits.begin(), bits.end());
+  return torch::tensor(values);
+}
+}  // namespace
+
+QuantLayerImpl::QuantLayerImpl(std::string name, LayerShape shape, LayerPrecision precision)
+    : name_(std::move(name)), shape_(shape), precision_(std::move(precision)) {
+  if (precision_.input_is_data && quantized()) precision_.activation_bits = {kDataBits};
+  if (quantized() && (precision_.weight_bits.empty() || precision_.activation_bits.empty())) {
+    throw Error("layer " + name_ + ": quantized layer without bit-widths");
+  }
+  if (precision_.mode == PrecisionMode::fixed &&
+      (precision_.weight_bits.size() != 1 || precision_.activation_bits.size() != 1)) {
+    throw Error("layer " + name_ + ": a fixed layer takes exactly one bit pair");
+  }
+  if (shape_.kind == LayerKind::conv) {
+    weight = register_parameter(
+        "weight", torch::empty({shape_.out_channels, shape_.in_channels / shape_.groups,
+                                shape_.kernel, shape_.kernel}));
+    torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU);
+  } else {
+    weight = register_parameter("weight", torch::empty({shape_.out_channels, shape_.in_channels}));
+    torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  }
+  if (shape_.bias) {
+    const double bound = 1.0 / std::sqrt(double(shape_.in_channels / shape_.groups) *
+                                         shape_.kernel * shape_.kernel);
+    bias = register_parameter("bias", torch::empty({shape_.out_channels}).uniform_(-bound, bound));
+  }
+  if (searching()) {
+    alpha_weight = register_parameter(
+        "alpha_weight",
+        torch::full({int64_t(precision_.weight_bits.size())}, precision_.arch_init));
+    alpha_activation = register_parameter(
+        "alpha_activation",
+        torch::full({int64_t(precision_.activation_bits.size())}, precision_.arch_init));
+  }
+}
+
+torch::Tensor QuantLayerImpl::weight_probabilities() const {
+  return torch::softmax(alpha_weight, 0);
+}
+torch::Tensor QuantLayerImpl::activation_probabilities() const {
+  return torch::softmax(alpha_activation, 0);
+}
+
+torch::Tensor QuantLayerImpl::expected_weight_bits() const {
+  if (searching()) {
+    return (weight_probabilities() * bits_tensor(precision_.weight_bits).to(alpha_weight.device())).sum();
+  }
+  return torch::tensor(quantized() ? float(precision_.weight_bits[0]) : 32.0f);
+}
+
+torch::Tensor QuantLayerImpl::expected_activation_bits() const {
+  if (searching() && !precision_.input_is_data) {
+    return (activation_probabilities() *
+            bits_tensor(precision_.activation_bits).to(alpha_activation.device()))
+        .sum();
+  }
+  return torch::tensor(quantized() ? float(precision_.activation_bits[0]) : 32.0f);
+}
+
+torch::Tensor QuantLayerImpl::activate(const torch::Tensor& x) const {
+  if (precision_.input_is_data) return x;
+  switch (precision_.mode) {
+    case PrecisionMode::full_precision: return torch::relu(x);
+    case PrecisionMode::fixed: return quantize_activation(x, precision_.activation_bits[0]);
+    case PrecisionMode::search:
+      return composite_activation(x, activation_probabilities(), precision_.activation_bits);
+  }
+  return x;
+}
+
+torch::Tensor QuantLayerImpl::quantized_weight() const {
+  switch (precision_.mode) {
+    case PrecisionMode::full_precision: return weight;
+    case PrecisionMode::fixed: return quantize_weight(weight, precision_.weight_bits[0]);
+    case PrecisionMode::search:
+      return composite_weight(weight, weight_probabilities(), precision_.weight_bits);
+  }
+  return weight;
+}
+
+torch::Tensor QuantLayerImpl::apply(const torch::Tensor& input, const torch::Tensor& w) const {
+  if (shape_.kind == LayerKind::linear) return torch::nn::functional::linear(input, w, bias);
+  return torch::conv2d(input, w, bias, shape_.stride, shape_.padding, 1, shape_.groups);
+}
+
+void QuantLayerImpl::record_macs(const torch::Tensor& output) {
+  if (shape_.kind == LayerKind::linear) {
+    macs_ = shape_.in_channels * shape_.out_channels;
+  } else {
+    macs_ = output.size(1) * output.size(2) * output.size(3) *
+            (shape_.in_channels / shape_.groups) * shape_.kernel * shape_.kernel;
+  }
+}
+
+torch::Tensor QuantLayerImpl::forward(const torch::Tensor& x) {
+  if (naive_ && searching()) return forward_naive(x);
+  auto output = apply(activate(x), quantized_weight());
+  if (macs_ == 0) record_macs(output);
+  return output;
+}
+
+torch::Tensor QuantLayerImpl::forward_naive(const torch::Tensor& x) {
+  if (!searching() || precision_.input_is_data) return forward(x);
+  const auto pw = weight_probabilities();
+  const auto pa = activation_probabilities();
+  torch::Tensor output;
+  for (size_t i = 0; i < precision_.weight_bits.size(); ++i) {
+    const auto w = quantize_weight(weight, precision_.weight_bits[i]);
+    for (size_t j = 0; j < precision_.activation_bits.size(); ++j) {
+      auto branch = apply(quantize_activation(x, precision_.activation_bits[j]), w) *
+                    (pw[int64_t(i)] * pa[int64_t(j)]);
+      output = output.defined() ? output + branch : branch;
+    }
+  }
+  if (macs_ == 0) record_macs(output);
+  return output;
+}
+
+LayerReport QuantLayerImpl::report() const {
+  torch::NoGradGuard no_grad;
+  LayerReport r;
+  r.name = name_;
+  r.quantized = quantized();
+  r.macs = macs_;
+  r.weight_count = weight.numel();
+  if (!quantized()) return r;
+  if (!searching()) {
+    r.weight_bits = precision_.weight_bits[0];
+    r.activation_bits = precision_.activation_bits[0];
+    r.expected_weight_bits = r.weight_bits;
+    r.expected_activation_bits = r.activation_bits;
+    return r;
+  }
+  auto to_vector = [](const torch::Tensor& t) {
+    const auto c = t.to(torch::kCPU, torch::kDouble).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  r.weight_candidates = precision_.weight_bits;
+  r.activation_candidates = precision_.activation_bits;
+  r.weight_probabilities = to_vector(weight_probabilities());
+  r.activation_probabilities =
+      precision_.input_is_data ? std::vector<double>{1.0} : to_vector(activation_probabilities());
+  auto argmax = [](const std::vector<double>& p) {
+    return size_t(std::max_element(p.begin(), p.end()) - p.begin());
+  };
+  r.weight_bits = r.weight_candidates[argmax(r.weight_probabilities)];
+  r.activation_bits = r.activation_candidates[argmax(r.activation_probabilities)];
+  r.expected_weight_bits = expected_weight_bits().item<double>();
+  r.expected_activation_bits = expected_activation_bits().item<double>();
+  return r;
+}
+
+}  // namespace edmips

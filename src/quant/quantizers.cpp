@@ -1,0 +1,48 @@
+#include "quant/quantizers.h"
+
+#include <torch/torch.h>
+
+#include "quant/step_sizes.h"
+
+namespace edmips {
+
+at::Tensor quantize_activation(const at::Tensor& x, int bits) {
+  const double step = activation_step(bits);
+  const double clip = step * ((1 << bits) - 1);
+  const auto clipped = torch::clamp(x, 0.0, clip);
+  const auto quantized = torch::round(clipped.detach() / step) * step;
+  // Straight-through: the value of `quantized` exactly (x - x is 0 in floating
+  // point), the gradient of `clipped`.
+  return quantized + (clipped - clipped.detach());
+}
+
+at::Tensor quantize_weight(const at::Tensor& w, int bits) {
+  // The std stays a device tensor: no host synchronisation per layer.
+  const auto step = w.detach().std() * weight_step(bits);
+  const auto limit = step * ((1 << (bits - 1)) - 0.5);
+  auto quantized = (torch::round(w.detach() / step + 0.5) - 0.5) * step;
+  quantized = torch::max(torch::min(quantized, limit), -limit);
+  return quantized + (w - w.detach());
+}
+
+at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs,
+                                const std::vector<int>& bits) {
+  at::Tensor out;
+  for (size_t j = 0; j < bits.size(); ++j) {
+    auto term = quantize_activation(x, bits[j]) * probs[static_cast<int64_t>(j)];
+    out = j == 0 ? term : out + term;
+  }
+  return out;
+}
+
+at::Tensor composite_weight(const at::Tensor& w, const at::Tensor& probs,
+                            const std::vector<int>& bits) {
+  at::Tensor out;
+  for (size_t i = 0; i < bits.size(); ++i) {
+    auto term = quantize_weight(w, bits[i]) * probs[static_cast<int64_t>(i)];
+    out = i == 0 ? term : out + term;
+  }
+  return out;
+}
+
+}  // namespace edmips

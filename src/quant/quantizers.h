@@ -1,0 +1,27 @@
+// quant: the EdMIPS quantizers on tensors (HWGQ activations, Gaussian-fitted
+// weights) with straight-through gradients, and the composite (probability-
+// weighted) forms that make one convolution stand for |W|x|A| branches.
+// Depends on LibTorch tensors and quant/step_sizes only.
+#pragma once
+
+#include <ATen/Tensor.h>
+#include <vector>
+
+namespace edmips {
+
+/// HWGQ: step * round(clamp(x, 0, step*(2^bits-1)) / step); also the ReLU.
+/// Backward passes the gradient inside the clamp range.
+at::Tensor quantize_activation(const at::Tensor& x, int bits);
+
+/// Uniform mid-rise quantizer scaled by std(w); backward is the identity.
+at::Tensor quantize_weight(const at::Tensor& w, int bits);
+
+/// sum_j probs[j] * quantize_activation(x, bits[j]); differentiable in x and probs.
+at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs,
+                                const std::vector<int>& bits);
+
+/// sum_i probs[i] * quantize_weight(w, bits[i]); differentiable in w and probs.
+at::Tensor composite_weight(const at::Tensor& w, const at::Tensor& probs,
+                            const std::vector<int>& bits);
+
+}  // namespace edmips

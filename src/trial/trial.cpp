@@ -1,0 +1,517 @@
+#include "trial/trial.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/json_reader.h"
+#include "data/dataset.h"
+#include "models/network.h"
+
+namespace edmips {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_seconds(double s) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(s < 100 ? 1 : 0);
+  if (s < 120) out << s << "s";
+  else if (s < 7200) out << s / 60 << "m";
+  else out << s / 3600 << "h";
+  return out.str();
+}
+
+/// Where a phase stands; persisted in the checkpoint so a resume is exact.
+struct PhaseProgress {
+  int epoch = 0;          ///< epoch in progress (0-based)
+  int64_t batch = 0;      ///< next batch of that epoch
+  double loss_sum = 0;    ///< running sums of the epoch in progress
+  double cross_entropy_sum = 0;
+  int64_t correct = 0;
+  int64_t seen = 0;
+  double seconds = 0;     ///< time spent in this phase over all runs
+};
+
+nlohmann::json to_json(const PhaseProgress& p) {
+  return {{"epoch", p.epoch},     {"batch", p.batch},     {"loss_sum", p.loss_sum},
+          {"cross_entropy_sum", p.cross_entropy_sum},     {"correct", p.correct},
+          {"seen", p.seen},       {"seconds", p.seconds}};
+}
+PhaseProgress progress_from_json(const nlohmann::json& j) {
+  PhaseProgress p;
+  p.epoch = j.at("epoch");
+  p.batch = j.at("batch");
+  p.loss_sum = j.at("loss_sum");
+  p.cross_entropy_sum = j.at("cross_entropy_sum");
+  p.correct = j.at("correct");
+  p.seen = j.at("seen");
+  p.seconds = j.at("seconds");
+  return p;
+}
+
+/// Everything a trial directory's checkpoint holds besides tensors.
+struct TrialState {
+  std::string phase = "search";  ///< "search" or "train"
+  bool has_model = false;        ///< false right after the search finished
+  PhaseProgress progress;
+  nlohmann::json history = nlohmann::json::array();
+  nlohmann::json allocation;     ///< set once derived
+  nlohmann::json search_summary; ///< cost and expected bits at the end of the search
+  double search_seconds = 0;
+};
+
+nlohmann::json to_json(const TrialState& s) {
+  return {{"phase", s.phase},           {"has_model", s.has_model},
+          {"progress", to_json(s.progress)}, {"history", s.history},
+          {"allocation", s.allocation}, {"search_summary", s.search_summary},
+          {"search_seconds", s.search_seconds}};
+}
+TrialState state_from_json(const nlohmann::json& j) {
+  TrialState s;
+  s.phase = j.at("phase");
+  s.has_model = j.at("has_model");
+  s.progress = progress_from_json(j.at("progress"));
+  s.history = j.at("history");
+  s.allocation = j.at("allocation");
+  s.search_summary = j.at("search_summary");
+  s.search_seconds = j.at("search_seconds");
+  return s;
+}
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+/// Writes model, optimisers and state to a temporary file, then renames it.
+void save_checkpoint(const fs::path& path, const TrialState& state, const Network& net,
+                     const std::vector<torch::optim::SGD*>& optimizers) {
+  torch::serialize::OutputArchive archive;
+  archive.write("state", c10::IValue(to_json(state).dump()));
+  if (net) {
+    torch::serialize::OutputArchive model;
+    net->save(model);
+    archive.write("model", model);
+    for (size_t i = 0; i < optimizers.size(); ++i) {
+      torch::serialize::OutputArchive optimizer;
+      optimizers[i]->save(optimizer);
+      archive.write("optimizer" + std::to_string(i), optimizer);
+    }
+  }
+  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  archive.save_to(tmp);
+  fsync_path(tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    throw Error(path.string() + ": cannot replace checkpoint: " + std::strerror(errno));
+  }
+}
+
+std::optional<TrialState> read_checkpoint_state(const fs::path& path) {
+  if (!fs::exists(path)) return std::nullopt;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    c10::IValue value;
+    archive.read("state", value);
+    return state_from_json(nlohmann::json::parse(value.toStringRef()));
+  } catch (const std::exception& e) {
+    throw Error(path.string() + ": unreadable checkpoint (" + e.what() + "); delete it to restart the trial");
+  }
+}
+
+void load_checkpoint_tensors(const fs::path& path, const Network& net,
+                             const std::vector<torch::optim::SGD*>& optimizers) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path.string());
+  torch::serialize::InputArchive model;
+  archive.read("model", model);
+  net->load(model);
+  for (size_t i = 0; i < optimizers.size(); ++i) {
+    torch::serialize::InputArchive optimizer;
+    archive.read("optimizer" + std::to_string(i), optimizer);
+    optimizers[i]->load(optimizer);
+  }
+}
+
+torch::Device choose_device(const std::string& requested) {
+  if (requested == "cpu") return torch::kCPU;
+  if (torch::cuda::is_available()) return torch::kCUDA;
+  if (requested == "cuda") throw ConfigError("device \"cuda\" requested but LibTorch sees no CUDA device");
+  return torch::kCPU;
+}
+
+/// Seeds a phase's epoch order from the trial seed, the phase and the epoch.
+uint64_t epoch_seed(uint64_t seed, const std::string& phase, int epoch) {
+  std::seed_seq seq{uint32_t(seed), uint32_t(seed >> 32), uint32_t(phase == "search" ? 1 : 2), uint32_t(epoch)};
+  uint32_t out[2];
+  seq.generate(out, out + 2);
+  return (uint64_t(out[0]) << 32) | out[1];
+}
+
+void set_learning_rate(torch::optim::SGD& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+}
+
+nlohmann::json layer_probabilities(const std::vector<LayerReport>& layers) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& l : layers) {
+    if (!l.quantized || l.weight_candidates.empty()) continue;
+    out.push_back({{"name", l.name},
+                   {"weight_probabilities", l.weight_probabilities},
+                   {"activation_probabilities", l.activation_probabilities},
+                   {"expected_weight_bits", l.expected_weight_bits},
+                   {"expected_activation_bits", l.expected_activation_bits},
+                   {"weight_bits", l.weight_bits},
+                   {"activation_bits", l.activation_bits}});
+  }
+  return out;
+}
+
+struct Evaluation {
+  double top1 = 0;  ///< percent
+  double loss = 0;
+};
+
+Evaluation evaluate(const Network& net, const Dataset& data, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  const int64_t n = data.test_images.size(0), chunk = 500;
+  int64_t correct = 0;
+  double loss = 0;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t size = std::min(chunk, n - start);
+    const auto x = data.test_images.narrow(0, start, size).to(device);
+    const auto y = data.test_labels.narrow(0, start, size).to(device);
+    const auto logits = net->forward(x);
+    loss += torch::nn::functional::cross_entropy(
+                logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                .item<double>();
+    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  net->train();
+  return {100.0 * double(correct) / double(n), loss / double(n)};
+}
+
+/// One training phase (search or retraining), resumable at any batch.
+class PhaseRunner {
+ public:
+  struct Spec {
+    std::string phase;
+    const Schedule* schedule;
+    Network net;
+    std::vector<torch::optim::SGD*> optimizers;
+    std::vector<double> base_lrs;
+    double complexity_penalty = 0;
+    ComplexityNormaliser normaliser = ComplexityNormaliser::first_layer;
+    int remaining_epochs_after = 0;  ///< epochs of later phases, for the ETA
+  };
+
+  PhaseRunner(Spec spec, const TrialConfig& config, const Dataset& data, torch::Device device,
+              const fs::path& directory, const TrialRunOptions& options, TrialState& state)
+      : spec_(std::move(spec)), config_(config), data_(data), device_(device), directory_(directory),
+        options_(options), state_(state) {}
+
+  void run() {
+    const auto& schedule = *spec_.schedule;
+    auto& progress = state_.progress;
+    const bool searching = spec_.phase == "search";
+    while (progress.epoch < schedule.epochs) {
+      const auto epoch_start = Clock::now();
+      const double decay = std::pow(schedule.lr_gamma, progress.epoch / schedule.lr_step_epochs);
+      for (size_t i = 0; i < spec_.optimizers.size(); ++i) {
+        set_learning_rate(*spec_.optimizers[i], spec_.base_lrs[i] * decay);
+      }
+      EpochBatches batches(data_.train_images, data_.train_labels, schedule.batch_size, config_.dataset,
+                           epoch_seed(config_.seed, spec_.phase, progress.epoch), true, true);
+      spec_.net->train();
+      for (; progress.batch < batches.batch_count(); ++progress.batch) {
+        auto [x, y] = batches.batch(progress.batch);
+        x = x.to(device_);
+        y = y.to(device_);
+        const auto logits = spec_.net->forward(x);
+        const auto cross_entropy = torch::nn::functional::cross_entropy(logits, y);
+        auto loss = cross_entropy;
+        if (searching && spec_.complexity_penalty > 0) {
+          loss = loss + spec_.complexity_penalty * spec_.net->complexity_loss(spec_.normaliser);
+        }
+        const double loss_value = loss.item<double>();
+        if (!std::isfinite(loss_value)) {
+          std::ostringstream message;
+          message << "loss became " << loss_value << " in " << spec_.phase << " epoch " << progress.epoch + 1
+                  << " batch " << progress.batch + 1 << "; lower the learning rate or complexity_penalty";
+          throw DivergenceError(message.str());
+        }
+        for (auto* optimizer : spec_.optimizers) optimizer->zero_grad();
+        loss.backward();
+        for (auto* optimizer : spec_.optimizers) optimizer->step();
+        const int64_t size = y.size(0);
+        progress.loss_sum += loss_value * double(size);
+        progress.cross_entropy_sum += cross_entropy.item<double>() * double(size);
+        progress.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+        progress.seen += size;
+        if (options_.stop_requested && options_.stop_requested->load()) {
+          progress.batch += 1;
+          progress.seconds += seconds_since(epoch_start);
+          save_checkpoint(directory_ / trial_files::checkpoint, state_with_model(), spec_.net, spec_.optimizers);
+          throw Interrupted("stop requested: checkpoint saved at " + spec_.phase + " epoch " +
+                            std::to_string(progress.epoch + 1) + " batch " + std::to_string(progress.batch));
+        }
+      }
+      finish_epoch(decay, seconds_since(epoch_start));
+    }
+  }
+
+ private:
+  TrialState& state_with_model() {
+    state_.phase = spec_.phase;
+    state_.has_model = true;
+    return state_;
+  }
+
+  void finish_epoch(double decay, double epoch_seconds) {
+    auto& progress = state_.progress;
+    const auto reports = spec_.net->layer_reports();
+    const auto cost = network_cost(reports);
+    nlohmann::json record = {
+        {"phase", spec_.phase},
+        {"epoch", progress.epoch + 1},
+        {"epochs", spec_.schedule->epochs},
+        {"loss", progress.loss_sum / double(std::max<int64_t>(progress.seen, 1))},
+        {"cross_entropy", progress.cross_entropy_sum / double(std::max<int64_t>(progress.seen, 1))},
+        {"train_accuracy", 100.0 * double(progress.correct) / double(std::max<int64_t>(progress.seen, 1))},
+        {"lr", spec_.base_lrs[0] * decay},
+        {"expected_normalised_bits", cost.expected_normalised_bits()},
+        {"normalised_bits", cost.normalised_bits()},
+        {"layers", layer_probabilities(reports)}};
+    progress.seconds += epoch_seconds;
+    record["seconds"] = progress.seconds;
+    state_.history.push_back(record);
+    const int done = progress.epoch + 1;
+    progress = PhaseProgress{done, 0, 0, 0, 0, 0, progress.seconds};
+    save_checkpoint(directory_ / trial_files::checkpoint, state_with_model(), spec_.net, spec_.optimizers);
+    write_file_atomically(directory_ / trial_files::history, state_.history.dump(1) + "\n");
+    if (options_.progress) {
+      const double per_epoch = progress.seconds / done;
+      const double eta = per_epoch * (spec_.schedule->epochs - done + spec_.remaining_epochs_after);
+      char line[256];
+      std::snprintf(line, sizeof line, "%-6s epoch %d/%d  loss %.4f  acc %.2f%%  bits %.3f  elapsed %s  eta %s",
+                    spec_.phase.c_str(), done, spec_.schedule->epochs, record["loss"].get<double>(),
+                    record["train_accuracy"].get<double>(),
+                    spec_.phase == "search" ? cost.expected_normalised_bits() : cost.normalised_bits(),
+                    format_seconds(state_.search_seconds + progress.seconds).c_str(), format_seconds(eta).c_str());
+      options_.progress(line);
+    }
+  }
+
+  Spec spec_;
+  const TrialConfig& config_;
+  const Dataset& data_;
+  torch::Device device_;
+  fs::path directory_;
+  const TrialRunOptions& options_;
+  TrialState& state_;
+};
+
+NetworkPrecision base_precision(const TrialConfig& config) {
+  NetworkPrecision p;
+  p.full_precision_first = config.full_precision_first;
+  p.full_precision_last = config.full_precision_last;
+  return p;
+}
+
+}  // namespace
+
+struct TrialRunner::Impl {
+  std::map<std::string, std::shared_ptr<Dataset>> datasets;
+
+  std::shared_ptr<Dataset> dataset(const DatasetConfig& config) {
+    nlohmann::json key = {config.name, config.path, config.train_subset, config.test_subset, config.subset_seed};
+    auto& slot = datasets[key.dump()];
+    if (!slot) slot = std::make_shared<Dataset>(load_dataset(config));
+    return slot;
+  }
+};
+
+TrialRunner::TrialRunner() : impl_(std::make_unique<Impl>()) {}
+TrialRunner::~TrialRunner() = default;
+
+std::optional<nlohmann::json> read_trial_result(const fs::path& directory) {
+  const auto path = directory / trial_files::result;
+  if (!fs::exists(path)) return std::nullopt;
+  return parse_json_text(read_text_file(path), path.string());
+}
+
+nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& directory,
+                                const TrialRunOptions& options) {
+  const auto total_start = Clock::now();
+  const std::string id = trial_id(config);
+  fs::create_directories(directory);
+  const auto config_path = directory / trial_files::config;
+  if (fs::exists(config_path)) {
+    const auto existing = parse_json_text(read_text_file(config_path), config_path.string());
+    if (existing.value("trial_id", "") != id) {
+      throw ConfigError(directory.string() + " holds trial " + existing.value("trial_id", "?") + ", not " + id +
+                        "; choose another output directory");
+    }
+  } else {
+    write_file_atomically(config_path, nlohmann::json{{"trial_id", id}, {"config", to_json(config)}}.dump(2) + "\n");
+  }
+  if (auto done = read_trial_result(directory)) return *done;
+
+  const int threads = options.threads > 0 ? options.threads
+                      : config.threads > 0 ? config.threads
+                                           : int(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  const auto device = choose_device(config.device);
+  const auto data = impl_->dataset(config.dataset);
+  ModelInput input = data->input;
+
+  const auto checkpoint_path = directory / trial_files::checkpoint;
+  TrialState state;
+  const auto saved = read_checkpoint_state(checkpoint_path);
+  if (saved) state = *saved;
+  else state.phase = config.mode == TrialMode::search ? "search" : "train";
+  const bool resuming = saved.has_value();
+  if (resuming && options.progress) {
+    options.progress("resuming " + state.phase + " at epoch " + std::to_string(state.progress.epoch + 1) +
+                     " batch " + std::to_string(state.progress.batch + 1));
+  }
+
+  // Search.
+  if (config.mode == TrialMode::search && state.phase == "search") {
+    const auto& search = config.search;
+    auto precision = base_precision(config);
+    precision.mode = PrecisionMode::search;
+    precision.weight_candidates = search.weight_bits;
+    precision.activation_candidates = search.activation_bits;
+    precision.arch_init = search.arch_init;
+    torch::manual_seed(config.seed);
+    auto net = make_network(config.model, input, precision);
+    net->to(device);
+    const auto& s = search.schedule;
+    torch::optim::SGD weights(net->weight_parameters(),
+                              torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
+    torch::optim::SGD arch(net->arch_parameters(), torch::optim::SGDOptions(search.arch_lr)
+                                                       .momentum(s.momentum)
+                                                       .weight_decay(search.arch_weight_decay));
+    std::vector<torch::optim::SGD*> optimizers = {&weights, &arch};
+    if (resuming && state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
+    PhaseRunner::Spec spec{"search", &s, net, optimizers, {s.lr, search.arch_lr}, search.complexity_penalty,
+                           search.normaliser == "total" ? ComplexityNormaliser::total
+                                                        : ComplexityNormaliser::first_layer,
+                           config.train.epochs};
+    PhaseRunner(spec, config, *data, device, directory, options, state).run();
+
+    const auto reports = net->layer_reports();
+    const auto cost = network_cost(reports);
+    state.allocation = to_json(derive_allocation(config.model, reports));
+    state.search_summary = {{"expected_normalised_bits", cost.expected_normalised_bits()},
+                            {"expected_bitops", cost.expected_bitops},
+                            {"layers", layer_probabilities(reports)}};
+    state.search_seconds = state.progress.seconds;
+    state.phase = "train";
+    state.has_model = false;
+    state.progress = PhaseProgress{};
+    write_file_atomically(directory / trial_files::allocation, state.allocation.dump(2) + "\n");
+    save_checkpoint(checkpoint_path, state, nullptr, {});
+  }
+
+  // Retrain the derived (or given, or uniform) network from scratch.
+  auto precision = base_precision(config);
+  precision.mode = PrecisionMode::fixed;
+  BitAllocation allocation;
+  if (config.mode == TrialMode::search) {
+    allocation = bit_allocation_from_json(state.allocation, checkpoint_path.string());
+    precision.fixed_bits = allocation.layers;
+  } else if (config.mode == TrialMode::allocation) {
+    allocation = config.allocation;
+    precision.fixed_bits = allocation.layers;
+  } else {
+    precision.fixed_bits = {LayerBits{"", config.uniform_weight_bits, config.uniform_activation_bits}};
+  }
+  torch::manual_seed(config.seed + 1);
+  auto net = make_network(config.model, input, precision);
+  net->to(device);
+  if (config.mode == TrialMode::uniform) {
+    allocation = derive_allocation(config.model, net->layer_reports());
+    write_file_atomically(directory / trial_files::allocation, to_json(allocation).dump(2) + "\n");
+  }
+  const auto& t = config.train;
+  torch::optim::SGD weights(net->parameters(),
+                            torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
+  std::vector<torch::optim::SGD*> optimizers = {&weights};
+  if (state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
+  PhaseRunner::Spec spec{"train", &t, net, optimizers, {t.lr}, 0.0, ComplexityNormaliser::first_layer, 0};
+  PhaseRunner(spec, config, *data, device, directory, options, state).run();
+
+  const auto eval_start = Clock::now();
+  const auto evaluation = evaluate(net, *data, device);
+  const double eval_seconds = seconds_since(eval_start);
+  const auto reports = net->layer_reports();
+  const auto cost = network_cost(reports);
+
+  nlohmann::json result = {
+      {"trial_id", id},
+      {"status", "finished"},
+      {"name", config.name},
+      {"mode", to_string(config.mode)},
+      {"model", config.model},
+      {"dataset", config.dataset.name},
+      {"seed", config.seed},
+      {"top1", evaluation.top1},
+      {"test_loss", evaluation.loss},
+      {"bitops", cost.bitops},
+      {"normalised_bits", cost.normalised_bits()},
+      {"weight_memory_bits", cost.weight_memory_bits},
+      {"total_macs", cost.total_macs},
+      {"quantized_macs", cost.quantized_macs},
+      {"allocation", to_json(allocation)},
+      {"timings",
+       {{"search_s", state.search_seconds},
+        {"train_s", state.progress.seconds},
+        {"eval_s", eval_seconds},
+        {"this_run_s", seconds_since(total_start)}}},
+      {"threads", threads},
+      {"device", device.str()}};
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : reports) layers.push_back(to_json(l));
+  result["layers"] = layers;
+  if (config.mode == TrialMode::search) {
+    result["complexity_penalty"] = config.search.complexity_penalty;
+    result["weight_candidates"] = config.search.weight_bits;
+    result["activation_candidates"] = config.search.activation_bits;
+    result["search"] = state.search_summary;
+  } else if (config.mode == TrialMode::uniform) {
+    result["uniform_weight_bits"] = config.uniform_weight_bits;
+    result["uniform_activation_bits"] = config.uniform_activation_bits;
+  }
+  write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
+  if (options.progress) {
+    char line[200];
+    std::snprintf(line, sizeof line, "result top1 %.2f%%  normalised bits %.3f  BitOps %.4g  weights %.1f KiB",
+                  evaluation.top1, cost.normalised_bits(), cost.bitops, cost.weight_memory_bits / 8192.0);
+    options.progress(line);
+  }
+  return result;
+}
+
+}  // namespace edmips

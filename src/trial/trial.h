@@ -1,0 +1,56 @@
+// trial: runs one trial end to end in a directory it owns, resumably:
+// search -> derive -> retrain -> evaluate. Knows nothing of MPI or sweeps;
+// the caller passes a stop flag and a progress sink. LibTorch stays in the
+// .cpp (pimpl), so sweep code can include this header cheaply.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "trial/trial_config.h"
+
+namespace edmips {
+
+/// How a trial runs (not what it computes).
+struct TrialRunOptions {
+  int threads = 0;                                   ///< overrides config.threads when > 0
+  const std::atomic<bool>* stop_requested = nullptr; ///< checked after every batch
+  std::function<void(const std::string&)> progress;  ///< one line per epoch; none = silent
+};
+
+/// Files a trial writes into its directory.
+namespace trial_files {
+constexpr const char* config = "config.json";
+constexpr const char* allocation = "allocation.json";
+constexpr const char* history = "history.json";
+constexpr const char* checkpoint = "checkpoint.pt";
+constexpr const char* result = "result.json";
+}  // namespace trial_files
+
+/// Runs trials, keeping loaded datasets in memory between them.
+class TrialRunner {
+ public:
+  TrialRunner();
+  ~TrialRunner();
+  TrialRunner(const TrialRunner&) = delete;
+  TrialRunner& operator=(const TrialRunner&) = delete;
+
+  /// Runs (or resumes, or just reads back) the trial in `directory` and
+  /// returns its result JSON. Throws Interrupted after checkpointing when a
+  /// stop is requested, DivergenceError on a NaN/inf loss, DataError, ...
+  nlohmann::json run(const TrialConfig& config, const std::filesystem::path& directory,
+                     const TrialRunOptions& options);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The result of a finished trial in `directory`, if there is one.
+std::optional<nlohmann::json> read_trial_result(const std::filesystem::path& directory);
+
+}  // namespace edmips

@@ -1,0 +1,160 @@
+#include "trial/trial_config.h"
+
+#include <limits>
+
+#include "core/error.h"
+#include "core/json_reader.h"
+#include "core/stable_id.h"
+#include "models/model_names.h"
+#include "quant/step_sizes.h"
+
+namespace edmips {
+namespace {
+
+constexpr double kHuge = std::numeric_limits<double>::max();
+
+Schedule parse_schedule(JsonObjectReader& r, const Schedule& defaults) {
+  Schedule s;
+  s.epochs = int(r.int_value("epochs", 1, 100000, defaults.epochs));
+  s.batch_size = r.int_value("batch_size", 1, 1 << 20, defaults.batch_size);
+  s.lr = r.number_value("lr", 0.0, kHuge, defaults.lr);
+  s.momentum = r.number_value("momentum", 0.0, 1.0, defaults.momentum);
+  s.weight_decay = r.number_value("weight_decay", 0.0, kHuge, defaults.weight_decay);
+  s.lr_step_epochs = int(r.int_value("lr_step_epochs", 1, 100000, defaults.lr_step_epochs));
+  s.lr_gamma = r.number_value("lr_gamma", 0.0, 1.0, defaults.lr_gamma);
+  return s;
+}
+
+nlohmann::json schedule_json(const Schedule& s) {
+  return {{"epochs", s.epochs},           {"batch_size", s.batch_size},
+          {"lr", s.lr},                   {"momentum", s.momentum},
+          {"weight_decay", s.weight_decay}, {"lr_step_epochs", s.lr_step_epochs},
+          {"lr_gamma", s.lr_gamma}};
+}
+
+}  // namespace
+
+std::string to_string(TrialMode mode) {
+  switch (mode) {
+    case TrialMode::search: return "search";
+    case TrialMode::uniform: return "uniform";
+    case TrialMode::allocation: return "allocation";
+  }
+  return "?";
+}
+
+TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& source, const std::string& pointer) {
+  JsonObjectReader root(j, pointer, source);
+  TrialConfig c;
+  c.name = root.string_value("name", std::string{});
+  c.seed = uint64_t(root.int_value("seed", 0, std::numeric_limits<int64_t>::max(), 0));
+  c.threads = int(root.int_value("threads", 0, 4096, 0));
+  c.device = root.choice("device", {"cpu", "cuda", "auto"}, std::string("cpu"));
+
+  if (root.has("dataset")) {
+    auto d = root.object("dataset");
+    c.dataset.name = d.choice("name", dataset_names(), c.dataset.name);
+    c.dataset.path = d.string_value("path", c.dataset.path);
+    c.dataset.train_subset = d.int_value("train_subset", 0, int64_t(1) << 40, 0);
+    c.dataset.test_subset = d.int_value("test_subset", 0, int64_t(1) << 40, 0);
+    c.dataset.subset_seed = uint64_t(d.int_value("subset_seed", 0, std::numeric_limits<int64_t>::max(), 0));
+    c.dataset.crop_padding = int(d.int_value("crop_padding", 0, 64, 0));
+    c.dataset.horizontal_flip = d.bool_value("horizontal_flip", false);
+    d.reject_unknown_keys();
+  }
+  if (root.has("model")) {
+    auto m = root.object("model");
+    c.model = m.choice("name", model_names(), c.model);
+    c.full_precision_first = m.bool_value("full_precision_first", true);
+    c.full_precision_last = m.bool_value("full_precision_last", true);
+    m.reject_unknown_keys();
+  }
+
+  const int modes = int(root.has("search")) + int(root.has("uniform")) + int(root.has("allocation"));
+  if (modes != 1) {
+    throw ConfigError(source + ": " + (pointer.empty() ? "/" : pointer) +
+                      ": expected exactly one of \"search\", \"uniform\" or \"allocation\", found " +
+                      std::to_string(modes));
+  }
+  if (root.has("search")) {
+    c.mode = TrialMode::search;
+    auto s = root.object("search");
+    c.search.weight_bits = s.int_list("weight_bits", kMinBits, kMaxBits, c.search.weight_bits);
+    c.search.activation_bits = s.int_list("activation_bits", kMinBits, kMaxBits, c.search.activation_bits);
+    c.search.complexity_penalty = s.number_value("complexity_penalty", 0.0, kHuge, 0.0);
+    c.search.normaliser = s.choice("normaliser", {"first-layer", "total"}, std::string("first-layer"));
+    c.search.arch_lr = s.number_value("arch_lr", 0.0, kHuge, c.search.arch_lr);
+    c.search.arch_weight_decay = s.number_value("arch_weight_decay", 0.0, kHuge, c.search.arch_weight_decay);
+    c.search.arch_init = s.number_value("arch_init", -kHuge, kHuge, c.search.arch_init);
+    c.search.schedule = parse_schedule(s, Schedule{});
+    s.reject_unknown_keys();
+  } else if (root.has("uniform")) {
+    c.mode = TrialMode::uniform;
+    auto u = root.object("uniform");
+    c.uniform_weight_bits = int(u.int_value("weight_bits", kMinBits, kMaxBits));
+    c.uniform_activation_bits = int(u.int_value("activation_bits", kMinBits, kMaxBits));
+    u.reject_unknown_keys();
+  } else {
+    c.mode = TrialMode::allocation;
+    c.allocation = bit_allocation_from_json(root.raw("allocation"), source + " (at " + pointer + "/allocation)");
+    if (c.allocation.model != c.model) {
+      throw ConfigError(source + ": " + pointer + "/allocation/model: expected \"" + c.model +
+                        "\" (the trial's model), found \"" + c.allocation.model + "\"");
+    }
+  }
+  if (root.has("train")) {
+    auto t = root.object("train");
+    c.train = parse_schedule(t, Schedule{});
+    t.reject_unknown_keys();
+  }
+  root.reject_unknown_keys();
+  return c;
+}
+
+nlohmann::json to_json(const TrialConfig& c) {
+  nlohmann::json j;
+  j["name"] = c.name;
+  j["seed"] = c.seed;
+  j["threads"] = c.threads;
+  j["device"] = c.device;
+  j["dataset"] = {{"name", c.dataset.name},
+                  {"path", c.dataset.path},
+                  {"train_subset", c.dataset.train_subset},
+                  {"test_subset", c.dataset.test_subset},
+                  {"subset_seed", c.dataset.subset_seed},
+                  {"crop_padding", c.dataset.crop_padding},
+                  {"horizontal_flip", c.dataset.horizontal_flip}};
+  j["model"] = {{"name", c.model},
+                {"full_precision_first", c.full_precision_first},
+                {"full_precision_last", c.full_precision_last}};
+  switch (c.mode) {
+    case TrialMode::search: {
+      auto s = schedule_json(c.search.schedule);
+      s["weight_bits"] = c.search.weight_bits;
+      s["activation_bits"] = c.search.activation_bits;
+      s["complexity_penalty"] = c.search.complexity_penalty;
+      s["normaliser"] = c.search.normaliser;
+      s["arch_lr"] = c.search.arch_lr;
+      s["arch_weight_decay"] = c.search.arch_weight_decay;
+      s["arch_init"] = c.search.arch_init;
+      j["search"] = s;
+      break;
+    }
+    case TrialMode::uniform:
+      j["uniform"] = {{"weight_bits", c.uniform_weight_bits}, {"activation_bits", c.uniform_activation_bits}};
+      break;
+    case TrialMode::allocation: j["allocation"] = to_json(c.allocation); break;
+  }
+  j["train"] = schedule_json(c.train);
+  return j;
+}
+
+std::string trial_id(const TrialConfig& config) {
+  auto j = to_json(config);
+  j.erase("name");
+  j.erase("threads");
+  j.erase("device");
+  return stable_id(j.dump());
+}
+
+}  // namespace edmips

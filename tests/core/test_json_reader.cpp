@@ -1,0 +1,42 @@
+#include <catch2/catch.hpp>
+
+#include "core/error.h"
+#include "core/json_reader.h"
+#include "core/stable_id.h"
+
+using namespace edmips;
+
+TEST_CASE("an unknown key is rejected with its path and the near spelling", "[core][json]") {
+  const auto j = nlohmann::json::parse(R"({"search": {"epoch": 3}})");
+  JsonObjectReader root(j, "", "sweep.json");
+  auto search = root.object("search");
+  search.int_value("epochs", 1, 10, 1);
+  CHECK_THROWS_WITH(search.reject_unknown_keys(),
+                    "sweep.json: /search/epoch: unknown key; did you mean \"epochs\"?");
+}
+
+TEST_CASE("a wrong type names the file, the path, what was expected and what was found", "[core][json]") {
+  const auto j = nlohmann::json::parse(R"({"bits": [2, "three"]})");
+  JsonObjectReader root(j, "", "t.json");
+  CHECK_THROWS_WITH(root.int_list("bits", 1, 8),
+                    "t.json: /bits/1: expected an integer in [1, 8], found the string \"three\"");
+}
+
+TEST_CASE("an out-of-range number is rejected with the allowed range", "[core][json]") {
+  const auto j = nlohmann::json::parse(R"({"epochs": 0})");
+  JsonObjectReader root(j, "/trial", "t.json");
+  CHECK_THROWS_AS(root.int_value("epochs", 1, 100), ConfigError);
+  CHECK_THROWS_WITH(root.int_value("epochs", 1, 100), Catch::Contains("/trial/epochs") && Catch::Contains("[1, 100]"));
+}
+
+TEST_CASE("a JSON syntax error names the file", "[core][json]") {
+  CHECK_THROWS_WITH(parse_json_text("{\"a\": }", "broken.json"), Catch::StartsWith("broken.json: not valid JSON"));
+}
+
+TEST_CASE("stable IDs depend only on the text", "[core][hash]") {
+  CHECK(stable_id("abc") == stable_id("abc"));
+  CHECK(stable_id("abc") != stable_id("abd"));
+  CHECK(stable_id("abc").size() == 12);
+  // Pinned: the same text must give the same ID on every machine and release.
+  CHECK(stable_id("edmips") == stable_id(std::string("edm") + "ips"));
+}

@@ -1,0 +1,142 @@
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "test_support.h"
+
+using namespace edmips;
+using edmips::testing::TempDir;
+using edmips::testing::idx_images;
+using edmips::testing::idx_labels;
+using edmips::testing::write_gzip;
+using edmips::testing::write_mnist;
+
+namespace {
+
+DatasetConfig config_for(const TempDir& dir, const std::string& name = "mnist") {
+  DatasetConfig c;
+  c.name = name;
+  c.path = dir.path().string();
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("IDX files load from gzip and raw files alike, normalised per channel", "[data]") {
+  TempDir dir;
+  write_mnist(dir);
+  const auto d = load_dataset(config_for(dir));
+  CHECK(d.train_images.sizes() == torch::IntArrayRef({20, 1, 6, 5}));
+  CHECK(d.test_images.sizes() == torch::IntArrayRef({10, 1, 6, 5}));
+  CHECK(d.train_labels[13].item<int64_t>() == 3);
+  CHECK(d.train_images.mean().item<double>() == Approx(0.0).margin(1e-4));
+  CHECK(d.train_images.std().item<double>() == Approx(1.0).epsilon(0.01));
+  CHECK(d.input.channels == 1);
+  CHECK(d.input.height == 6);
+  CHECK(d.input.width == 5);
+}
+
+TEST_CASE("a missing dataset file is named in the error", "[data][errors]") {
+  TempDir dir;
+  write_mnist(dir);
+  std::filesystem::remove(dir / "t10k-labels-idx1-ubyte");
+  CHECK_THROWS_AS(load_dataset(config_for(dir)), DataError);
+  CHECK_THROWS_WITH(load_dataset(config_for(dir)), Catch::Contains("t10k-labels-idx1-ubyte") &&
+                                                       Catch::Contains("not found"));
+}
+
+TEST_CASE("a wrong magic number is reported with the file", "[data][errors]") {
+  TempDir dir;
+  write_mnist(dir);
+  write_gzip(dir / "train-images-idx3-ubyte.gz", idx_images(20, 6, 5, 0x801));
+  CHECK_THROWS_WITH(load_dataset(config_for(dir)),
+                    Catch::Contains("train-images-idx3-ubyte.gz") && Catch::Contains("wrong magic number"));
+}
+
+TEST_CASE("a truncated IDX file is reported, not read past its end", "[data][errors]") {
+  TempDir dir;
+  write_mnist(dir);
+  auto images = idx_images(10, 6, 5);
+  images.resize(images.size() - 7);
+  edmips::testing::write_file(dir / "t10k-images-idx3-ubyte", images);
+  CHECK_THROWS_WITH(load_dataset(config_for(dir)),
+                    Catch::Contains("t10k-images-idx3-ubyte") && Catch::Contains("truncated"));
+}
+
+TEST_CASE("image and label counts that disagree are reported", "[data][errors]") {
+  TempDir dir;
+  write_mnist(dir);
+  write_gzip(dir / "train-labels-idx1-ubyte.gz", idx_labels(19));
+  CHECK_THROWS_WITH(load_dataset(config_for(dir)), Catch::Contains("20 images but") && Catch::Contains("19 labels"));
+}
+
+TEST_CASE("CIFAR-10 binary batches load, and a truncated batch is reported", "[data][errors]") {
+  TempDir dir;
+  auto batch = [](int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) {
+      s.push_back(char(i % 10));
+      for (int k = 0; k < 3072; ++k) s.push_back(char((i + k) % 256));
+    }
+    return s;
+  };
+  for (int i = 1; i <= 5; ++i) edmips::testing::write_file(dir / ("data_batch_" + std::to_string(i) + ".bin"), batch(4));
+  edmips::testing::write_file(dir / "test_batch.bin", batch(3));
+  const auto d = load_dataset(config_for(dir, "cifar10"));
+  CHECK(d.train_images.sizes() == torch::IntArrayRef({20, 3, 32, 32}));
+  CHECK(d.test_labels.size(0) == 3);
+  auto truncated = batch(3);
+  truncated.pop_back();
+  edmips::testing::write_file(dir / "test_batch.bin", truncated);
+  CHECK_THROWS_WITH(load_dataset(config_for(dir, "cifar10")),
+                    Catch::Contains("test_batch.bin") && Catch::Contains("truncated"));
+}
+
+TEST_CASE("the training subset is the same for the same subset seed and differs for another", "[data]") {
+  TempDir dir;
+  write_mnist(dir, 50, 10);
+  auto c = config_for(dir);
+  c.train_subset = 12;
+  const auto a = load_dataset(c), b = load_dataset(c);
+  CHECK(a.train_images.size(0) == 12);
+  CHECK(torch::equal(a.train_labels, b.train_labels));
+  CHECK(torch::equal(a.train_images, b.train_images));
+  c.subset_seed = 7;
+  const auto other = load_dataset(c);
+  CHECK_FALSE(torch::equal(a.train_images, other.train_images));
+}
+
+TEST_CASE("epoch batches cover every sample once, reproducibly, and augmentation keeps shapes",
+          "[data]") {
+  const auto images = torch::arange(10 * 1 * 4 * 4, torch::kFloat).reshape({10, 1, 4, 4});
+  const auto labels = torch::arange(10, torch::kLong);
+  DatasetConfig aug;
+  aug.crop_padding = 1;
+  aug.horizontal_flip = true;
+  EpochBatches first(images, labels, 4, aug, 42, true, true), second(images, labels, 4, aug, 42, true, true);
+  REQUIRE(first.batch_count() == 3);
+  std::vector<int64_t> seen;
+  for (int64_t b = 0; b < first.batch_count(); ++b) {
+    auto [x1, y1] = first.batch(b);
+    auto [x2, y2] = second.batch(b);
+    CHECK(torch::equal(x1, x2));
+    CHECK(x1.sizes() == torch::IntArrayRef({y1.size(0), 1, 4, 4}));
+    for (int64_t i = 0; i < y1.size(0); ++i) seen.push_back(y1[i].item<int64_t>());
+  }
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+}
+
+TEST_CASE("the real Fashion-MNIST files load: 60000 train and 10000 test images of 28x28", "[data][fashion]") {
+  if (!edmips::testing::fashion_mnist_available()) {
+    WARN("Fashion-MNIST not installed (scripts/install-deps.sh installs it)");
+    return;
+  }
+  DatasetConfig c;
+  c.path = FASHION_MNIST_DIR;
+  const auto d = load_dataset(c);
+  CHECK(d.train_images.sizes() == torch::IntArrayRef({60000, 1, 28, 28}));
+  CHECK(d.test_images.size(0) == 10000);
+  CHECK(d.train_labels.bincount().min().item<int64_t>() == 6000);
+}

@@ -1,0 +1,211 @@
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/json_reader.h"
+#include "trial/trial.h"
+#include "test_support.h"
+
+using namespace edmips;
+using edmips::testing::ChildProcess;
+using edmips::testing::TempDir;
+
+namespace {
+
+nlohmann::json tiny_config(const TempDir& data) {
+  return {{"seed", 5},
+          {"threads", 1},
+          {"dataset", {{"name", "mnist"}, {"path", data.path().string()}}},
+          {"model", {{"name", "simple-cnn"}}},
+          {"search", {{"epochs", 1}, {"batch_size", 16}, {"complexity_penalty", 0.001}}},
+          {"train", {{"epochs", 1}, {"batch_size", 16}}}};
+}
+
+/// A Fashion-MNIST trial small enough to resume-test in seconds.
+nlohmann::json fashion_config(int64_t train_subset, int search_epochs, int train_epochs, double penalty) {
+  return {{"seed", 11},
+          {"dataset", {{"name", "fashion-mnist"}, {"path", FASHION_MNIST_DIR},
+                       {"train_subset", train_subset}, {"test_subset", 2000}}},
+          {"model", {{"name", "simple-cnn"}}},
+          {"search", {{"epochs", search_epochs}, {"batch_size", 64}, {"lr", 0.05},
+                      {"complexity_penalty", penalty}, {"arch_lr", 0.05}, {"lr_step_epochs", 1}}},
+          {"train", {{"epochs", train_epochs}, {"batch_size", 64}, {"lr", 0.05}, {"lr_step_epochs", 1}}}};
+}
+
+size_t history_entries(const std::filesystem::path& dir) {
+  try {
+    return parse_json_text(read_text_file(dir / trial_files::history), "history").size();
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a trial writes its config, allocation, history, checkpoint and result", "[trial]") {
+  TempDir data, out;
+  edmips::testing::write_mnist(data, 64, 32);
+  const auto config = parse_trial_config(tiny_config(data), "tiny");
+  TrialRunner runner;
+  const auto result = runner.run(config, out.path(), {});
+  for (const char* f : {trial_files::config, trial_files::allocation, trial_files::history,
+                        trial_files::checkpoint, trial_files::result}) {
+    INFO(f);
+    CHECK(std::filesystem::exists(out / f));
+  }
+  CHECK(result.at("trial_id") == trial_id(config));
+  CHECK(result.at("allocation").at("layers").size() == 3);
+  CHECK(result.at("top1").get<double>() >= 0.0);
+  CHECK(result.at("normalised_bits").get<double>() > 0.0);
+  const auto history = parse_json_text(read_text_file(out / trial_files::history), "history");
+  REQUIRE(history.size() == 2);
+  CHECK(history[0].at("phase") == "search");
+  CHECK(history[0].at("layers").size() == 3);
+  CHECK(history[1].at("phase") == "train");
+  // The allocation file is enough to retrain the derived network.
+  auto retrain = tiny_config(data);
+  retrain.erase("search");
+  retrain["allocation"] = parse_json_text(read_text_file(out / trial_files::allocation), "allocation");
+  TempDir out2;
+  const auto again = runner.run(parse_trial_config(retrain, "retrain"), out2.path(), {});
+  CHECK(again.at("bitops") == result.at("bitops"));
+}
+
+TEST_CASE("running a finished trial again returns its result without training", "[trial]") {
+  TempDir data, out;
+  edmips::testing::write_mnist(data, 64, 32);
+  auto j = tiny_config(data);
+  j.erase("search");
+  j["uniform"] = {{"weight_bits", 2}, {"activation_bits", 2}};
+  const auto config = parse_trial_config(j, "tiny");
+  TrialRunner runner;
+  const auto first = runner.run(config, out.path(), {});
+  CHECK(first.at("normalised_bits").get<double>() == Approx(2.0));
+  const auto stamp = std::filesystem::last_write_time(out / trial_files::result);
+  std::vector<std::string> lines;
+  TrialRunOptions options;
+  options.progress = [&](const std::string& l) { lines.push_back(l); };
+  const auto second = runner.run(config, out.path(), options);
+  CHECK(second == first);
+  CHECK(lines.empty());
+  CHECK(std::filesystem::last_write_time(out / trial_files::result) == stamp);
+}
+
+TEST_CASE("a directory holding another trial is refused", "[trial]") {
+  TempDir data, out;
+  edmips::testing::write_mnist(data, 64, 32);
+  TrialRunner runner;
+  runner.run(parse_trial_config(tiny_config(data), "a"), out.path(), {});
+  auto other = tiny_config(data);
+  other["seed"] = 6;
+  CHECK_THROWS_WITH(runner.run(parse_trial_config(other, "b"), out.path(), {}), Catch::Contains("holds trial"));
+}
+
+TEST_CASE("a diverging trial stops with a clear error", "[trial]") {
+  TempDir data, out;
+  edmips::testing::write_mnist(data, 64, 32);
+  auto j = tiny_config(data);
+  j["search"]["lr"] = 1e30;
+  j["search"]["epochs"] = 3;
+  TrialRunner runner;
+  CHECK_THROWS_AS(runner.run(parse_trial_config(j, "nan"), out.path(), {}), DivergenceError);
+  CHECK_THROWS_WITH(runner.run(parse_trial_config(j, "nan"), out.path(), {}), Catch::Contains("loss became"));
+}
+
+TEST_CASE("a stop request checkpoints mid-epoch and the resumed trial ends as an uninterrupted one",
+          "[trial][resume]") {
+  TempDir data, straight, stopped;
+  edmips::testing::write_mnist(data, 96, 32);
+  auto j = tiny_config(data);
+  j["search"]["epochs"] = 2;
+  const auto config = parse_trial_config(j, "tiny");
+  TrialRunner runner;
+  const auto expected = runner.run(config, straight.path(), {});
+
+  std::atomic<bool> stop{false};
+  TrialRunOptions options;
+  options.stop_requested = &stop;
+  int epochs_seen = 0;
+  options.progress = [&](const std::string& line) {
+    if (line.rfind("search", 0) == 0 && ++epochs_seen == 1) stop = true;  // stop right after epoch 1's first batch
+  };
+  CHECK_THROWS_AS(runner.run(config, stopped.path(), options), Interrupted);
+  CHECK_FALSE(std::filesystem::exists(stopped / trial_files::result));
+  stop = false;
+  const auto resumed = runner.run(config, stopped.path(), options);
+  CHECK(resumed.at("top1") == expected.at("top1"));
+  CHECK(resumed.at("test_loss") == expected.at("test_loss"));
+  CHECK(resumed.at("allocation") == expected.at("allocation"));
+  CHECK(parse_json_text(read_text_file(stopped / trial_files::history), "h").size() == 3);
+}
+
+TEST_CASE("a trial killed mid-run resumes from its checkpoint and ends as an uninterrupted run",
+          "[trial][resume][fashion]") {
+  if (!edmips::testing::fashion_mnist_available()) {
+    WARN("Fashion-MNIST not installed; skipping");
+    return;
+  }
+  TempDir work;
+  const auto config_path = work / "trial.json";
+  edmips::testing::write_file(config_path, fashion_config(1000, 2, 2, 0.01).dump());
+  const std::string binary = EDMIPS_BINARY;
+  {
+    ChildProcess straight({binary, "trial", config_path.string(), "--out", (work / "straight").string(),
+                           "--threads", "1", "--quiet"});
+    REQUIRE(straight.wait() == 0);
+  }
+  const auto killed_dir = work / "killed";
+  {
+    ChildProcess victim({binary, "trial", config_path.string(), "--out", killed_dir.string(), "--threads", "1"},
+                        (work / "log1").string());
+    REQUIRE(edmips::testing::wait_until([&] { return history_entries(killed_dir) >= 1; }, 120));
+    victim.signal(SIGKILL);
+    CHECK(victim.wait() == 128 + SIGKILL);
+  }
+  CHECK_FALSE(std::filesystem::exists(killed_dir / trial_files::result));
+  {
+    // Second interruption: SIGTERM checkpoints mid-epoch and exits with code 4.
+    ChildProcess second({binary, "trial", config_path.string(), "--out", killed_dir.string(), "--threads", "1"},
+                        (work / "log2").string());
+    REQUIRE(edmips::testing::wait_until([&] { return history_entries(killed_dir) >= 2; }, 120));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    second.signal(SIGTERM);
+    CHECK(second.wait() == int(ExitCode::interrupted));
+  }
+  {
+    ChildProcess last({binary, "trial", config_path.string(), "--out", killed_dir.string(), "--threads", "1"},
+                      (work / "log3").string());
+    REQUIRE(last.wait() == 0);
+  }
+  const auto log = read_text_file(work / "log2");
+  CHECK(log.find("resuming") != std::string::npos);
+  const auto a = parse_json_text(read_text_file(work / "straight" / trial_files::result), "a");
+  const auto b = parse_json_text(read_text_file(killed_dir / trial_files::result), "b");
+  CHECK(b.at("top1") == a.at("top1"));
+  CHECK(b.at("test_loss") == a.at("test_loss"));
+  CHECK(b.at("allocation") == a.at("allocation"));
+}
+
+TEST_CASE("on real Fashion-MNIST a short search and retrain beats chance by far, and a large penalty "
+          "ends with fewer expected bits than none",
+          "[trial][fashion][e2e]") {
+  if (!edmips::testing::fashion_mnist_available()) {
+    WARN("Fashion-MNIST not installed; skipping");
+    return;
+  }
+  TempDir out;
+  TrialRunner runner;
+  TrialRunOptions options;
+  options.threads = 2;
+  const auto free = runner.run(parse_trial_config(fashion_config(4000, 2, 2, 0.0), "free"), out / "free", options);
+  const auto penalised =
+      runner.run(parse_trial_config(fashion_config(4000, 2, 2, 1.0), "penalised"), out / "penalised", options);
+  CHECK(free.at("top1").get<double>() > 60.0);
+  CHECK(penalised.at("top1").get<double>() > 60.0);
+  const double free_bits = free.at("search").at("expected_normalised_bits");
+  const double penalised_bits = penalised.at("search").at("expected_normalised_bits");
+  INFO("expected bits: lambda=0 " << free_bits << ", lambda=1 " << penalised_bits);
+  CHECK(penalised_bits < free_bits);
+  CHECK(penalised.at("normalised_bits").get<double>() <= free.at("normalised_bits").get<double>());
+}

@@ -1,0 +1,78 @@
+#include <catch2/catch.hpp>
+
+#include "core/error.h"
+#include "trial/trial_config.h"
+
+using namespace edmips;
+
+namespace {
+nlohmann::json minimal() {
+  return nlohmann::json::parse(R"({
+    "seed": 3,
+    "dataset": {"name": "fashion-mnist", "train_subset": 1000},
+    "model": {"name": "simple-cnn"},
+    "search": {"complexity_penalty": 0.01, "epochs": 2},
+    "train": {"epochs": 2}
+  })");
+}
+}  // namespace
+
+TEST_CASE("a trial config fills in the documented defaults", "[trial][config]") {
+  const auto c = parse_trial_config(minimal(), "t.json");
+  CHECK(c.mode == TrialMode::search);
+  CHECK(c.search.weight_bits == std::vector<int>{1, 2, 3, 4});
+  CHECK(c.search.activation_bits == std::vector<int>{2, 3, 4});
+  CHECK(c.search.arch_lr == 0.01);
+  CHECK(c.search.schedule.lr == 0.1);
+  CHECK(c.search.schedule.momentum == 0.9);
+  CHECK(c.search.schedule.weight_decay == 1e-4);
+  CHECK(c.search.normaliser == "first-layer");
+  CHECK(c.full_precision_first);
+  CHECK(c.full_precision_last);
+}
+
+TEST_CASE("the resolved config parses back to the same trial", "[trial][config]") {
+  const auto c = parse_trial_config(minimal(), "t.json");
+  const auto again = parse_trial_config(to_json(c), "resolved");
+  CHECK(to_json(again) == to_json(c));
+  CHECK(trial_id(again) == trial_id(c));
+}
+
+TEST_CASE("the trial ID ignores name, threads and device but not what is computed", "[trial][config]") {
+  auto j = minimal();
+  const auto id = trial_id(parse_trial_config(j, "t.json"));
+  j["threads"] = 7;
+  j["name"] = "other";
+  CHECK(trial_id(parse_trial_config(j, "t.json")) == id);
+  j["seed"] = 4;
+  CHECK(trial_id(parse_trial_config(j, "t.json")) != id);
+}
+
+TEST_CASE("unknown keys and wrong types in a trial config are rejected with their JSON path", "[trial][config]") {
+  auto j = minimal();
+  j["search"]["complexity_penalt"] = 1;
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"),
+                    Catch::Contains("/search/complexity_penalt") && Catch::Contains("complexity_penalty"));
+  j = minimal();
+  j["search"]["weight_bits"] = {1, 9};
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/weight_bits/1"));
+  j = minimal();
+  j["model"]["name"] = "resnet-18";
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/model/name") && Catch::Contains("resnet18"));
+  j = minimal();
+  j["uniform"] = {{"weight_bits", 2}, {"activation_bits", 2}};
+  CHECK_THROWS_AS(parse_trial_config(j, "t.json"), ConfigError);
+  j = minimal();
+  j["search"]["complexity_penalty"] = -1;
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/complexity_penalty"));
+}
+
+TEST_CASE("a uniform baseline trial is described by one bit pair", "[trial][config]") {
+  auto j = minimal();
+  j.erase("search");
+  j["uniform"] = {{"weight_bits", 2}, {"activation_bits", 3}};
+  const auto c = parse_trial_config(j, "t.json");
+  CHECK(c.mode == TrialMode::uniform);
+  CHECK(c.uniform_weight_bits == 2);
+  CHECK(c.uniform_activation_bits == 3);
+}

@@ -5,6 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
 bash "$root/scripts/build.sh"
-out=${EDMIPS_OUT:-$root/results/fashion-quick-trial}
-"$root/build/src/edmips" trial "$root/sweeps/trials/fashion-quick-trial.json" --out "$out"
-echo "results in $out (result.json, allocation.json, history.json)"
+out=${EDMIPS_OUT:-$root/results/fashion-quick}
+ranks=${EDMIPS_RANKS:-$(nproc)}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun -np "$ranks" --oversubscribe "$root/build/src/edmips" sweep "$root/sweeps/fashion-quick.json" --out "$out"
+echo "results in $out (results.csv, journal.jsonl, trials/)"

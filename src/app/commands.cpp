@@ -1,7 +1,9 @@
 #include "app/commands.h"
 
 #include "bench/step_benchmark.h"
+#include "sweep/sweep_definition.h"
 
+#include <cstdio>
 #include <iostream>
 
 #include "core/error.h"
@@ -24,6 +26,32 @@ int run_trial_command(const TrialCommand& command) {
     std::cout << "trial " << result.at("trial_id").get<std::string>() << " finished: " << command.out_dir << "/"
               << trial_files::result << std::endl;
   }
+  return 0;
+}
+
+int run_validate_command(const std::string& sweep_path) {
+  const auto sweep = load_sweep_file(sweep_path);
+  size_t search = 0;
+  for (const auto& t : sweep.trials) search += t.kind == "search";
+  std::cout << sweep_path << ": ok: sweep \"" << sweep.name << "\", " << sweep.trials.size() << " trials (" << search
+            << " search, " << sweep.trials.size() - search << " uniform baselines)" << std::endl;
+  return 0;
+}
+
+int run_plan_command(const std::string& sweep_path) {
+  const auto sweep = load_sweep_file(sweep_path);
+  std::printf("%-12s  %-7s  %-10s  %-13s  %-9s  %-7s  %4s\n", "trial_id", "kind", "model", "dataset", "lambda",
+              "bits w", "a");
+  for (const auto& t : sweep.trials) {
+    const auto& s = t.summary;
+    const std::string lambda =
+        s["complexity_penalty"].is_null() ? "-" : std::to_string(s["complexity_penalty"].get<double>()).substr(0, 9);
+    std::printf("%-12s  %-7s  %-10s  %-13s  %-9s  %-7s  %4s  seed %llu\n", t.id.c_str(), t.kind.c_str(),
+                t.config.model.c_str(), t.config.dataset.name.c_str(), lambda.c_str(),
+                s["weight_bits"].get<std::string>().c_str(), s["activation_bits"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(t.config.seed));
+  }
+  std::printf("%zu trials\n", sweep.trials.size());
   return 0;
 }
 

@@ -15,6 +15,11 @@ struct TrialCommand {
 /// `edmips trial`: runs or resumes one trial; returns the exit code.
 int run_trial_command(const TrialCommand& command);
 
+/// `edmips validate`: checks a sweep file; prints its trial count.
+int run_validate_command(const std::string& sweep_path);
+/// `edmips plan`: lists the trials of a sweep without running anything.
+int run_plan_command(const std::string& sweep_path);
+
 struct StepBenchmarkOptions;
 /// `edmips bench`: step-time table of float / search / fixed / naive forms.
 int run_bench_command(const StepBenchmarkOptions& options);

@@ -6,6 +6,7 @@
 #include "app/commands.h"
 #include "core/allocator.h"
 #include "bench/step_benchmark.h"
+#include "sweep/sweep_run.h"
 #include "core/error.h"
 
 namespace po = boost::program_options;
@@ -18,6 +19,9 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  trial CONFIG.json --out DIR   run (or resume) one EdMIPS trial\n"
+    "  validate SWEEP.json           check a sweep file (exit 2 when invalid)\n"
+    "  plan SWEEP.json               list a sweep's trials without running them\n"
+    "  sweep SWEEP.json --out DIR    run (or resume) a sweep; under mpirun/srun on many ranks\n"
     "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
     "\n"
     "Run `edmips <command> --help` for a command's options.\n"
@@ -50,6 +54,49 @@ int trial(const std::vector<std::string>& args) {
   }
   parse(args, options, positional);
   return run_trial_command(command);
+}
+
+/// Prints `options` and returns true when args ask for help.
+bool wants_help(const std::vector<std::string>& args, const po::options_description& options) {
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << options;
+      return true;
+    }
+  }
+  return false;
+}
+
+int sweep_file_command(const std::vector<std::string>& args, const std::string& name,
+                       int (*command)(const std::string&)) {
+  std::string path;
+  po::options_description options("edmips " + name + " SWEEP.json");
+  options.add_options()("help,h", "show this help")("sweep", po::value(&path)->required(), "sweep file (JSON)");
+  po::positional_options_description positional;
+  positional.add("sweep", 1);
+  if (wants_help(args, options)) return 0;
+  parse(args, options, positional);
+  return command(path);
+}
+
+int sweep(const std::vector<std::string>& args) {
+  SweepRunOptions o;
+  po::options_description options("edmips sweep SWEEP.json --out DIR  (under mpirun -np N or srun --mpi=pmix)");
+  options.add_options()("help,h", "show this help")(
+      "sweep", po::value(&o.sweep_path)->required(), "sweep file (JSON)")(
+      "out,o", po::value(&o.out)->required(), "output directory (resumes if it holds the sweep)")(
+      "threads,t", po::value(&o.threads), "torch threads per rank (default: SLURM_CPUS_PER_TASK, "
+                                          "OMP_NUM_THREADS, else cores / ranks per node)")(
+      "quiet,q", po::bool_switch(&o.quiet), "no progress lines")(
+      "fake-trials", po::bool_switch(&o.fake), "testing aid: run fake trials that sleep instead of training")(
+      "fake-duration", po::value(&o.fake_options.duration_s), "testing aid: seconds per fake trial")(
+      "fake-fail-once-seed", po::value(&o.fake_options.fail_once_seed), "testing aid: first attempt fails")(
+      "fake-fail-always-seed", po::value(&o.fake_options.fail_always_seed), "testing aid: every attempt fails");
+  po::positional_options_description positional;
+  positional.add("sweep", 1);
+  if (wants_help(args, options)) return 0;
+  parse(args, options, positional);
+  return run_sweep(o);
 }
 
 std::vector<int> parse_bits(const std::string& text) {
@@ -110,6 +157,9 @@ int main(int argc, char** argv) {
     args.erase(args.begin());
     if (command == "trial") return trial(args);
     if (command == "bench") return bench(args);
+    if (command == "validate") return sweep_file_command(args, "validate", run_validate_command);
+    if (command == "plan") return sweep_file_command(args, "plan", run_plan_command);
+    if (command == "sweep") return sweep(args);
     std::cerr << "edmips: unknown command \"" << command << "\"\n" << kUsage;
     return int(ExitCode::invalid_input);
   } catch (const po::error& e) {

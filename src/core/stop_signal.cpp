@@ -15,7 +15,7 @@ extern "C" void on_stop_signal(int signal_number) {
 }
 }  // namespace
 
-const std::atomic<bool>& install_stop_signal_handlers() {
+std::atomic<bool>& install_stop_signal_handlers() {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);

@@ -6,8 +6,9 @@
 
 namespace edmips {
 
-/// Installs the handlers (idempotent) and returns the flag they set.
-const std::atomic<bool>& install_stop_signal_handlers();
+/// Installs the handlers (idempotent) and returns the flag they set. The
+/// sweep's abort watcher sets the same flag when the coordinator asks.
+std::atomic<bool>& install_stop_signal_handlers();
 
 /// The signal that set the flag, or 0.
 int stop_signal_number();

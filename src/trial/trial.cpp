@@ -152,9 +152,12 @@ void load_checkpoint_tensors(const fs::path& path, const Network& net,
   }
 }
 
-torch::Device choose_device(const std::string& requested) {
+torch::Device choose_device(const std::string& requested, int node_local_rank) {
   if (requested == "cpu") return torch::kCPU;
-  if (torch::cuda::is_available()) return torch::kCUDA;
+  if (torch::cuda::is_available()) {
+    const auto count = int(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(node_local_rank % std::max(1, count)));
+  }
   if (requested == "cuda") throw ConfigError("device \"cuda\" requested but LibTorch sees no CUDA device");
   return torch::kCPU;
 }
@@ -381,7 +384,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
                       : config.threads > 0 ? config.threads
                                            : int(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
-  const auto device = choose_device(config.device);
+  const auto device = choose_device(config.device, options.node_local_rank);
   const auto data = impl_->dataset(config.dataset);
   ModelInput input = data->input;
 

@@ -20,6 +20,7 @@ struct TrialRunOptions {
   int threads = 0;                                   ///< overrides config.threads when > 0
   const std::atomic<bool>* stop_requested = nullptr; ///< checked after every batch
   std::function<void(const std::string&)> progress;  ///< one line per epoch; none = silent
+  int node_local_rank = 0;  ///< with CUDA: use GPU node_local_rank % device count
 };
 
 /// Files a trial writes into its directory.

@@ -45,6 +45,9 @@ std::string to_string(TrialMode mode) {
 
 TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& source, const std::string& pointer) {
   JsonObjectReader root(j, pointer, source);
+  // Unknown keys first: a misspelt "serch" should be named as such.
+  root.reject_unknown_keys({"name", "seed", "threads", "device", "dataset", "model", "search", "uniform",
+                            "allocation", "train"});
   TrialConfig c;
   c.name = root.string_value("name", std::string{});
   c.seed = uint64_t(root.int_value("seed", 0, std::numeric_limits<int64_t>::max(), 0));
@@ -107,7 +110,6 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     c.train = parse_schedule(t, Schedule{});
     t.reject_unknown_keys();
   }
-  root.reject_unknown_keys();
   return c;
 }
 

@@ -63,6 +63,10 @@ TEST_CASE("unknown keys and wrong types in a trial config are rejected with thei
   j["uniform"] = {{"weight_bits", 2}, {"activation_bits", 2}};
   CHECK_THROWS_AS(parse_trial_config(j, "t.json"), ConfigError);
   j = minimal();
+  j["serch"] = j["search"];
+  j.erase("search");
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), "t.json: /serch: unknown key; did you mean \"search\"?");
+  j = minimal();
   j["search"]["complexity_penalty"] = -1;
   CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/complexity_penalty"));
 }

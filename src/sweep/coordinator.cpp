@@ -1,0 +1,331 @@
+#include "sweep/coordinator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <ostream>
+
+#include "core/files.h"
+#include "sweep/journal.h"
+
+namespace edmips {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string short_id(const std::string& id) { return id.substr(0, 8); }
+
+std::string format_duration(double s) {
+  char buffer[32];
+  if (s < 120) std::snprintf(buffer, sizeof buffer, "%.1fs", s);
+  else if (s < 7200) std::snprintf(buffer, sizeof buffer, "%.1fm", s / 60);
+  else std::snprintf(buffer, sizeof buffer, "%.1fh", s / 3600);
+  return buffer;
+}
+
+std::string describe(const PlannedTrial& t) {
+  const auto& s = t.summary;
+  std::string text = t.config.model + " seed " + std::to_string(t.config.seed);
+  if (t.kind == "search") {
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, " lambda %.4g", t.config.search.complexity_penalty);
+    text += buffer;
+    text += " bits w" + s["weight_bits"].get<std::string>() + " a" + s["activation_bits"].get<std::string>();
+  } else {
+    text += " uniform w" + s["weight_bits"].get<std::string>() + "a" + s["activation_bits"].get<std::string>();
+  }
+  return text;
+}
+
+class Coordinator {
+ public:
+  Coordinator(const SweepDefinition& sweep, CoordinatorEndpoint& endpoint, const CoordinatorOptions& options)
+      : sweep_(sweep), endpoint_(endpoint), options_(options),
+        journal_(options.out / sweep_files::journal) {
+    for (const auto& t : sweep_.trials) by_id_[t.id] = &t;
+  }
+
+  ExitCode run() {
+    const auto& initial = journal_.initial_state();
+    if (initial.torn_tail) {
+      say("journal: dropped a torn last line (" + std::to_string(initial.torn_bytes) +
+          " bytes) left by an interrupted write");
+    }
+    finished_ = initial.finished;
+    failures_before_ = initial.failures;
+    std::vector<const PlannedTrial*> todo;
+    for (const auto& t : sweep_.trials) {
+      if (!finished_.count(t.id)) todo.push_back(&t);
+    }
+    // Longest expected trials first, so the last ones to finish are short.
+    std::stable_sort(todo.begin(), todo.end(),
+                     [](const PlannedTrial* a, const PlannedTrial* b) { return a->expected_cost > b->expected_cost; });
+    pending_.assign(todo.begin(), todo.end());
+    size_t finished_in_sweep = 0;
+    for (const auto& t : sweep_.trials) finished_in_sweep += finished_.count(t.id);
+    journal_.append({{"event", "sweep_started"},
+                     {"sweep", sweep_.name},
+                     {"trials", sweep_.trials.size()},
+                     {"already_finished", finished_in_sweep},
+                     {"ranks", endpoint_.worker_count()},
+                     {"run", initial.runs + 1}});
+    say("sweep " + sweep_.name + ": " + std::to_string(sweep_.trials.size()) + " trials, " +
+        std::to_string(finished_in_sweep) + " already finished, " + std::to_string(endpoint_.worker_count()) +
+        " ranks");
+    write_outputs();
+
+    active_ = endpoint_.worker_count();  // workers not yet told to stop
+    while (active_ > 0) {
+      if (!stopping_ && options_.stop_requested && options_.stop_requested->load()) begin_stop();
+      auto message = endpoint_.receive(std::chrono::milliseconds(100));
+      if (!message) continue;
+      const int worker = message->first;
+      const auto& m = message->second;
+      const std::string type = m.value("type", "");
+      if (type == "finished") on_finished(worker, m);
+      else if (type == "failed") on_failed(worker, m);
+      else if (type == "interrupted") {
+        on_interrupted(worker, m);
+        --active_;  // an interrupted worker has left its loop
+        continue;
+      }
+      // "ready", or done with a trial: hand out the next one.
+      if (!dispatch(worker)) idle_.push_back(worker);
+      // Nothing left to run anywhere: release every idle worker.
+      if ((pending_.empty() && running_.empty()) || stopping_) {
+        release_idle_workers();
+      }
+    }
+
+    const bool interrupted = stopping_;
+    const size_t failed = failed_final_.size();
+    size_t done = 0;
+    for (const auto& t : sweep_.trials) done += finished_.count(t.id);
+    journal_.append({{"event", interrupted ? "sweep_interrupted" : "sweep_finished"},
+                     {"done", done},
+                     {"failed", failed},
+                     {"total", sweep_.trials.size()}});
+    write_outputs();
+    say("sweep " + sweep_.name + (interrupted ? " interrupted" : " finished") + ": " + std::to_string(done) + "/" +
+        std::to_string(sweep_.trials.size()) + " done, " + std::to_string(failed) + " failed" +
+        (interrupted ? "; run the same command again to resume" : ""));
+    if (interrupted) return ExitCode::interrupted;
+    return done == sweep_.trials.size() ? ExitCode::ok : ExitCode::failure;
+  }
+
+ private:
+  struct Running {
+    const PlannedTrial* trial;
+    int attempt;
+    Clock::time_point since;
+    std::string since_utc;
+  };
+
+  void say(const std::string& line) {
+    if (options_.log) *options_.log << line << std::endl;
+  }
+
+  bool dispatch(int worker) {
+    if (stopping_ || pending_.empty()) return false;
+    const PlannedTrial* t = pending_.front();
+    pending_.pop_front();
+    const int attempt = failures_before_[t->id] + failures_now_[t->id] + 1;
+    running_[worker] = {t, attempt, Clock::now(), utc_now()};
+    journal_.append({{"event", "trial_started"}, {"trial", t->id}, {"rank", worker}, {"attempt", attempt},
+                     {"expected_cost", t->expected_cost}, {"summary", t->summary}});
+    endpoint_.send(worker, {{"type", "run"}, {"trial", t->id}, {"attempt", attempt}});
+    say("start  " + short_id(t->id) + "  rank " + std::to_string(worker) + "  " + describe(*t));
+    write_outputs();
+    return true;
+  }
+
+  void on_finished(int worker, const nlohmann::json& m) {
+    auto it = running_.find(worker);
+    if (it == running_.end()) return;
+    const auto run = it->second;
+    running_.erase(it);
+    const double duration = std::chrono::duration<double>(Clock::now() - run.since).count();
+    durations_.push_back(duration);
+    if (finished_.count(run.trial->id)) return;  // never record a trial twice
+    auto result = m.at("result");
+    result.erase("layers");  // the per-layer report stays in the trial's own result.json
+    nlohmann::json event = {{"event", "trial_finished"}, {"trial", run.trial->id}, {"rank", worker},
+                            {"attempt", run.attempt}, {"duration_s", duration}, {"summary", run.trial->summary},
+                            {"result", result}};
+    journal_.append(event);
+    finished_[run.trial->id] = event;
+    char line[256];
+    std::snprintf(line, sizeof line, "done   %s  rank %d  top1 %.2f%%  bits %.3f  %s", short_id(run.trial->id).c_str(),
+                  worker, result.value("top1", 0.0), result.value("normalised_bits", 0.0),
+                  format_duration(duration).c_str());
+    say(line);
+    write_outputs();
+    summary_line();
+  }
+
+  void on_failed(int worker, const nlohmann::json& m) {
+    auto it = running_.find(worker);
+    if (it == running_.end()) return;
+    const auto run = it->second;
+    running_.erase(it);
+    const int failures = ++failures_now_[run.trial->id];
+    const bool retry = failures <= sweep_.max_retries && !stopping_;
+    const std::string error = m.value("error", "unknown error");
+    journal_.append({{"event", "trial_failed"}, {"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt},
+                     {"error", error}, {"will_retry", retry}});
+    say("failed " + short_id(run.trial->id) + "  rank " + std::to_string(worker) + "  attempt " +
+        std::to_string(run.attempt) + ": " + error + (retry ? " (will retry)" : ""));
+    if (retry) {
+      pending_.push_back(run.trial);
+      // An idle worker can take the retry at once.
+      if (!idle_.empty()) {
+        const int w = idle_.front();
+        idle_.erase(idle_.begin());
+        dispatch(w);
+      }
+    } else {
+      failed_final_.insert(run.trial->id);
+    }
+    write_outputs();
+    summary_line();
+  }
+
+  void on_interrupted(int worker, const nlohmann::json& m) {
+    auto it = running_.find(worker);
+    if (it != running_.end()) {
+      journal_.append({{"event", "trial_interrupted"}, {"trial", it->second.trial->id}, {"rank", worker},
+                       {"message", m.value("message", "")}});
+      say("paused " + short_id(it->second.trial->id) + "  rank " + std::to_string(worker) + "  (checkpointed)");
+      pending_.push_front(it->second.trial);
+      running_.erase(it);
+    }
+    // A worker stopped on its own (it got the signal first): stop the rest too.
+    if (!stopping_) begin_stop();
+    write_outputs();
+  }
+
+  void begin_stop() {
+    stopping_ = true;
+    say("stop requested: running trials checkpoint and stop");
+    for (const auto& [worker, run] : running_) endpoint_.abort(worker);
+    release_idle_workers();
+  }
+
+  void release_idle_workers() {
+    for (int w : idle_) {
+      endpoint_.send(w, {{"type", "stop"}});
+      --active_;
+    }
+    idle_.clear();
+  }
+
+  double eta_seconds() const {
+    if (durations_.empty()) return -1;
+    double mean = 0;
+    for (double d : durations_) mean += d;
+    mean /= double(durations_.size());
+    const double work = double(pending_.size()) + 0.5 * double(running_.size());
+    return mean * work / std::max(1, endpoint_.worker_count());
+  }
+
+  void summary_line() {
+    size_t done = 0;
+    for (const auto& t : sweep_.trials) done += finished_.count(t.id);
+    const double eta = eta_seconds();
+    say("sweep  done " + std::to_string(done) + "/" + std::to_string(sweep_.trials.size()) + "  running " +
+        std::to_string(running_.size()) + "  failed " + std::to_string(failed_final_.size()) + "  pending " +
+        std::to_string(pending_.size()) + "  eta " + (eta < 0 ? std::string("?") : format_duration(eta)));
+  }
+
+  void write_outputs() {
+    std::map<std::string, nlohmann::json> in_sweep;
+    for (const auto& t : sweep_.trials) {
+      auto it = finished_.find(t.id);
+      if (it != finished_.end()) in_sweep.insert(*it);
+    }
+    write_results_csv(options_.out / sweep_files::results, in_sweep);
+    nlohmann::json running = nlohmann::json::array();
+    for (const auto& [worker, run] : running_) {
+      running.push_back({{"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt}, {"since", run.since_utc}});
+    }
+    const double eta = eta_seconds();
+    nlohmann::json status = {{"sweep", sweep_.name},
+                             {"total", sweep_.trials.size()},
+                             {"done", in_sweep.size()},
+                             {"running", running},
+                             {"failed", std::vector<std::string>(failed_final_.begin(), failed_final_.end())},
+                             {"pending", pending_.size()},
+                             {"eta_s", eta < 0 ? nlohmann::json() : nlohmann::json(eta)},
+                             {"stopping", stopping_},
+                             {"updated", utc_now()}};
+    write_file_atomically(options_.out / sweep_files::status, status.dump(2) + "\n");
+  }
+
+  const SweepDefinition& sweep_;
+  CoordinatorEndpoint& endpoint_;
+  CoordinatorOptions options_;
+  Journal journal_;
+  std::map<std::string, const PlannedTrial*> by_id_;
+  std::map<std::string, nlohmann::json> finished_;
+  std::map<std::string, int> failures_before_, failures_now_;
+  std::set<std::string> failed_final_;
+  std::deque<const PlannedTrial*> pending_;
+  std::map<int, Running> running_;
+  std::vector<int> idle_;
+  std::vector<double> durations_;
+  bool stopping_ = false;
+  int active_ = 0;
+};
+
+}  // namespace
+
+ExitCode run_coordinator(const SweepDefinition& sweep, CoordinatorEndpoint& endpoint,
+                         const CoordinatorOptions& options) {
+  return Coordinator(sweep, endpoint, options).run();
+}
+
+void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExecutor& executor,
+                const WorkerOptions& options) {
+  std::map<std::string, const PlannedTrial*> by_id;
+  for (const auto& t : sweep.trials) by_id[t.id] = &t;
+  endpoint.send({{"type", "ready"}});
+  while (true) {
+    const auto message = endpoint.receive();
+    if (message.value("type", "") != "run") return;  // "stop"
+    const std::string id = message.at("trial");
+    const auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", "unknown trial (sweep files differ between ranks?)"}});
+      continue;
+    }
+    if (options.stop_requested && options.stop_requested->load()) {
+      endpoint.send({{"type", "interrupted"}, {"trial", id}, {"message", "stop requested before start"}});
+      return;
+    }
+    const auto directory = options.out / sweep_files::trials / id;
+    fs::create_directories(directory);
+    std::ofstream log(directory / "log.txt", std::ios::app);
+    TrialRunOptions run_options;
+    run_options.threads = options.threads;
+    run_options.stop_requested = options.stop_requested;
+    run_options.progress = [&log](const std::string& line) { log << line << std::endl; };
+    const auto watcher = options.stop_requested ? endpoint.watch_for_abort(*options.stop_requested) : nullptr;
+    try {
+      const auto result = executor.run(it->second->config, directory, run_options);
+      endpoint.send({{"type", "finished"}, {"trial", id}, {"result", result}});
+    } catch (const Interrupted& e) {
+      log << "interrupted: " << e.what() << std::endl;
+      endpoint.send({{"type", "interrupted"}, {"trial", id}, {"message", e.what()}});
+      return;
+    } catch (const std::exception& e) {
+      log << "failed: " << e.what() << std::endl;
+      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", e.what()}});
+    }
+  }
+}
+
+}  // namespace edmips

@@ -1,0 +1,51 @@
+// sweep: the coordinator (hands trials to workers, longest expected first,
+// retries failures, journals every event, keeps results.csv and status.json)
+// and the worker loop. Both speak only through transport.h, so the logic
+// is the same with one process or many MPI ranks. No LibTorch here.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+
+#include "core/error.h"
+#include "sweep/executor.h"
+#include "sweep/sweep_definition.h"
+#include "sweep/transport.h"
+
+namespace edmips {
+
+/// Files of a sweep's output directory.
+namespace sweep_files {
+constexpr const char* journal = "journal.jsonl";
+constexpr const char* results = "results.csv";
+constexpr const char* status = "status.json";
+constexpr const char* definition = "sweep.json";
+constexpr const char* trials = "trials";
+}  // namespace sweep_files
+
+struct CoordinatorOptions {
+  std::filesystem::path out;
+  const std::atomic<bool>* stop_requested = nullptr;
+  std::ostream* log = nullptr;  ///< progress lines; none = silent
+};
+
+/// Runs the whole sweep from the coordinator's side; returns the exit code:
+/// ok (every trial finished), failure (some failed after their retries),
+/// interrupted (stopped by a signal; run again to resume).
+ExitCode run_coordinator(const SweepDefinition& sweep, CoordinatorEndpoint& endpoint,
+                         const CoordinatorOptions& options);
+
+struct WorkerOptions {
+  std::filesystem::path out;
+  int rank = 0;
+  int threads = 0;
+  std::atomic<bool>* stop_requested = nullptr;  ///< signals and coordinator aborts set it
+};
+
+/// Asks for trials and runs them until told to stop (or interrupted).
+void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExecutor& executor,
+                const WorkerOptions& options);
+
+}  // namespace edmips

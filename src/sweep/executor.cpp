@@ -1,0 +1,90 @@
+#include "sweep/executor.h"
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/json_reader.h"
+
+namespace edmips {
+namespace fs = std::filesystem;
+
+namespace {
+
+class RealExecutor : public TrialExecutor {
+ public:
+  nlohmann::json run(const TrialConfig& config, const fs::path& directory, const TrialRunOptions& options) override {
+    return runner_.run(config, directory, options);
+  }
+
+ private:
+  TrialRunner runner_;
+};
+
+/// Sleeps through 10 steps, checkpointing the step count in the trial
+/// directory, so a resumed trial continues where it stopped.
+class FakeExecutor : public TrialExecutor {
+ public:
+  explicit FakeExecutor(const FakeExecutorOptions& options) : options_(options) {}
+
+  nlohmann::json run(const TrialConfig& config, const fs::path& directory, const TrialRunOptions& options) override {
+    fs::create_directories(directory);
+    if (auto done = read_trial_result(directory)) return *done;
+    const auto progress_path = directory / "fake-progress.json";
+    nlohmann::json progress = {{"step", 0}, {"resumed_from_step", 0}, {"attempts", 0}};
+    if (fs::exists(progress_path)) progress = parse_json_text(read_text_file(progress_path), progress_path.string());
+    progress["attempts"] = progress["attempts"].get<int>() + 1;
+    progress["resumed_from_step"] = progress["step"];
+    write_file_atomically(progress_path, progress.dump());
+    const auto seed = int64_t(config.seed);
+    if (seed == options_.fail_always_seed || (seed == options_.fail_once_seed && progress["attempts"] == 1)) {
+      throw Error("fake failure injected for seed " + std::to_string(seed));
+    }
+    const auto step_time = std::chrono::duration<double>(options_.duration_s / 10.0);
+    for (int step = progress["step"]; step < 10; ++step) {
+      std::this_thread::sleep_for(step_time);
+      progress["step"] = step + 1;
+      write_file_atomically(progress_path, progress.dump());
+      if (options.stop_requested && options.stop_requested->load() && step + 1 < 10) {
+        throw Interrupted("fake trial stopped at step " + std::to_string(step + 1));
+      }
+    }
+    // A plausible trade-off: more penalty, fewer bits, a little less accuracy.
+    const double penalty = config.mode == TrialMode::search ? config.search.complexity_penalty : 0.0;
+    const double bits = config.mode == TrialMode::uniform
+                            ? std::sqrt(double(config.uniform_weight_bits * config.uniform_activation_bits))
+                            : 1.5 + 2.0 / (1.0 + 100.0 * penalty);
+    nlohmann::json result = {
+        {"trial_id", trial_id(config)},
+        {"status", "finished"},
+        {"fake", true},
+        {"resumed_from_step", progress["resumed_from_step"]},
+        {"top1", 80.0 + 3.0 * std::log2(bits) + 0.1 * double(config.seed % 5)},
+        {"test_loss", 0.5},
+        {"bitops", bits * bits * 1e6},
+        {"normalised_bits", bits},
+        {"weight_memory_bits", bits * 1e5},
+        {"total_macs", 1200000},
+        {"quantized_macs", 1000000},
+        {"allocation", {{"model", config.model}, {"layers", {{{"layer", "conv2"}, {"weight_bits", 2}, {"activation_bits", 2}}}}}},
+        {"timings", {{"search_s", 0.0}, {"train_s", options_.duration_s}, {"eval_s", 0.0}}}};
+    if (config.mode == TrialMode::search) result["search"] = {{"expected_normalised_bits", bits}};
+    write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
+    return result;
+  }
+
+ private:
+  FakeExecutorOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrialExecutor> make_trial_executor() { return std::make_unique<RealExecutor>(); }
+
+std::unique_ptr<TrialExecutor> make_fake_executor(const FakeExecutorOptions& options) {
+  return std::make_unique<FakeExecutor>(options);
+}
+
+}  // namespace edmips

@@ -1,0 +1,177 @@
+#include "sweep/journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/files.h"
+
+namespace edmips {
+namespace fs = std::filesystem;
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+namespace {
+
+void apply_event(JournalState& state, const nlohmann::json& e) {
+  const std::string type = e.value("event", "");
+  ++state.events;
+  if (type == "sweep_started") ++state.runs;
+  else if (type == "trial_started") state.started.insert(e.at("trial").get<std::string>());
+  else if (type == "trial_finished") state.finished[e.at("trial").get<std::string>()] = e;
+  else if (type == "trial_failed") ++state.failures[e.at("trial").get<std::string>()];
+}
+
+/// Parses the journal text; returns the byte length of the valid prefix.
+size_t replay(const std::string& text, const fs::path& path, JournalState& state) {
+  size_t start = 0, line_number = 0;
+  while (start < text.size()) {
+    ++line_number;
+    const size_t end = text.find('\n', start);
+    const bool last = end == std::string::npos || end + 1 >= text.size();
+    const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    nlohmann::json event;
+    bool ok = end != std::string::npos;  // a line without its newline was cut short
+    if (ok) {
+      try {
+        event = nlohmann::json::parse(line);
+        ok = event.is_object() && event.contains("event");
+      } catch (const nlohmann::json::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      if (last) {
+        state.torn_tail = true;
+        state.torn_bytes = text.size() - start;
+        return start;
+      }
+      throw Error(path.string() + ":" + std::to_string(line_number) +
+                  ": corrupt journal line (not a JSON event); the sweep's history cannot be trusted");
+    }
+    try {
+      apply_event(state, event);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(path.string() + ":" + std::to_string(line_number) + ": malformed event: " + e.what());
+    }
+    start = end + 1;
+  }
+  return text.size();
+}
+
+}  // namespace
+
+JournalState read_journal(const fs::path& path) {
+  JournalState state;
+  if (!fs::exists(path)) return state;
+  replay(read_text_file(path), path, state);
+  return state;
+}
+
+Journal::Journal(const fs::path& path) : path_(path) {
+  std::string text;
+  if (fs::exists(path)) text = read_text_file(path);
+  const size_t valid = replay(text, path, initial_);
+  if (valid < text.size()) fs::resize_file(path, valid);  // drop the torn tail
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(path.string() + ": cannot open journal: " + std::strerror(errno));
+}
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Journal::append(nlohmann::json event) {
+  event["time"] = utc_now();
+  const std::string line = event.dump() + "\n";
+  // One write() of the whole line: a crash leaves at most a torn last line.
+  size_t written = 0;
+  while (written < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(path_.string() + ": journal write failed: " + std::strerror(errno));
+    }
+    written += size_t(n);
+  }
+  if (::fdatasync(fd_) != 0) throw Error(path_.string() + ": journal flush failed: " + std::strerror(errno));
+}
+
+const std::vector<std::string>& result_columns() {
+  static const std::vector<std::string> columns = {
+      "trial_id",        "kind",          "model",           "dataset",
+      "seed",            "complexity_penalty", "weight_bits", "activation_bits",
+      "top1",            "test_loss",     "bitops",          "normalised_bits",
+      "expected_normalised_bits", "weight_memory_bits", "total_macs", "quantized_macs",
+      "allocation",      "search_s",      "train_s",         "rank",
+      "attempt",         "duration_s"};
+  return columns;
+}
+
+namespace {
+std::string csv_value(const nlohmann::json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) {
+    const auto s = v.get<std::string>();
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string quoted = "\"";
+    for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+  }
+  if (v.is_number_float()) {
+    std::ostringstream out;
+    out.precision(10);
+    out << v.get<double>();
+    return out.str();
+  }
+  return v.dump();
+}
+}  // namespace
+
+std::vector<std::string> result_row(const nlohmann::json& e) {
+  const auto& r = e.at("result");
+  const auto& s = e.at("summary");
+  std::string allocation;
+  for (const auto& l : r.at("allocation").at("layers")) {
+    allocation += (allocation.empty() ? "" : " ") + std::to_string(l.at("weight_bits").get<int>()) + "/" +
+                  std::to_string(l.at("activation_bits").get<int>());
+  }
+  const nlohmann::json expected =
+      r.contains("search") ? r["search"].value("expected_normalised_bits", nlohmann::json()) : nlohmann::json();
+  const std::vector<nlohmann::json> values = {
+      e.at("trial"),          s.at("kind"),           s.at("model"),          s.at("dataset"),
+      s.at("seed"),           s.at("complexity_penalty"), s.at("weight_bits"), s.at("activation_bits"),
+      r.at("top1"),           r.at("test_loss"),      r.at("bitops"),         r.at("normalised_bits"),
+      expected,               r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),
+      allocation,             r.at("timings").at("search_s"), r.at("timings").at("train_s"), e.at("rank"),
+      e.at("attempt"),        e.at("duration_s")};
+  std::vector<std::string> row;
+  for (const auto& v : values) row.push_back(csv_value(v));
+  return row;
+}
+
+void write_results_csv(const fs::path& path, const std::map<std::string, nlohmann::json>& finished) {
+  std::string text;
+  for (size_t i = 0; i < result_columns().size(); ++i) text += (i ? "," : "") + result_columns()[i];
+  text += "\n";
+  for (const auto& [id, event] : finished) {
+    const auto row = result_row(event);
+    for (size_t i = 0; i < row.size(); ++i) text += (i ? "," : "") + row[i];
+    text += "\n";
+  }
+  write_file_atomically(path, text);
+}
+
+}  // namespace edmips

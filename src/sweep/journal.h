@@ -1,0 +1,62 @@
+// sweep: the append-only event journal of a sweep (DIR/journal.jsonl), the
+// state replayed from it, and the files derived from it (results.csv,
+// status.json). Only the coordinator writes it. No LibTorch, no MPI.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace edmips {
+
+/// What a journal says about a sweep so far.
+struct JournalState {
+  std::map<std::string, nlohmann::json> finished;  ///< trial ID -> its trial_finished event
+  std::map<std::string, int> failures;              ///< trial ID -> failed attempts (all runs)
+  std::set<std::string> started;                    ///< trials that ever started
+  int runs = 0;                                     ///< how many times the sweep was started
+  size_t events = 0;
+  bool torn_tail = false;       ///< the last line was cut short by a crash (dropped)
+  size_t torn_bytes = 0;
+};
+
+/// Reads a journal; a torn last line is reported in the state, not thrown.
+/// A malformed line elsewhere is an Error naming the file and line.
+JournalState read_journal(const std::filesystem::path& path);
+
+/// Appends events, each as one line written with a single write() and
+/// flushed to disk before append() returns.
+class Journal {
+ public:
+  /// Opens (creating) `path`; drops a torn last line first so the file stays
+  /// valid JSON Lines.
+  explicit Journal(const std::filesystem::path& path);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  /// Adds "time" (UTC ISO 8601) and writes the event.
+  void append(nlohmann::json event);
+  const JournalState& initial_state() const { return initial_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  JournalState initial_;
+};
+
+/// Columns of results.csv, in order.
+const std::vector<std::string>& result_columns();
+/// One results.csv row (flat values) from a trial_finished event.
+std::vector<std::string> result_row(const nlohmann::json& finished_event);
+/// Rewrites DIR/results.csv atomically: header plus one row per finished trial.
+void write_results_csv(const std::filesystem::path& path, const std::map<std::string, nlohmann::json>& finished);
+
+/// Current UTC time as ISO 8601.
+std::string utc_now();
+
+}  // namespace edmips

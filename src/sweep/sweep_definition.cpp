@@ -1,0 +1,290 @@
+#include "sweep/sweep_definition.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "core/json_reader.h"
+#include "models/model_names.h"
+#include "quant/step_sizes.h"
+
+namespace edmips {
+namespace {
+
+constexpr double kHuge = std::numeric_limits<double>::max();
+
+/// Relative MACs per sample of each model (float, at the dataset's own input
+/// size) for longest-first scheduling; only the ordering matters.
+double model_weight(const std::string& model) {
+  static const std::map<std::string, double> weights = {
+      {"simple-cnn", 1.0}, {"resnet20", 3.0}, {"vgg-small", 40.0}, {"resnet18", 40.0}, {"resnet50", 90.0}};
+  auto it = weights.find(model);
+  return it == weights.end() ? 1.0 : it->second;
+}
+
+double dataset_size(const DatasetConfig& d) {
+  const double full = d.name == "cifar10" ? 50000 : 60000;
+  return d.train_subset > 0 ? std::min<double>(double(d.train_subset), full) : full;
+}
+
+double expected_cost(const TrialConfig& c) {
+  // A search step costs about twice a fixed step before the fused kernels.
+  double epochs = c.train.epochs;
+  if (c.mode == TrialMode::search) epochs += 2.0 * c.search.schedule.epochs;
+  return epochs * dataset_size(c.dataset) * model_weight(c.model);
+}
+
+std::string join_bits(const std::vector<int>& bits) {
+  std::string s;
+  for (size_t i = 0; i < bits.size(); ++i) s += (i ? "|" : "") + std::to_string(bits[i]);
+  return s;
+}
+
+nlohmann::json summarise(const PlannedTrial& t) {
+  const auto& c = t.config;
+  nlohmann::json s = {{"trial_id", t.id},           {"kind", t.kind},
+                      {"model", c.model},           {"dataset", c.dataset.name},
+                      {"seed", c.seed},             {"complexity_penalty", nullptr},
+                      {"weight_bits", nullptr},     {"activation_bits", nullptr}};
+  if (c.mode == TrialMode::search) {
+    s["complexity_penalty"] = c.search.complexity_penalty;
+    s["weight_bits"] = join_bits(c.search.weight_bits);
+    s["activation_bits"] = join_bits(c.search.activation_bits);
+  } else if (c.mode == TrialMode::uniform) {
+    s["weight_bits"] = std::to_string(c.uniform_weight_bits);
+    s["activation_bits"] = std::to_string(c.uniform_activation_bits);
+  }
+  return s;
+}
+
+/// One value of an axis, with the JSON path it came from (for errors).
+struct AxisValue {
+  nlohmann::json value;
+  std::string path;
+};
+
+/// Sets `value` at JSON pointer `pointer` in `target`, creating objects.
+void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::json& value) {
+  target[nlohmann::json::json_pointer(pointer)] = value;
+}
+
+}  // namespace
+
+std::vector<double> expand_range(double from, double to, int num, const std::string& scale) {
+  std::vector<double> out;
+  for (int i = 0; i < num; ++i) {
+    const double t = num == 1 ? 0.0 : double(i) / double(num - 1);
+    out.push_back(scale == "log" ? std::exp(std::log(from) + t * (std::log(to) - std::log(from)))
+                                 : from + t * (to - from));
+  }
+  return out;
+}
+
+SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) {
+  JsonObjectReader root(j, "", source);
+  root.reject_unknown_keys({"name", "description", "max_retries", "slurm", "base", "axes", "baselines"});
+  SweepDefinition sweep;
+  sweep.source = source;
+  sweep.name = root.string_value("name");
+  if (sweep.name.empty() || sweep.name.find_first_of("/\\\n") != std::string::npos) {
+    root.fail("name", "a non-empty name without slashes or newlines");
+  }
+  root.string_value("description", std::string{});
+  sweep.max_retries = int(root.int_value("max_retries", 0, 100, 1));
+  if (root.has("slurm")) {
+    sweep.slurm = root.raw("slurm");
+    if (!sweep.slurm.is_object()) root.fail("slurm", "an object");
+  }
+
+  // The base trial: everything but the axes. Validated on its own first so
+  // its errors point into /base.
+  nlohmann::json base = root.has("base") ? root.raw("base") : nlohmann::json::object();
+  if (!base.is_object()) root.fail("base", "an object (a trial config)");
+  if (base.contains("uniform") || base.contains("allocation")) {
+    throw ConfigError(source + ": /base: expected a search trial config; uniform baselines go in /baselines");
+  }
+  if (!base.contains("search")) base["search"] = nlohmann::json::object();
+  parse_trial_config(base, source, "/base");
+
+  // Axes.
+  std::vector<AxisValue> penalties, bit_sets, seeds, models;
+  std::vector<std::pair<std::string, std::vector<AxisValue>>> fields;
+  if (root.has("axes")) {
+    auto axes = root.object("axes");
+    if (axes.has("complexity_penalty")) {
+      const auto& v = axes.raw("complexity_penalty");
+      const std::string path = axes.path_of("complexity_penalty");
+      if (v.is_array()) {
+        if (v.empty()) axes.fail("complexity_penalty", "a non-empty list of numbers >= 0, or a range");
+        for (size_t i = 0; i < v.size(); ++i) {
+          if (!v[i].is_number() || v[i].get<double>() < 0 || !std::isfinite(v[i].get<double>())) {
+            axes.fail_at(path + "/" + std::to_string(i), "a number >= 0", v[i]);
+          }
+          penalties.push_back({v[i], path + "/" + std::to_string(i)});
+        }
+      } else if (v.is_object()) {
+        JsonObjectReader range(v, path, source);
+        const double from = range.number_value("from", 0.0, kHuge);
+        const double to = range.number_value("to", 0.0, kHuge);
+        const int num = int(range.int_value("num", 1, 10000));
+        const auto scale = range.choice("scale", {"log", "linear"}, std::string("log"));
+        if (scale == "log" && (from <= 0 || to <= 0)) {
+          range.fail("from", "numbers > 0 for a log range (use a list to include 0)");
+        }
+        range.reject_unknown_keys();
+        for (double x : expand_range(from, to, num, scale)) penalties.push_back({x, path});
+      } else {
+        axes.fail("complexity_penalty", "a list of numbers or a range {\"from\", \"to\", \"num\", \"scale\"}");
+      }
+    }
+    if (axes.has("bits")) {
+      const auto& v = axes.raw("bits");
+      const std::string path = axes.path_of("bits");
+      if (!v.is_array() || v.empty()) axes.fail("bits", "a non-empty list of {\"weights\": [...], \"activations\": [...]}");
+      for (size_t i = 0; i < v.size(); ++i) {
+        JsonObjectReader set(v[i], path + "/" + std::to_string(i), source);
+        const auto w = set.int_list("weights", kMinBits, kMaxBits);
+        const auto a = set.int_list("activations", kMinBits, kMaxBits);
+        set.reject_unknown_keys();
+        bit_sets.push_back({{{"weights", w}, {"activations", a}}, set.path_of("weights")});
+      }
+    }
+    if (axes.has("seeds")) {
+      const auto& v = axes.raw("seeds");
+      const std::string path = axes.path_of("seeds");
+      if (!v.is_array() || v.empty()) axes.fail("seeds", "a non-empty list of integers >= 0");
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (!v[i].is_number_integer() || v[i].get<long long>() < 0) {
+          axes.fail_at(path + "/" + std::to_string(i), "an integer >= 0", v[i]);
+        }
+        seeds.push_back({v[i], path + "/" + std::to_string(i)});
+      }
+    }
+    if (axes.has("models")) {
+      const auto& v = axes.raw("models");
+      const std::string path = axes.path_of("models");
+      if (!v.is_array() || v.empty()) axes.fail("models", "a non-empty list of model names");
+      for (size_t i = 0; i < v.size(); ++i) {
+        std::string expected = "one of";
+        for (const auto& m : model_names()) expected += " \"" + m + "\"";
+        if (!v[i].is_string()) axes.fail_at(path + "/" + std::to_string(i), expected, v[i]);
+        const auto name = v[i].get<std::string>();
+        if (std::find(model_names().begin(), model_names().end(), name) == model_names().end()) {
+          if (auto near = closest_spelling(name, model_names())) expected += " (did you mean \"" + *near + "\"?)";
+          axes.fail_at(path + "/" + std::to_string(i), expected, v[i]);
+        }
+        models.push_back({v[i], path + "/" + std::to_string(i)});
+      }
+    }
+    if (axes.has("fields")) {
+      auto f = axes.object("fields");
+      const auto& object = axes.raw("fields");
+      for (const auto& item : object.items()) {
+        const std::string path = f.path_of(item.key());
+        if (item.key().empty() || item.key()[0] != '/') {
+          f.fail_at(path, "a JSON pointer into the trial config such as \"/train/epochs\"", item.key());
+        }
+        try {
+          nlohmann::json::json_pointer pointer(item.key());
+        } catch (const nlohmann::json::exception&) {
+          f.fail_at(path, "a valid JSON pointer such as \"/train/epochs\"", item.key());
+        }
+        if (!item.value().is_array() || item.value().empty()) f.fail_at(path, "a non-empty list of values", item.value());
+        std::vector<AxisValue> values;
+        for (size_t i = 0; i < item.value().size(); ++i) values.push_back({item.value()[i], path + "/" + std::to_string(i)});
+        fields.emplace_back(item.key(), values);
+      }
+    }
+    axes.reject_unknown_keys({"complexity_penalty", "bits", "seeds", "models", "fields"});
+  }
+
+  std::vector<std::pair<int, int>> baselines;
+  if (root.has("baselines")) {
+    const auto& v = root.raw("baselines");
+    if (!v.is_array()) root.fail("baselines", "a list of [weight_bits, activation_bits] pairs");
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string path = "/baselines/" + std::to_string(i);
+      const auto& pair = v[i];
+      const bool ok = pair.is_array() && pair.size() == 2 && pair[0].is_number_integer() &&
+                      pair[1].is_number_integer() && pair[0].get<int>() >= kMinBits &&
+                      pair[0].get<int>() <= kMaxBits && pair[1].get<int>() >= kMinBits &&
+                      pair[1].get<int>() <= kMaxBits;
+      if (!ok) root.fail_at(path, "a pair [weight_bits, activation_bits] of integers in [1, 8]", pair);
+      baselines.emplace_back(pair[0].get<int>(), pair[1].get<int>());
+    }
+  }
+
+  // Cartesian product: models x fields x seeds x (bit sets x penalties | baselines).
+  if (models.empty()) models.push_back({base.contains("model") && base["model"].contains("name")
+                                            ? base["model"]["name"]
+                                            : nlohmann::json(TrialConfig{}.model),
+                                        "/base/model/name"});
+  if (seeds.empty()) seeds.push_back({base.value("seed", 0), "/base/seed"});
+  if (bit_sets.empty()) bit_sets.push_back({nullptr, "/base/search"});
+  if (penalties.empty()) penalties.push_back({nullptr, "/base/search/complexity_penalty"});
+
+  std::vector<nlohmann::json> field_combinations = {nlohmann::json::object()};
+  for (const auto& [pointer, values] : fields) {
+    std::vector<nlohmann::json> next;
+    for (const auto& partial : field_combinations) {
+      for (const auto& v : values) {
+        auto c = partial;
+        c[pointer] = v.value;
+        next.push_back(c);
+      }
+    }
+    field_combinations = next;
+  }
+
+  std::set<std::string> ids;
+  auto add_trial = [&](nlohmann::json trial, const std::string& kind, const std::string& origin) {
+    const TrialConfig config = parse_trial_config(trial, source + " (trial from " + origin + ")");
+    PlannedTrial planned;
+    planned.id = trial_id(config);
+    if (!ids.insert(planned.id).second) return;  // the same trial twice (e.g. repeated values)
+    planned.config = config;
+    planned.kind = kind;
+    planned.expected_cost = expected_cost(config);
+    planned.summary = summarise(planned);
+    sweep.trials.push_back(std::move(planned));
+  };
+
+  for (const auto& model : models) {
+    for (const auto& combination : field_combinations) {
+      for (const auto& seed : seeds) {
+        nlohmann::json trial = base;
+        trial["model"]["name"] = model.value;
+        trial["seed"] = seed.value;
+        std::string origin = model.path + ", " + seed.path;
+        for (const auto& item : combination.items()) {
+          set_at(trial, item.key(), item.value());
+          origin += ", /axes/fields" + item.key();
+        }
+        for (const auto& bits : bit_sets) {
+          for (const auto& penalty : penalties) {
+            nlohmann::json search_trial = trial;
+            if (!bits.value.is_null()) {
+              search_trial["search"]["weight_bits"] = bits.value["weights"];
+              search_trial["search"]["activation_bits"] = bits.value["activations"];
+            }
+            if (!penalty.value.is_null()) search_trial["search"]["complexity_penalty"] = penalty.value;
+            add_trial(search_trial, "search", origin + ", " + bits.path + ", " + penalty.path);
+          }
+        }
+        for (size_t i = 0; i < baselines.size(); ++i) {
+          nlohmann::json uniform = trial;
+          uniform.erase("search");
+          uniform["uniform"] = {{"weight_bits", baselines[i].first}, {"activation_bits", baselines[i].second}};
+          add_trial(uniform, "uniform", origin + ", /baselines/" + std::to_string(i));
+        }
+      }
+    }
+  }
+  return sweep;
+}
+
+SweepDefinition load_sweep_file(const std::string& path) { return parse_sweep(load_json_file(path), path); }
+
+}  // namespace edmips

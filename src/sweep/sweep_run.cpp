@@ -1,0 +1,132 @@
+#include "sweep/sweep_run.h"
+
+#include <boost/mpi/collectives.hpp>
+#include <boost/mpi/communicator.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/json_reader.h"
+#include "core/stop_signal.h"
+#include "sweep/coordinator.h"
+#include "sweep/transport.h"
+
+namespace edmips {
+namespace fs = std::filesystem;
+
+namespace {
+
+int positive_env(const char* name) {
+  const char* value = std::getenv(name);
+  if (!value || !*value) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(value, &end, 10);
+  return (end && *end == '\0' && n > 0) ? int(n) : 0;
+}
+
+/// Rank 0 prepares the output directory: records the sweep definition and
+/// refuses a directory that belongs to another sweep.
+void prepare_output(const SweepDefinition& sweep, const SweepRunOptions& options) {
+  const fs::path out = options.out;
+  fs::create_directories(out / sweep_files::trials);
+  const auto recorded = out / sweep_files::definition;
+  if (fs::exists(recorded)) {
+    const auto previous = parse_json_text(read_text_file(recorded), recorded.string());
+    if (previous.value("name", "") != sweep.name) {
+      throw ConfigError(out.string() + " holds sweep \"" + previous.value("name", "?") + "\", not \"" + sweep.name +
+                        "\"; choose another --out");
+    }
+  }
+  write_file_atomically(recorded, read_text_file(options.sweep_path));
+}
+
+}  // namespace
+
+int threads_per_rank(int requested, int ranks_on_node) {
+  if (requested > 0) return requested;
+  if (int n = positive_env("SLURM_CPUS_PER_TASK")) return n;
+  if (int n = positive_env("OMP_NUM_THREADS")) return n;
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, ranks_on_node));
+}
+
+int run_sweep(const SweepRunOptions& options) {
+  MpiSession session;
+  const int rank = session.rank();
+  auto report = [&](const std::string& what, ExitCode code) {
+    std::cerr << "edmips[rank " << rank << "]: error: " << what << std::endl;
+    return int(code);
+  };
+  // Errors every rank meets alike (bad sweep file, PMI mismatch): rank 0
+  // reports, every rank exits with the same code.
+  SweepDefinition sweep;
+  int setup_code = 0;
+  try {
+    if (int tasks = positive_env("SLURM_NTASKS"); tasks > 0 && tasks != session.size()) {
+      throw ConfigError("MPI world size is " + std::to_string(session.size()) + " but SLURM_NTASKS is " +
+                        std::to_string(tasks) +
+                        ": the ranks did not find each other (with Debian's Open MPI use `srun --mpi=pmix`)");
+    }
+    sweep = load_sweep_file(options.sweep_path);
+    if (rank == 0) prepare_output(sweep, options);
+  } catch (const Error& e) {
+    if (rank == 0 || dynamic_cast<const ConfigError*>(&e) == nullptr) report(e.what(), e.code());
+    setup_code = int(e.code());
+  }
+  // Every rank learns whether any rank failed to set up (this also orders the
+  // output directory's creation before any worker writes into it).
+  boost::mpi::communicator world;
+  if (int worst = boost::mpi::all_reduce(world, setup_code, boost::mpi::maximum<int>()); worst != 0) return worst;
+
+  auto& stop = install_stop_signal_handlers();
+  const int threads = threads_per_rank(options.threads, session.local_size());
+  auto endpoints = session.endpoints();
+  WorkerOptions worker_options{options.out, rank, threads, &stop};
+  auto make_executor = [&] {
+    return options.fake ? make_fake_executor(options.fake_options) : make_trial_executor();
+  };
+
+  int code = 0;
+  if (rank == 0) {
+    if (!options.quiet) {
+      std::cout << "rank 0: " << session.size() << " ranks, " << threads << " threads per rank (" << session.local_size()
+                << " ranks on this node)" << std::endl;
+    }
+    std::exception_ptr worker_error;
+    std::thread local_worker([&] {
+      try {
+        auto executor = make_executor();
+        run_worker(sweep, *endpoints.worker, *executor, worker_options);
+      } catch (...) {
+        worker_error = std::current_exception();
+      }
+    });
+    try {
+      CoordinatorOptions coordinator_options{options.out, &stop, options.quiet ? nullptr : &std::cout};
+      code = int(run_coordinator(sweep, *endpoints.coordinator, coordinator_options));
+    } catch (const Error& e) {
+      report(e.what(), e.code());
+      session.abort(int(e.code()));
+    } catch (const std::exception& e) {
+      report(e.what(), ExitCode::internal_error);
+      session.abort(int(ExitCode::internal_error));
+    }
+    local_worker.join();
+    if (worker_error) std::rethrow_exception(worker_error);
+  } else {
+    try {
+      auto executor = make_executor();
+      run_worker(sweep, *endpoints.worker, *executor, worker_options);
+    } catch (const std::exception& e) {
+      report(e.what(), ExitCode::internal_error);
+      session.abort(int(ExitCode::internal_error));
+    }
+  }
+  boost::mpi::broadcast(world, code, 0);
+  return code;
+}
+
+}  // namespace edmips

@@ -1,0 +1,134 @@
+"""The sweep runner on real MPI ranks (mpirun -np 3 --oversubscribe), with
+the fake trial executor so scheduling, retries, resume, signals and crash
+recovery are checked in seconds. test_sweep_real.py runs real trials."""
+import json
+import random
+import signal
+import time
+
+from conftest import fake_sweep_definition, requires_mpirun
+
+pytestmark = requires_mpirun
+
+
+def test_every_trial_runs_exactly_once_across_three_ranks(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition())
+    assert sweep.run(3, "--fake-trials", "--fake-duration", "0.2") == 0
+    ids = sweep.plan_ids()
+    assert len(ids) == 3 * 2 + 2 * 2
+    assert sweep.finished_counts() == {i: 1 for i in ids}
+    rows = sweep.csv_rows()
+    assert sorted(r["trial_id"] for r in rows) == sorted(ids)
+    # Rank 0 coordinates and runs trials too: every rank did work.
+    assert {r["rank"] for r in rows} == {"0", "1", "2"}
+    status = json.loads((sweep.out / "status.json").read_text())
+    assert status["done"] == status["total"] == len(ids)
+
+
+def test_longest_expected_trials_are_handed_out_first(sweep_factory):
+    definition = fake_sweep_definition(penalties=(0.0,), seeds=(1,), baselines=((2, 2),))
+    definition["axes"]["fields"] = {"/train/epochs": [1, 9]}
+    sweep = sweep_factory(definition)
+    assert sweep.run(1, "--fake-trials", "--fake-duration", "0.05") == 0
+    started = [e for e in sweep.journal() if e["event"] == "trial_started"]
+    assert len(started) == 4
+    costs = [e["expected_cost"] for e in started]
+    assert costs == sorted(costs, reverse=True)
+    assert len(set(costs)) == 4
+    # The search with 9 retraining epochs first, the 1-epoch baseline last.
+    assert started[0]["summary"]["kind"] == "search"
+    assert started[-1]["summary"]["kind"] == "uniform"
+
+
+def test_a_failing_trial_is_retried_and_the_sweep_goes_on(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition())
+    assert sweep.run(3, "--fake-trials", "--fake-duration", "0.1", "--fake-fail-once-seed", "2") == 0
+    events = sweep.journal()
+    failed = [e for e in events if e["event"] == "trial_failed"]
+    assert len(failed) == 3 + 2  # every seed-2 trial failed once
+    assert all(e["will_retry"] for e in failed)
+    finished = {e["trial"]: e for e in events if e["event"] == "trial_finished"}
+    for e in failed:
+        assert finished[e["trial"]]["attempt"] == 2
+
+
+def test_a_trial_that_keeps_failing_is_recorded_and_the_exit_code_says_so(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition(max_retries=2))
+    code = sweep.run(3, "--fake-trials", "--fake-duration", "0.1", "--fake-fail-always-seed", "1")
+    assert code == 1
+    events = sweep.journal()
+    failed = [e for e in events if e["event"] == "trial_failed"]
+    assert len(failed) == 5 * 3  # 5 seed-1 trials, 1 try + 2 retries each
+    assert "fake failure injected" in failed[0]["error"]
+    assert len(sweep.csv_rows()) == 5  # the seed-2 trials all finished
+    status = json.loads((sweep.out / "status.json").read_text())
+    assert len(status["failed"]) == 5
+
+
+def test_rerunning_a_finished_sweep_runs_nothing_and_new_values_run_alone(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition())
+    assert sweep.run(3, "--fake-trials", "--fake-duration", "0.05") == 0
+    before = sweep.finished_counts()
+    assert sweep.run(3, "--fake-trials", "--fake-duration", "0.05") == 0
+    assert sweep.finished_counts() == before
+    sweep.write(fake_sweep_definition(penalties=(0.0, 0.01, 0.1, 1.0)))
+    assert sweep.run(3, "--fake-trials", "--fake-duration", "0.05") == 0
+    after = sweep.finished_counts()
+    assert set(after) - set(before) == sweep.plan_ids() - set(before)
+    assert len(set(after) - set(before)) == 2  # lambda 1.0 for both seeds
+    assert all(count == 1 for count in after.values())
+    assert len(sweep.csv_rows()) == len(after)
+
+
+def test_sigusr2_checkpoints_running_trials_and_a_rerun_resumes_them(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition())
+    proc = sweep.start(3, "--fake-trials", "--fake-duration", "3")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if (sweep.out / "journal.jsonl").exists() and any(
+                e["event"] == "trial_started" for e in sweep.journal()):
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGUSR2)  # mpirun forwards SIGUSR2 to every rank
+    assert proc.wait(timeout=60) == 4
+    events = sweep.journal()
+    assert events[-1]["event"] == "sweep_interrupted"
+    paused = {e["trial"] for e in events if e["event"] == "trial_interrupted"}
+    assert paused
+    assert sweep.run(3, "--fake-trials", "--fake-duration", "0.3") == 0
+    assert set(sweep.finished_counts()) == sweep.plan_ids()
+    for trial in paused:
+        result = json.loads((sweep.out / "trials" / trial / "result.json").read_text())
+        assert result["resumed_from_step"] > 0, "an interrupted trial restarted from zero"
+
+
+def test_kill_9_at_random_moments_never_loses_or_repeats_a_trial(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition(penalties=(0.0, 0.001, 0.01, 0.1, 1.0), seeds=(1, 2, 3)))
+    rng = random.Random(1234)
+    kills = 0
+    for attempt in range(6):
+        proc = sweep.start(3, "--fake-trials", "--fake-duration", "0.4", log=f"run{attempt}.log")
+        time.sleep(rng.uniform(0.8, 2.5))
+        if proc.poll() is not None:
+            break
+        sweep.kill_everything(proc)
+        kills += 1
+    assert kills >= 3
+    assert sweep.run(3, "--fake-trials", "--fake-duration", "0.4") == 0
+    ids = sweep.plan_ids()
+    assert sweep.finished_counts() == {i: 1 for i in ids}  # the journal parses; each trial finished once
+    rows = sweep.csv_rows()
+    assert len(rows) == len(ids)
+    assert len({r["trial_id"] for r in rows}) == len(ids)
+
+
+def test_an_invalid_sweep_file_exits_2_and_writes_nothing(sweep_factory, tmp_path):
+    definition = fake_sweep_definition()
+    definition["axes"]["complexity_penalty"][1] = -1
+    sweep = sweep_factory(definition)
+    assert sweep.run(3, "--fake-trials") == 2
+    assert not sweep.out.exists()
+    log = (tmp_path / "run.log").read_text()
+    assert "/axes/complexity_penalty/1" in log
+    assert log.count("error:") == 1  # reported once, by rank 0

@@ -1,0 +1,37 @@
+"""A real sweep: four EdMIPS trials on real Fashion-MNIST, on 2 MPI ranks."""
+import json
+import pathlib
+
+import pytest
+
+from conftest import requires_mpirun
+
+FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+pytestmark = [requires_mpirun, pytest.mark.skipif(not FASHION.exists(), reason="Fashion-MNIST not installed")]
+
+
+def test_a_real_fashion_mnist_sweep_on_two_ranks_finishes_every_trial(sweep_factory):
+    sweep = sweep_factory({
+        "name": "real-small",
+        "base": {
+            "dataset": {"name": "fashion-mnist", "train_subset": 2000, "test_subset": 1000},
+            "model": {"name": "simple-cnn"},
+            "search": {"epochs": 2, "batch_size": 64, "lr": 0.05, "arch_lr": 0.05, "lr_step_epochs": 1},
+            "train": {"epochs": 2, "batch_size": 64, "lr": 0.05, "lr_step_epochs": 1},
+        },
+        "axes": {"complexity_penalty": [0.0, 0.01, 1.0], "seeds": [3]},
+        "baselines": [[2, 2]],
+    })
+    assert sweep.run(2) == 0
+    rows = sweep.csv_rows()
+    assert len(rows) == 4
+    assert {r["rank"] for r in rows} == {"0", "1"}
+    by_lambda = {r["complexity_penalty"]: r for r in rows if r["kind"] == "search"}
+    for row in rows:
+        assert float(row["top1"]) > 50.0, row
+        result = json.loads((sweep.out / "trials" / row["trial_id"] / "result.json").read_text())
+        assert result["top1"] == pytest.approx(float(row["top1"]))
+        assert (sweep.out / "trials" / row["trial_id"] / "allocation.json").exists()
+    assert float(by_lambda["1"]["expected_normalised_bits"]) < float(by_lambda["0"]["expected_normalised_bits"])
+    uniform = [r for r in rows if r["kind"] == "uniform"][0]
+    assert float(uniform["normalised_bits"]) == pytest.approx(2.0)

@@ -1,6 +1,7 @@
 #include "app/commands.h"
 
 #include "bench/step_benchmark.h"
+#include "pareto/analysis.h"
 #include "sweep/sweep_definition.h"
 
 #include <cstdio>
@@ -52,6 +53,15 @@ int run_plan_command(const std::string& sweep_path) {
                 static_cast<unsigned long long>(t.config.seed));
   }
   std::printf("%zu trials\n", sweep.trials.size());
+  return 0;
+}
+
+int run_pareto_command(const ParetoOptions& options, const std::string& out) {
+  const auto report = analyse_sweeps(options);
+  print_report(std::cout, report);
+  const std::string directory = out.empty() ? options.directories.front().string() : out;
+  write_report_files(report, directory);
+  std::cout << "wrote " << directory << "/pareto.csv, pareto.json, report.md" << std::endl;
   return 0;
 }
 

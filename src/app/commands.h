@@ -20,6 +20,10 @@ int run_validate_command(const std::string& sweep_path);
 /// `edmips plan`: lists the trials of a sweep without running anything.
 int run_plan_command(const std::string& sweep_path);
 
+struct ParetoOptions;
+/// `edmips pareto`: fronts, hypervolumes and dominance; writes the report files into `out`.
+int run_pareto_command(const ParetoOptions& options, const std::string& out);
+
 struct StepBenchmarkOptions;
 /// `edmips bench`: step-time table of float / search / fixed / naive forms.
 int run_bench_command(const StepBenchmarkOptions& options);

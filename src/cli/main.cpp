@@ -1,11 +1,13 @@
 // edmips: command-line entry point. Parses arguments, hands over to app/.
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <cstdio>
 #include <sstream>
 
 #include "app/commands.h"
 #include "core/allocator.h"
 #include "bench/step_benchmark.h"
+#include "pareto/analysis.h"
 #include "sweep/sweep_run.h"
 #include "core/error.h"
 
@@ -22,6 +24,7 @@ const char* kUsage =
     "  validate SWEEP.json           check a sweep file (exit 2 when invalid)\n"
     "  plan SWEEP.json               list a sweep's trials without running them\n"
     "  sweep SWEEP.json --out DIR    run (or resume) a sweep; under mpirun/srun on many ranks\n"
+    "  pareto DIR [DIR...]           fronts, hypervolume, dominance over uniform; writes the report\n"
     "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
     "\n"
     "Run `edmips <command> --help` for a command's options.\n"
@@ -99,6 +102,34 @@ int sweep(const std::vector<std::string>& args) {
   return run_sweep(o);
 }
 
+int pareto(const std::vector<std::string>& args) {
+  ParetoOptions o;
+  std::vector<std::string> directories;
+  std::string cost = "bitops", reference, out;
+  po::options_description options("edmips pareto DIR [DIR...]");
+  options.add_options()("help,h", "show this help")(
+      "dirs", po::value(&directories)->required(), "sweep output directories")(
+      "cost", po::value(&cost)->default_value(cost), "cost axis: bitops, normalised_bits or weight_memory_bits")(
+      "reference", po::value(&reference), "hypervolume reference point COST,TOP1 (default: 1.1 x the largest "
+                                          "cost, the lowest top-1)")(
+      "out,o", po::value(&out), "where to write pareto.csv, pareto.json, report.md (default: the first DIR)");
+  po::positional_options_description positional;
+  positional.add("dirs", -1);
+  if (wants_help(args, options)) return 0;
+  parse(args, options, positional);
+  o.cost = parse_cost_measure(cost);
+  for (const auto& d : directories) o.directories.emplace_back(d);
+  if (!reference.empty()) {
+    double c = 0, a = 0;
+    char extra = 0;
+    if (std::sscanf(reference.c_str(), "%lf,%lf%c", &c, &a, &extra) != 2) {
+      throw ConfigError("--reference: expected COST,TOP1 such as 3e8,70, found \"" + reference + "\"");
+    }
+    o.reference = ParetoPoint{c, a};
+  }
+  return run_pareto_command(o, out);
+}
+
 std::vector<int> parse_bits(const std::string& text) {
   std::vector<int> bits;
   std::stringstream in(text);
@@ -160,6 +191,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return sweep_file_command(args, "validate", run_validate_command);
     if (command == "plan") return sweep_file_command(args, "plan", run_plan_command);
     if (command == "sweep") return sweep(args);
+    if (command == "pareto") return pareto(args);
     std::cerr << "edmips: unknown command \"" << command << "\"\n" << kUsage;
     return int(ExitCode::invalid_input);
   } catch (const po::error& e) {

@@ -111,7 +111,7 @@ void Journal::append(nlohmann::json event) {
 
 const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> columns = {
-      "trial_id",        "kind",          "model",           "dataset",
+      "trial_id",        "configuration_id", "kind",       "model",           "dataset",
       "seed",            "complexity_penalty", "weight_bits", "activation_bits",
       "top1",            "test_loss",     "bitops",          "normalised_bits",
       "expected_normalised_bits", "weight_memory_bits", "total_macs", "quantized_macs",
@@ -151,7 +151,7 @@ std::vector<std::string> result_row(const nlohmann::json& e) {
   const nlohmann::json expected =
       r.contains("search") ? r["search"].value("expected_normalised_bits", nlohmann::json()) : nlohmann::json();
   const std::vector<nlohmann::json> values = {
-      e.at("trial"),          s.at("kind"),           s.at("model"),          s.at("dataset"),
+      e.at("trial"),          s.value("configuration_id", nlohmann::json()), s.at("kind"),           s.at("model"),          s.at("dataset"),
       s.at("seed"),           s.at("complexity_penalty"), s.at("weight_bits"), s.at("activation_bits"),
       r.at("top1"),           r.at("test_loss"),      r.at("bitops"),         r.at("normalised_bits"),
       expected,               r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),

@@ -42,9 +42,18 @@ std::string join_bits(const std::vector<int>& bits) {
   return s;
 }
 
+/// The trial ID with the seed set to 0: trials that differ only in their
+/// seed share it, so analysis can average seeds per configuration.
+std::string configuration_id(const TrialConfig& config) {
+  TrialConfig unseeded = config;
+  unseeded.seed = 0;
+  return trial_id(unseeded);
+}
+
 nlohmann::json summarise(const PlannedTrial& t) {
   const auto& c = t.config;
   nlohmann::json s = {{"trial_id", t.id},           {"kind", t.kind},
+                      {"configuration_id", configuration_id(c)},
                       {"model", c.model},           {"dataset", c.dataset.name},
                       {"seed", c.seed},             {"complexity_penalty", nullptr},
                       {"weight_bits", nullptr},     {"activation_bits", nullptr}};

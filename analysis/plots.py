@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Draws the sweep report's plots from files edmips writes.
+
+Usage: plots.py REPORT_DIR
+Reads REPORT_DIR/pareto.json (from `edmips pareto`) and, for the search
+dynamics, each trial's history.json under the sweep directories pareto.json
+names. Writes REPORT_DIR/plots/{accuracy_vs_bitops,bit_allocation,
+lambda_vs_bits,search_dynamics}.{png,svg}. No Pareto logic lives here: fronts,
+means and dominance come from pareto.json.
+
+Colours are the Okabe-Ito palette (safe for colour-blind readers); every
+series also has its own marker and line style, so the plots read in greyscale.
+"""
+import json
+import math
+import pathlib
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINES = ["-", "--", "-.", ":"]
+HATCHES = ["", "//", "..", "xx", "\\\\", "++", "oo", "--"]
+PLOTS = ["accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics"]
+
+
+def style(i):
+    return dict(color=COLOURS[i % len(COLOURS)], marker=MARKERS[i % len(MARKERS)],
+                linestyle=LINES[i % len(LINES)])
+
+
+def load(report_dir):
+    report = json.loads((report_dir / "pareto.json").read_text())
+    configurations = pd.DataFrame(report["configurations"])
+    trials = pd.DataFrame([dict(t, configuration_id=c["configuration_id"], group=c["group"], kind=c["kind"],
+                                complexity_penalty=c["complexity_penalty"])
+                           for c in report["configurations"] for t in c["trials"]])
+    return report, configurations, trials
+
+
+def save(fig, out, name):
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"{name}.{ext}", dpi=150)
+    plt.close(fig)
+
+
+def lambda_label(value):
+    return "λ=0" if value == 0 else f"λ={value:.3g}"
+
+
+def plot_accuracy_vs_bitops(report, configurations, trials, out):
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for i, group in enumerate(report["groups"]):
+        st = style(i)
+        members = configurations[configurations["group"] == group["name"]]
+        group_trials = trials[trials["group"] == group["name"]]
+        ax.scatter(group_trials["bitops"], group_trials["top1"], s=14, alpha=0.35, color=st["color"],
+                   marker=st["marker"], label=None)
+        ax.errorbar(members["bitops_mean"], members["top1_mean"], yerr=members["top1_std"], fmt=st["marker"],
+                    markerfacecolor="white", color=st["color"], capsize=3, alpha=0.9, markersize=6)
+        front = members.set_index("configuration_id").loc[group["front"]]
+        kind = "uniform front" if group["kind"] == "uniform" else "mixed front"
+        ax.plot(front["bitops_mean"], front["top1_mean"], color=st["color"], marker=st["marker"],
+                linestyle="--" if group["kind"] == "uniform" else "-", linewidth=1.8, markersize=7,
+                label=f"{group['name']} ({kind})")
+        for _, row in front.iterrows():
+            text = (lambda_label(row["complexity_penalty"]) if group["kind"] == "search"
+                    else f"W{row['weight_bits']}A{row['activation_bits']}")
+            ax.annotate(text, (row["bitops_mean"], row["top1_mean"]), textcoords="offset points", xytext=(5, 5),
+                        fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("BitOps per image (log scale)")
+    ax.set_ylabel("Top-1 test accuracy (%)")
+    ax.set_title("Accuracy vs BitOps: all trials (faint), seed means ± std, fronts")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    save(fig, out, "accuracy_vs_bitops")
+
+
+def plot_bit_allocation(report, configurations, out):
+    rows = []
+    for group in report["groups"]:
+        if group["kind"] != "search":
+            continue
+        members = configurations.set_index("configuration_id")
+        for cid in group["front"]:
+            c = members.loc[cid]
+            layers = c["trials"][0]["allocation"]["layers"]
+            rows.append((group["name"], c["complexity_penalty"], layers))
+    fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    if not rows:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no mixed-precision trials on a front yet", ha="center", va="center",
+                    transform=ax.transAxes)
+    else:
+        names = [layer.get("layer") or f"layer {k}" for k, layer in enumerate(rows[0][2])]
+        width = 0.8 / len(rows)
+        for i, (group, penalty, layers) in enumerate(rows):
+            xs = [k + (i - (len(rows) - 1) / 2) * width for k in range(len(layers))]
+            for ax, key in zip(axes, ("weight_bits", "activation_bits")):
+                ax.bar(xs, [layer[key] for layer in layers], width=width, color=COLOURS[i % len(COLOURS)],
+                       hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.5,
+                       label=f"{lambda_label(penalty)}" + (f" ({group})" if len(report["groups"]) > 2 else ""))
+        axes[1].set_xticks(range(len(names)))
+        axes[1].set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+        axes[0].legend(fontsize=8, ncol=2)
+    axes[0].set_ylabel("Weight bits")
+    axes[1].set_ylabel("Activation bits")
+    axes[1].set_xlabel("Quantized layer (network order)")
+    axes[0].set_title("Per-layer bit allocation of the mixed front's configurations (first seed)")
+    for ax in axes:
+        ax.grid(True, axis="y", alpha=0.3)
+    save(fig, out, "bit_allocation")
+
+
+def plot_lambda_vs_bits(report, configurations, trials, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    search_groups = [g for g in report["groups"] if g["kind"] == "search"]
+    positive = trials.loc[(trials["kind"] == "search") & (trials["complexity_penalty"] > 0), "complexity_penalty"]
+    for i, group in enumerate(search_groups):
+        st = style(i)
+        members = configurations[configurations["group"] == group["name"]].sort_values("complexity_penalty")
+        group_trials = trials[trials["group"] == group["name"]]
+        ax.scatter(group_trials["complexity_penalty"], group_trials["normalised_bits"], color=st["color"],
+                   marker=st["marker"], alpha=0.4, s=16)
+        ax.errorbar(members["complexity_penalty"], members["normalised_bits_mean"],
+                    yerr=[t for t in members["trials"].map(
+                        lambda ts: pd.Series([t["normalised_bits"] for t in ts]).std(ddof=1) if len(ts) > 1 else 0)],
+                    color=st["color"], marker=st["marker"], linestyle=st["linestyle"], capsize=3, label=group["name"])
+    if len(positive):
+        ax.set_xscale("symlog", linthresh=float(positive.min()))
+    ax.set_xlabel("Complexity penalty λ (symmetric log scale; 0 = no penalty)")
+    ax.set_ylabel("Normalised bits of the derived network\n(sqrt(BitOps / quantized MACs))")
+    ax.set_title("How the penalty maps to a bit budget (seeds as dots, mean ± std)")
+    ax.grid(True, which="both", alpha=0.3)
+    if search_groups:
+        ax.legend(fontsize=8)
+    save(fig, out, "lambda_vs_bits")
+
+
+def plot_search_dynamics(report, configurations, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = 0
+    for _, c in configurations[configurations["kind"] == "search"].sort_values("complexity_penalty").iterrows():
+        curves = []
+        for trial in c["trials"]:
+            path = pathlib.Path(trial["source"]) / "trials" / trial["id"] / "history.json"
+            if not path.exists():
+                continue
+            history = json.loads(path.read_text())
+            curves.append([e["expected_normalised_bits"] for e in history if e["phase"] == "search"])
+        curves = [curve for curve in curves if curve]
+        if not curves:
+            continue
+        frame = pd.DataFrame(curves)
+        st = style(drawn)
+        epochs = range(1, frame.shape[1] + 1)
+        ax.plot(epochs, frame.mean(), color=st["color"], marker=st["marker"], linestyle=st["linestyle"],
+                label=f"{lambda_label(c['complexity_penalty'])} ({c['group'].split('/')[0]})")
+        if len(curves) > 1:
+            ax.fill_between(epochs, frame.min(), frame.max(), color=st["color"], alpha=0.15)
+        drawn += 1
+    if drawn == 0:
+        ax.text(0.5, 0.5, "no search histories found", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=8)
+    ax.set_xlabel("Search epoch")
+    ax.set_ylabel("Expected normalised bits\n(sqrt(E[BitOps] / quantized MACs))")
+    ax.set_title("Search dynamics: expected bits per epoch (band: seed range)")
+    ax.grid(True, alpha=0.3)
+    save(fig, out, "search_dynamics")
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    report_dir = pathlib.Path(argv[1])
+    if not (report_dir / "pareto.json").exists():
+        print(f"plots.py: {report_dir}/pareto.json not found; run `edmips pareto` first", file=sys.stderr)
+        return 2
+    out = report_dir / "plots"
+    out.mkdir(exist_ok=True)
+    report, configurations, trials = load(report_dir)
+    plot_accuracy_vs_bitops(report, configurations, trials, out)
+    plot_bit_allocation(report, configurations, out)
+    plot_lambda_vs_bits(report, configurations, trials, out)
+    plot_search_dynamics(report, configurations, out)
+    print(f"wrote {out}/" + "{" + ",".join(PLOTS) + "}.{png,svg}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,94 @@
+"""The report and its plots, drawn from a small fixture of real sweep output
+(tests/analysis/fixture/sweep: journal, results.csv and each trial's
+history/result/allocation from a 12-trial Fashion-MNIST sweep)."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+FIXTURE = HERE / "fixture" / "sweep"
+PLOTS = ["accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics"]
+EDMIPS = os.environ.get("EDMIPS_BINARY", str(ROOT / "build" / "src" / "edmips"))
+
+sys.path.insert(0, str(ROOT / "analysis"))
+import plots  # noqa: E402
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    target = tmp_path / "sweep"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+def check_plot_files(directory):
+    for name in PLOTS:
+        png = directory / "plots" / f"{name}.png"
+        svg = directory / "plots" / f"{name}.svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert png.stat().st_size > 10_000, f"{name}.png looks empty"
+        root = ET.parse(svg).getroot()
+        assert root.tag.endswith("svg")
+        text = svg.read_text()
+        assert "<path" in text
+
+
+def test_pareto_writes_tables_and_report_from_the_fixture(sweep_dir):
+    result = subprocess.run([EDMIPS, "pareto", str(sweep_dir)], capture_output=True, text=True, check=True)
+    assert "Mixed precision against uniform baselines" in result.stdout
+    report = json.loads((sweep_dir / "pareto.json").read_text())
+    assert report["trials"] == 12
+    assert {g["kind"] for g in report["groups"]} == {"search", "uniform"}
+    assert all(c["seeds"] == 2 for c in report["configurations"])
+    assert len(report["dominance"]) == 2
+    markdown = (sweep_dir / "report.md").read_text()
+    assert "## Mixed precision against uniform precision" in markdown
+    for name in PLOTS:
+        assert f"plots/{name}.png" in markdown
+
+
+def test_every_plot_renders_as_png_and_svg(sweep_dir):
+    subprocess.run([EDMIPS, "pareto", str(sweep_dir)], check=True, capture_output=True)
+    assert plots.main(["plots.py", str(sweep_dir)]) == 0
+    check_plot_files(sweep_dir)
+
+
+def test_the_accuracy_plot_labels_its_axes_with_units(sweep_dir, monkeypatch):
+    subprocess.run([EDMIPS, "pareto", str(sweep_dir)], check=True, capture_output=True)
+    captured = {}
+    original = plots.save
+
+    def spy(fig, out, name):
+        ax = fig.axes[0]
+        captured[name] = (ax.get_xlabel(), ax.get_ylabel(), len(ax.lines) + len(ax.collections))
+        original(fig, out, name)
+
+    monkeypatch.setattr(plots, "save", spy)
+    assert plots.main(["plots.py", str(sweep_dir)]) == 0
+    xlabel, ylabel, artists = captured["accuracy_vs_bitops"]
+    assert "BitOps" in xlabel and "log" in xlabel
+    assert "%" in ylabel
+    assert artists >= 4  # trials, error bars and a front per group
+    assert "epoch" in captured["search_dynamics"][0].lower()
+    assert "λ" in captured["lambda_vs_bits"][0]
+
+
+def test_plots_need_the_pareto_report_first(tmp_path, capsys):
+    assert plots.main(["plots.py", str(tmp_path)]) == 2
+    assert "edmips pareto" in capsys.readouterr().err
+
+
+def test_one_command_makes_the_whole_report(sweep_dir):
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "report.sh"), str(sweep_dir)],
+                            capture_output=True, text=True, env=dict(os.environ, EDMIPS_BINARY=EDMIPS))
+    assert result.returncode == 0, result.stderr
+    for name in ("pareto.csv", "pareto.json", "report.md"):
+        assert (sweep_dir / name).exists()
+    check_plot_files(sweep_dir)

@@ -2,6 +2,9 @@
 
 #include "bench/step_benchmark.h"
 #include "pareto/analysis.h"
+#include "slurm/batch_script.h"
+#include "core/files.h"
+#include <filesystem>
 #include "sweep/sweep_definition.h"
 
 #include <cstdio>
@@ -53,6 +56,35 @@ int run_plan_command(const std::string& sweep_path) {
                 static_cast<unsigned long long>(t.config.seed));
   }
   std::printf("%zu trials\n", sweep.trials.size());
+  return 0;
+}
+
+int run_slurm_command(const SlurmCommand& command, const SlurmOverrides& overrides) {
+  namespace fs = std::filesystem;
+  const auto sweep = load_sweep_file(command.sweep_path);
+  const auto options = resolve_slurm_options(sweep.slurm, command.sweep_path, overrides);
+  BatchJob job;
+  job.sweep_name = sweep.name;
+  job.edmips_binary = fs::canonical("/proc/self/exe").string();
+  job.sweep_file = fs::absolute(command.sweep_path).lexically_normal().string();
+  job.out_dir = fs::absolute(command.out.empty() ? fs::path("results") / sweep.name : fs::path(command.out))
+                    .lexically_normal()
+                    .string();
+  if (job.out_dir.size() > 1 && job.out_dir.back() == '/') job.out_dir.pop_back();
+  const auto script = render_batch_script(job, options);
+  if (command.dry_run) {
+    std::cout << script;
+    return 0;
+  }
+  fs::create_directories(job.out_dir);
+  const auto path = fs::path(job.out_dir) / "edmips-sweep.sbatch";
+  write_file_atomically(path, script);
+  const auto id = submit_batch_script(path.string());
+  std::cout << "submitted job " << id << " for sweep " << sweep.name << " (" << sweep.trials.size() << " trials, "
+            << options.nodes * options.ntasks_per_node << " ranks)\n"
+            << "script: " << path.string() << "\n"
+            << "follow: squeue -j " << id << "; tail -f " << job.out_dir << "/slurm-" << id << ".out" << std::endl;
+  std::cout << id << std::endl;
   return 0;
 }
 

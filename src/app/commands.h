@@ -20,6 +20,15 @@ int run_validate_command(const std::string& sweep_path);
 /// `edmips plan`: lists the trials of a sweep without running anything.
 int run_plan_command(const std::string& sweep_path);
 
+struct SlurmOverrides;
+struct SlurmCommand {
+  std::string sweep_path;
+  std::string out;  ///< default: results/<sweep name>
+  bool dry_run = false;
+};
+/// `edmips slurm`: writes the sweep's sbatch script and submits it (or prints it).
+int run_slurm_command(const SlurmCommand& command, const SlurmOverrides& overrides);
+
 struct ParetoOptions;
 /// `edmips pareto`: fronts, hypervolumes and dominance; writes the report files into `out`.
 int run_pareto_command(const ParetoOptions& options, const std::string& out);

@@ -8,6 +8,7 @@
 #include "core/allocator.h"
 #include "bench/step_benchmark.h"
 #include "pareto/analysis.h"
+#include "slurm/batch_script.h"
 #include "sweep/sweep_run.h"
 #include "core/error.h"
 
@@ -24,6 +25,7 @@ const char* kUsage =
     "  validate SWEEP.json           check a sweep file (exit 2 when invalid)\n"
     "  plan SWEEP.json               list a sweep's trials without running them\n"
     "  sweep SWEEP.json --out DIR    run (or resume) a sweep; under mpirun/srun on many ranks\n"
+    "  slurm SWEEP.json [--dry-run]  write the sweep's sbatch script and submit it\n"
     "  pareto DIR [DIR...]           fronts, hypervolume, dominance over uniform; writes the report\n"
     "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
     "\n"
@@ -100,6 +102,32 @@ int sweep(const std::vector<std::string>& args) {
   if (wants_help(args, options)) return 0;
   parse(args, options, positional);
   return run_sweep(o);
+}
+
+int slurm(const std::vector<std::string>& args) {
+  SlurmCommand c;
+  SlurmOverrides o;
+  po::options_description options(
+      "edmips slurm SWEEP.json [options]  (flags override the sweep file's \"slurm\" section)");
+  options.add_options()("help,h", "show this help")("sweep", po::value(&c.sweep_path)->required(), "sweep file")(
+      "out,o", po::value(&c.out), "sweep output directory on a shared filesystem (default: results/<sweep name>)")(
+      "nodes,N", po::value<int>(), "nodes")("ntasks-per-node", po::value<int>(), "MPI ranks per node")(
+      "cpus-per-task,c", po::value<int>(), "cores (torch threads) per rank")(
+      "gpus-per-task", po::value<int>(), "GPUs per rank")("time,t", po::value<std::string>(), "time limit")(
+      "partition,p", po::value<std::string>(), "partition")("account,A", po::value<std::string>(), "account")(
+      "dry-run", po::bool_switch(&c.dry_run), "print the script instead of submitting it");
+  po::positional_options_description positional;
+  positional.add("sweep", 1);
+  if (wants_help(args, options)) return 0;
+  const auto vm = parse(args, options, positional);
+  if (vm.count("nodes")) o.nodes = vm["nodes"].as<int>();
+  if (vm.count("ntasks-per-node")) o.ntasks_per_node = vm["ntasks-per-node"].as<int>();
+  if (vm.count("cpus-per-task")) o.cpus_per_task = vm["cpus-per-task"].as<int>();
+  if (vm.count("gpus-per-task")) o.gpus_per_task = vm["gpus-per-task"].as<int>();
+  if (vm.count("time")) o.time = vm["time"].as<std::string>();
+  if (vm.count("partition")) o.partition = vm["partition"].as<std::string>();
+  if (vm.count("account")) o.account = vm["account"].as<std::string>();
+  return run_slurm_command(c, o);
 }
 
 int pareto(const std::vector<std::string>& args) {
@@ -192,6 +220,7 @@ int main(int argc, char** argv) {
     if (command == "plan") return sweep_file_command(args, "plan", run_plan_command);
     if (command == "sweep") return sweep(args);
     if (command == "pareto") return pareto(args);
+    if (command == "slurm") return slurm(args);
     std::cerr << "edmips: unknown command \"" << command << "\"\n" << kUsage;
     return int(ExitCode::invalid_input);
   } catch (const po::error& e) {

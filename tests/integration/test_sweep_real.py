@@ -35,3 +35,37 @@ def test_a_real_fashion_mnist_sweep_on_two_ranks_finishes_every_trial(sweep_fact
     assert float(by_lambda["1"]["expected_normalised_bits"]) < float(by_lambda["0"]["expected_normalised_bits"])
     uniform = [r for r in rows if r["kind"] == "uniform"][0]
     assert float(uniform["normalised_bits"]) == pytest.approx(2.0)
+
+
+def test_kill_9_of_a_real_sweep_at_random_moments_then_resume_finishes_each_trial_once(sweep_factory):
+    import random
+    import time
+    sweep = sweep_factory({
+        "name": "real-kill",
+        "base": {
+            "dataset": {"name": "fashion-mnist", "train_subset": 800, "test_subset": 500},
+            "model": {"name": "simple-cnn"},
+            "search": {"epochs": 2, "batch_size": 32, "lr": 0.05},
+            "train": {"epochs": 1, "batch_size": 32, "lr": 0.05},
+        },
+        "axes": {"complexity_penalty": [0.0, 0.001, 0.01], "seeds": [1]},
+        "baselines": [[2, 2], [3, 3]],
+    })
+    rng = random.Random(99)
+    kills = 0
+    for attempt in range(4):
+        proc = sweep.start(2, log=f"run{attempt}.log")
+        time.sleep(rng.uniform(2.0, 6.0))
+        if proc.poll() is not None:
+            break
+        sweep.kill_everything(proc)
+        kills += 1
+    assert kills >= 2
+    assert sweep.run(2) == 0
+    ids = sweep.plan_ids()
+    assert sweep.finished_counts() == {i: 1 for i in ids}
+    rows = sweep.csv_rows()
+    assert sorted(r["trial_id"] for r in rows) == sorted(ids)
+    # Trials cut short by a kill picked up from their checkpoints.
+    logs = [(sweep.out / "trials" / i / "log.txt").read_text() for i in ids]
+    assert any("resuming" in log for log in logs)

@@ -1,16 +1,68 @@
 #include "bench/step_benchmark.h"
 
+#include <c10/core/CPUAllocator.h>
+#include <cstdlib>
+
 #include <chrono>
 #include <iomanip>
 #include <ostream>
 #include <torch/torch.h>
 
+#include "data/dataset.h"
 #include "models/network.h"
 
 namespace edmips {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+/// Wraps LibTorch's CPU allocator to count the bytes of live tensors and
+/// their peak; installed once, before any model is built.
+class CountingAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t bytes) const override {
+    // A 64-byte header (keeps c10's alignment) remembers the size.
+    const size_t total = (bytes + kHeader + kHeader - 1) / kHeader * kHeader;
+    auto* base = static_cast<char*>(std::aligned_alloc(kHeader, total));
+    if (!base) throw std::bad_alloc();
+    *reinterpret_cast<size_t*>(base) = bytes;
+    void* data = base + kHeader;
+    const int64_t live = live_.fetch_add(int64_t(bytes)) + int64_t(bytes);
+    int64_t peak = peak_.load();
+    while (live > peak && !peak_.compare_exchange_weak(peak, live)) {
+    }
+    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+  int64_t live() const { return live_.load(); }
+  int64_t peak() const { return peak_.load(); }
+  void reset_peak() { peak_.store(live_.load()); }
+
+ private:
+  static constexpr size_t kHeader = 64;
+  static void release(void* data) {
+    char* base = static_cast<char*>(data) - kHeader;
+    live_.fetch_sub(int64_t(*reinterpret_cast<size_t*>(base)));
+    std::free(base);
+  }
+  static inline std::atomic<int64_t> live_{0}, peak_{0};
+};
+
+CountingAllocator& counting_allocator() {
+  static CountingAllocator* allocator = [] {
+    auto* a = new CountingAllocator();
+    c10::SetCPUAllocator(a, /*priority=*/100);
+    return a;
+  }();
+  return *allocator;
+}
+
+/// Bytes of a form's own persistent state: parameters, gradients, momentum.
+int64_t state_bytes(const Network& net) {
+  int64_t n = 0;
+  for (const auto& p : net->parameters()) n += p.numel();
+  return n * int64_t(sizeof(float)) * 3;
+}
 
 struct Form {
   std::string name;
@@ -27,6 +79,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
+  auto& memory = counting_allocator();
   torch::set_num_threads(o.threads);
   torch::manual_seed(0);
   const ModelInput input{o.channels, o.height, o.width, o.classes};
@@ -59,16 +112,22 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
   add("fixed (derived)", fixed, false);
   if (o.naive) add("search (naive |W|x|A|)", search, true);
 
-  const auto data = torch::randn({o.batch * 4, o.channels, o.height, o.width});
-  const auto labels = torch::randint(o.classes, {o.batch * 4}, torch::kLong);
-  std::vector<std::vector<double>> times(forms.size()), assembly(forms.size());
+  // Batches come from the trainer's own batch assembly (shuffled gather with
+  // random crop and flip), over an in-memory dataset of 8 batches.
+  const auto data = torch::randn({o.batch * 8, o.channels, o.height, o.width});
+  const auto labels = torch::randint(o.classes, {o.batch * 8}, torch::kLong);
+  DatasetConfig augmentation;
+  augmentation.crop_padding = 4;
+  augmentation.horizontal_flip = true;
+  EpochBatches batches(data, labels, o.batch, augmentation, 1, true, true);
+  std::vector<std::vector<double>> times(forms.size()), assembly(forms.size()), peaks(forms.size());
   for (int step = 0; step < o.warmup + o.steps; ++step) {
     for (size_t i = 0; i < forms.size(); ++i) {  // interleaved, so drift hits every form alike
       auto& f = forms[i];
+      memory.reset_peak();
+      const int64_t live_before = memory.live();
       const auto t0 = Clock::now();
-      const auto index = torch::randint(o.batch * 4, {o.batch}, torch::kLong);
-      const auto x = data.index_select(0, index);
-      const auto y = labels.index_select(0, index);
+      const auto [x, y] = batches.batch(step % batches.batch_count());
       const auto t1 = Clock::now();
       auto loss = torch::nn::functional::cross_entropy(f.net->forward(x), y);
       if (f.penalty > 0) loss = loss + f.penalty * f.net->complexity_loss(ComplexityNormaliser::first_layer);
@@ -82,6 +141,7 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
       if (step >= o.warmup) {
         times[i].push_back(std::chrono::duration<double, std::milli>(t2 - t0).count());
         assembly[i].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        peaks[i].push_back(double(memory.peak() - live_before + state_bytes(f.net)) / (1024.0 * 1024.0));
       }
     }
   }
@@ -91,20 +151,38 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
     t.form = forms[i].name;
     t.median_ms = median(times[i]);
     t.batch_assembly_ms = median(assembly[i]);
+    t.peak_memory_mib = *std::max_element(peaks[i].begin(), peaks[i].end());
     rows.push_back(t);
   }
-  for (auto& r : rows) r.ratio_to_float = r.median_ms / rows[0].median_ms;
+  for (auto& r : rows) {
+    r.ratio_to_float = r.median_ms / rows[0].median_ms;
+    r.memory_ratio_to_float = r.peak_memory_mib / rows[0].peak_memory_mib;
+  }
   return rows;
 }
 
+namespace {
+std::string join(const std::vector<int>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+}  // namespace
+
 void print_step_table(std::ostream& out, const StepBenchmarkOptions& o, const std::vector<StepTiming>& rows) {
   out << "model " << o.model << ", batch " << o.batch << ", input " << o.channels << "x" << o.height << "x"
-      << o.width << ", threads " << o.threads << ", median of " << o.steps << " steps\n\n";
-  out << "| form | ms/step | x float | batch assembly ms |\n|---|---:|---:|---:|\n";
+      << o.width << ", weights {" << join(o.weight_bits) << "}, activations {" << join(o.activation_bits)
+      << "}, threads " << o.threads << ", median of " << o.steps << " steps after " << o.warmup << " warm-up\n"
+      << "peak MiB: the step's peak of live tensor bytes above what was live before it, plus the form's "
+         "parameters, gradients and momentum\n\n";
+  out << "| form | ms/step | x float | peak MiB | x float | batch assembly ms (% of step) |\n"
+      << "|---|---:|---:|---:|---:|---:|\n";
   out << std::fixed;
   for (const auto& r : rows) {
     out << "| " << r.form << " | " << std::setprecision(1) << r.median_ms << " | " << std::setprecision(2)
-        << r.ratio_to_float << " | " << std::setprecision(2) << r.batch_assembly_ms << " |\n";
+        << r.ratio_to_float << " | " << std::setprecision(1) << r.peak_memory_mib << " | " << std::setprecision(2)
+        << r.memory_ratio_to_float << " | " << std::setprecision(2) << r.batch_assembly_ms << " ("
+        << std::setprecision(1) << 100.0 * r.batch_assembly_ms / r.median_ms << "%) |\n";
   }
 }
 

@@ -25,6 +25,8 @@ struct StepTiming {
   std::string form;
   double median_ms = 0;
   double ratio_to_float = 0;
+  double peak_memory_mib = 0;        ///< see print_step_table's note
+  double memory_ratio_to_float = 0;
   double batch_assembly_ms = 0;
 };
 

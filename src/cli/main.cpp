@@ -95,6 +95,7 @@ int sweep(const std::vector<std::string>& args) {
       "quiet,q", po::bool_switch(&o.quiet), "no progress lines")(
       "fake-trials", po::bool_switch(&o.fake), "testing aid: run fake trials that sleep instead of training")(
       "fake-duration", po::value(&o.fake_options.duration_s), "testing aid: seconds per fake trial")(
+      "fake-busy", po::bool_switch(&o.fake_options.busy), "testing aid: fake trials burn a core instead of sleeping")(
       "fake-fail-once-seed", po::value(&o.fake_options.fail_once_seed), "testing aid: first attempt fails")(
       "fake-fail-always-seed", po::value(&o.fake_options.fail_always_seed), "testing aid: every attempt fails");
   po::positional_options_description positional;

@@ -20,7 +20,7 @@ std::string read_text_file(const std::filesystem::path& path) {
   return buffer.str();
 }
 
-void write_file_atomically(const std::filesystem::path& path, const std::string& content) {
+void write_file_atomically(const std::filesystem::path& path, const std::string& content, Durability durability) {
   const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
@@ -36,7 +36,7 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if ((durability == Durability::flushed && ::fsync(fd) != 0) || ::close(fd) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(tmp.c_str());
     throw Error(tmp + ": flush failed: " + reason);

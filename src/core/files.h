@@ -10,8 +10,16 @@ namespace edmips {
 /// Reads a whole file; throws Error naming the file when it cannot.
 std::string read_text_file(const std::filesystem::path& path);
 
-/// Writes `content` to a temporary file beside `path`, flushes it to disk and
-/// renames it over `path`, so readers see the old or the new file, never half.
-void write_file_atomically(const std::filesystem::path& path, const std::string& content);
+/// Whether write_file_atomically waits for the data to reach the disk.
+enum class Durability {
+  flushed,    ///< fsync before the rename: survives a power loss (checkpoints, results)
+  replaceable ///< no fsync: readers never see half a file, but a crash may lose the last
+              ///< version (files rebuilt from the journal, such as status.json)
+};
+
+/// Writes `content` to a temporary file beside `path` and renames it over
+/// `path`, so readers see the old or the new file, never half.
+void write_file_atomically(const std::filesystem::path& path, const std::string& content,
+                           Durability durability = Durability::flushed);
 
 }  // namespace edmips

@@ -6,7 +6,7 @@
 
 namespace edmips {
 
-at::Tensor quantize_activation(const at::Tensor& x, int bits) {
+at::Tensor quantize_activation_reference(const at::Tensor& x, int bits) {
   const double step = activation_step(bits);
   const double clip = step * ((1 << bits) - 1);
   const auto clipped = torch::clamp(x, 0.0, clip);
@@ -16,7 +16,7 @@ at::Tensor quantize_activation(const at::Tensor& x, int bits) {
   return quantized + (clipped - clipped.detach());
 }
 
-at::Tensor quantize_weight(const at::Tensor& w, int bits) {
+at::Tensor quantize_weight_reference(const at::Tensor& w, int bits) {
   // The std stays a device tensor: no host synchronisation per layer.
   const auto step = w.detach().std() * weight_step(bits);
   const auto limit = step * ((1 << (bits - 1)) - 0.5);
@@ -25,21 +25,21 @@ at::Tensor quantize_weight(const at::Tensor& w, int bits) {
   return quantized + (w - w.detach());
 }
 
-at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs,
-                                const std::vector<int>& bits) {
+at::Tensor composite_activation_reference(const at::Tensor& x, const at::Tensor& probs,
+                                          const std::vector<int>& bits) {
   at::Tensor out;
   for (size_t j = 0; j < bits.size(); ++j) {
-    auto term = quantize_activation(x, bits[j]) * probs[static_cast<int64_t>(j)];
+    auto term = quantize_activation_reference(x, bits[j]) * probs[static_cast<int64_t>(j)];
     out = j == 0 ? term : out + term;
   }
   return out;
 }
 
-at::Tensor composite_weight(const at::Tensor& w, const at::Tensor& probs,
-                            const std::vector<int>& bits) {
+at::Tensor composite_weight_reference(const at::Tensor& w, const at::Tensor& probs,
+                                      const std::vector<int>& bits) {
   at::Tensor out;
   for (size_t i = 0; i < bits.size(); ++i) {
-    auto term = quantize_weight(w, bits[i]) * probs[static_cast<int64_t>(i)];
+    auto term = quantize_weight_reference(w, bits[i]) * probs[static_cast<int64_t>(i)];
     out = i == 0 ? term : out + term;
   }
   return out;

@@ -9,19 +9,30 @@
 
 namespace edmips {
 
+// Each quantizer comes twice: the fused kernel (fused_quantizers.cpp: one
+// pass per direction, used for float tensors on the CPU) and the plain
+// LibTorch reference (quantizers.cpp: used on other devices and by the tests
+// that hold the fused kernels to it, outputs and gradients within 1e-5).
+
 /// HWGQ: step * round(clamp(x, 0, step*(2^bits-1)) / step); also the ReLU.
 /// Backward passes the gradient inside the clamp range.
 at::Tensor quantize_activation(const at::Tensor& x, int bits);
+at::Tensor quantize_activation_reference(const at::Tensor& x, int bits);
 
 /// Uniform mid-rise quantizer scaled by std(w); backward is the identity.
 at::Tensor quantize_weight(const at::Tensor& w, int bits);
+at::Tensor quantize_weight_reference(const at::Tensor& w, int bits);
 
 /// sum_j probs[j] * quantize_activation(x, bits[j]); differentiable in x and probs.
 at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs,
                                 const std::vector<int>& bits);
+at::Tensor composite_activation_reference(const at::Tensor& x, const at::Tensor& probs,
+                                          const std::vector<int>& bits);
 
 /// sum_i probs[i] * quantize_weight(w, bits[i]); differentiable in w and probs.
 at::Tensor composite_weight(const at::Tensor& w, const at::Tensor& probs,
                             const std::vector<int>& bits);
+at::Tensor composite_weight_reference(const at::Tensor& w, const at::Tensor& probs,
+                                      const std::vector<int>& bits);
 
 }  // namespace edmips

@@ -6,6 +6,7 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <ostream>
 
 #include "core/files.h"
@@ -86,19 +87,37 @@ class Coordinator {
       const int worker = message->first;
       const auto& m = message->second;
       const std::string type = m.value("type", "");
-      if (type == "finished") on_finished(worker, m);
-      else if (type == "failed") on_failed(worker, m);
-      else if (type == "interrupted") {
+      if (type == "interrupted") {
         on_interrupted(worker, m);
         --active_;  // an interrupted worker has left its loop
         continue;
       }
-      // "ready", or done with a trial: hand out the next one.
-      if (!dispatch(worker)) idle_.push_back(worker);
-      // Nothing left to run anywhere: release every idle worker.
-      if ((pending_.empty() && running_.empty()) || stopping_) {
-        release_idle_workers();
+      // "ready", or done with a trial. The worker gets its next trial first,
+      // so the journal's disk flushes below overlap with its work.
+      std::optional<Running> done;
+      if (type == "finished" || type == "failed") {
+        auto it = running_.find(worker);
+        if (it != running_.end()) {
+          done = it->second;
+          running_.erase(it);
+        }
       }
+      if (done && type == "failed") requeue_if_retrying(*done);
+      const auto next = dispatch(worker);
+      if (!next) idle_.push_back(worker);
+      if (done && type == "finished") on_finished(worker, *done, m);
+      if (done && type == "failed") on_failed(worker, *done, m);
+      if (next) journal_started(worker, *next);
+      // Idle workers take what came back to the queue (a retry).
+      while (!idle_.empty() && !pending_.empty() && !stopping_) {
+        const int w = idle_.front();
+        idle_.erase(idle_.begin());
+        journal_started(w, *dispatch(w));
+      }
+      // Nothing left to run anywhere: release every idle worker.
+      if ((pending_.empty() && running_.empty()) || stopping_) release_idle_workers();
+      write_outputs();
+      if (done) summary_line();
     }
 
     const bool interrupted = stopping_;
@@ -129,25 +148,25 @@ class Coordinator {
     if (options_.log) *options_.log << line << std::endl;
   }
 
-  bool dispatch(int worker) {
-    if (stopping_ || pending_.empty()) return false;
+  /// Sends the next pending trial to `worker`; the caller journals it.
+  std::optional<Running> dispatch(int worker) {
+    if (stopping_ || pending_.empty()) return std::nullopt;
     const PlannedTrial* t = pending_.front();
     pending_.pop_front();
     const int attempt = failures_before_[t->id] + failures_now_[t->id] + 1;
     running_[worker] = {t, attempt, Clock::now(), utc_now()};
-    journal_.append({{"event", "trial_started"}, {"trial", t->id}, {"rank", worker}, {"attempt", attempt},
-                     {"expected_cost", t->expected_cost}, {"summary", t->summary}});
     endpoint_.send(worker, {{"type", "run"}, {"trial", t->id}, {"attempt", attempt}});
-    say("start  " + short_id(t->id) + "  rank " + std::to_string(worker) + "  " + describe(*t));
-    write_outputs();
-    return true;
+    return running_[worker];
   }
 
-  void on_finished(int worker, const nlohmann::json& m) {
-    auto it = running_.find(worker);
-    if (it == running_.end()) return;
-    const auto run = it->second;
-    running_.erase(it);
+  void journal_started(int worker, const Running& run) {
+    const auto* t = run.trial;
+    journal_.append({{"event", "trial_started"}, {"trial", t->id}, {"rank", worker}, {"attempt", run.attempt},
+                     {"expected_cost", t->expected_cost}, {"summary", t->summary}});
+    say("start  " + short_id(t->id) + "  rank " + std::to_string(worker) + "  " + describe(*t));
+  }
+
+  void on_finished(int worker, const Running& run, const nlohmann::json& m) {
     const double duration = std::chrono::duration<double>(Clock::now() - run.since).count();
     durations_.push_back(duration);
     if (finished_.count(run.trial->id)) return;  // never record a trial twice
@@ -163,35 +182,22 @@ class Coordinator {
                   worker, result.value("top1", 0.0), result.value("normalised_bits", 0.0),
                   format_duration(duration).c_str());
     say(line);
-    write_outputs();
-    summary_line();
   }
 
-  void on_failed(int worker, const nlohmann::json& m) {
-    auto it = running_.find(worker);
-    if (it == running_.end()) return;
-    const auto run = it->second;
-    running_.erase(it);
+  /// Counts the failure and puts the trial back in the queue if it has retries left.
+  void requeue_if_retrying(const Running& run) {
     const int failures = ++failures_now_[run.trial->id];
-    const bool retry = failures <= sweep_.max_retries && !stopping_;
+    if (failures <= sweep_.max_retries && !stopping_) pending_.push_back(run.trial);
+  }
+
+  void on_failed(int worker, const Running& run, const nlohmann::json& m) {
+    const bool retry = failures_now_[run.trial->id] <= sweep_.max_retries && !stopping_;
     const std::string error = m.value("error", "unknown error");
     journal_.append({{"event", "trial_failed"}, {"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt},
                      {"error", error}, {"will_retry", retry}});
     say("failed " + short_id(run.trial->id) + "  rank " + std::to_string(worker) + "  attempt " +
         std::to_string(run.attempt) + ": " + error + (retry ? " (will retry)" : ""));
-    if (retry) {
-      pending_.push_back(run.trial);
-      // An idle worker can take the retry at once.
-      if (!idle_.empty()) {
-        const int w = idle_.front();
-        idle_.erase(idle_.begin());
-        dispatch(w);
-      }
-    } else {
-      failed_final_.insert(run.trial->id);
-    }
-    write_outputs();
-    summary_line();
+    if (!retry) failed_final_.insert(run.trial->id);
   }
 
   void on_interrupted(int worker, const nlohmann::json& m) {
@@ -262,7 +268,7 @@ class Coordinator {
                              {"eta_s", eta < 0 ? nlohmann::json() : nlohmann::json(eta)},
                              {"stopping", stopping_},
                              {"updated", utc_now()}};
-    write_file_atomically(options_.out / sweep_files::status, status.dump(2) + "\n");
+    write_file_atomically(options_.out / sweep_files::status, status.dump(2) + "\n", Durability::replaceable);
   }
 
   const SweepDefinition& sweep_;

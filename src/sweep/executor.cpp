@@ -28,6 +28,7 @@ class RealExecutor : public TrialExecutor {
 class FakeExecutor : public TrialExecutor {
  public:
   explicit FakeExecutor(const FakeExecutorOptions& options) : options_(options) {}
+  // A no-op trial (duration 0) still reads and writes its files like a real one.
 
   nlohmann::json run(const TrialConfig& config, const fs::path& directory, const TrialRunOptions& options) override {
     fs::create_directories(directory);
@@ -42,9 +43,23 @@ class FakeExecutor : public TrialExecutor {
     if (seed == options_.fail_always_seed || (seed == options_.fail_once_seed && progress["attempts"] == 1)) {
       throw Error("fake failure injected for seed " + std::to_string(seed));
     }
+    // Steps end at fixed deadlines from the (re)start, so a trial lasts its
+    // duration whatever its own file writes cost.
     const auto step_time = std::chrono::duration<double>(options_.duration_s / 10.0);
-    for (int step = progress["step"]; step < 10; ++step) {
-      std::this_thread::sleep_for(step_time);
+    const auto begin = std::chrono::steady_clock::now();
+    const int first_step = progress["step"];
+    for (int step = first_step; step < 10 && options_.duration_s > 0; ++step) {
+      const auto until = begin + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                     step_time * double(step + 1 - first_step));
+      if (options_.busy) {
+        // Keep one core busy, as a real trial's thread would.
+        volatile double sink = 1.0;
+        while (std::chrono::steady_clock::now() < until) {
+          for (int k = 0; k < 1000; ++k) sink = sink * 1.0000001 + 1e-9;
+        }
+      } else {
+        std::this_thread::sleep_until(until);
+      }
       progress["step"] = step + 1;
       write_file_atomically(progress_path, progress.dump());
       if (options.stop_requested && options.stop_requested->load() && step + 1 < 10) {

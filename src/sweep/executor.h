@@ -27,7 +27,8 @@ std::unique_ptr<TrialExecutor> make_trial_executor();
 
 /// Behaviour of the fake executor (tests of the sweep machinery only).
 struct FakeExecutorOptions {
-  double duration_s = 0.2;    ///< per trial, split into 10 checkpointed steps
+  double duration_s = 0.2;    ///< per trial, split into 10 checkpointed steps (0: a no-op trial)
+  bool busy = false;          ///< burn one core for the duration instead of sleeping (scaling benchmarks)
   int64_t fail_once_seed = -1;   ///< trials with this seed fail on their first attempt
   int64_t fail_always_seed = -1; ///< trials with this seed always fail
 };

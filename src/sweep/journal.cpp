@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <sstream>
@@ -15,11 +16,15 @@ namespace edmips {
 namespace fs = std::filesystem;
 
 std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  gmtime_r(&seconds, &tm);
+  char buffer[40];
+  const size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buffer + n, sizeof buffer - n, ".%03dZ", int(millis));
   return buffer;
 }
 
@@ -171,7 +176,8 @@ void write_results_csv(const fs::path& path, const std::map<std::string, nlohman
     for (size_t i = 0; i < row.size(); ++i) text += (i ? "," : "") + row[i];
     text += "\n";
   }
-  write_file_atomically(path, text);
+  // Rebuilt from the journal at every start, so no fsync is needed.
+  write_file_atomically(path, text, Durability::replaceable);
 }
 
 }  // namespace edmips

@@ -39,7 +39,7 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  /// Adds "time" (UTC ISO 8601) and writes the event.
+  /// Adds "time" (UTC ISO 8601, milliseconds) and writes the event.
   void append(nlohmann::json event);
   const JournalState& initial_state() const { return initial_; }
 
@@ -56,7 +56,7 @@ std::vector<std::string> result_row(const nlohmann::json& finished_event);
 /// Rewrites DIR/results.csv atomically: header plus one row per finished trial.
 void write_results_csv(const std::filesystem::path& path, const std::map<std::string, nlohmann::json>& finished);
 
-/// Current UTC time as ISO 8601.
+/// Current UTC time as ISO 8601 with milliseconds.
 std::string utc_now();
 
 }  // namespace edmips

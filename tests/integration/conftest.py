@@ -47,9 +47,13 @@ class Sweep:
             mpirun_command(ranks, "sweep", str(self.file), "--out", str(self.out), *extra),
             stdout=handle, stderr=subprocess.STDOUT, env=mpi_env(), start_new_session=True)
 
-    def run(self, ranks, *extra, timeout=600):
+    def run(self, ranks, *extra, timeout=300):
         proc = self.start(ranks, *extra)
-        return proc.wait(timeout=timeout)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_everything(proc)
+            raise
 
     def journal(self):
         return [json.loads(line) for line in (self.out / "journal.jsonl").read_text().splitlines()]

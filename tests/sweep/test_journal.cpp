@@ -80,6 +80,6 @@ TEST_CASE("results.csv has a header and exactly one row per finished trial", "[s
   write_results_csv(dir / "results.csv", finished);
   const auto text = read_text_file(dir / "results.csv");
   CHECK(std::count(text.begin(), text.end(), '\n') == 3);
-  CHECK(text.rfind("trial_id,kind,model", 0) == 0);
+  CHECK(text.rfind("trial_id,configuration_id,kind,model", 0) == 0);
   CHECK(text.find("\na,,search,simple-cnn,fashion-mnist,1,0.01,1|2,2|4,81.5,") != std::string::npos);
 }

@@ -51,11 +51,27 @@ def test_kill_9_of_a_real_sweep_at_random_moments_then_resume_finishes_each_tria
         "axes": {"complexity_penalty": [0.0, 0.001, 0.01], "seeds": [1]},
         "baselines": [[2, 2], [3, 3]],
     })
+    def checkpoints():
+        total = 0
+        for history in sweep.out.glob("trials/*/history.json"):
+            try:
+                total += len(json.loads(history.read_text()))
+            except (ValueError, OSError):
+                pass
+        return total
+
     rng = random.Random(99)
     kills = 0
     for attempt in range(4):
+        before = checkpoints()
         proc = sweep.start(2, log=f"run{attempt}.log")
-        time.sleep(rng.uniform(2.0, 6.0))
+        # Kill at a random moment shortly after some trial saved a new
+        # checkpoint, so the resume has something to resume from whatever
+        # the machine's load.
+        deadline = time.time() + 120
+        while time.time() < deadline and checkpoints() <= before and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is not None:
             break
         sweep.kill_everything(proc)

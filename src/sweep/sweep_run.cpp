@@ -125,7 +125,22 @@ int run_sweep(const SweepRunOptions& options) {
       session.abort(int(ExitCode::internal_error));
     }
   }
-  boost::mpi::broadcast(world, code, 0);
+  // Every rank exits with rank 0's code. Workers wait for it with the
+  // transport's sleeping receive: a blocking MPI collective here would spin
+  // on a core while rank 0 still trains its last trial.
+  if (rank == 0) {
+    for (int worker = 1; worker < session.size(); ++worker) {
+      endpoints.coordinator->send(worker, {{"type", "exit"}, {"code", code}});
+    }
+  } else {
+    while (true) {
+      const auto message = endpoints.worker->receive();
+      if (message.value("type", "") == "exit") {
+        code = message.value("code", code);
+        break;
+      }
+    }
+  }
   return code;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 
+#include "core/duration_text.h"
 #include "core/files.h"
 #include "sweep/journal.h"
 
@@ -19,14 +20,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 std::string short_id(const std::string& id) { return id.substr(0, 8); }
-
-std::string format_duration(double s) {
-  char buffer[32];
-  if (s < 120) std::snprintf(buffer, sizeof buffer, "%.1fs", s);
-  else if (s < 7200) std::snprintf(buffer, sizeof buffer, "%.1fm", s / 60);
-  else std::snprintf(buffer, sizeof buffer, "%.1fh", s / 3600);
-  return buffer;
-}
 
 std::string describe(const PlannedTrial& t) {
   const auto& s = t.summary;
@@ -47,7 +40,6 @@ class Coordinator {
   Coordinator(const SweepDefinition& sweep, CoordinatorEndpoint& endpoint, const CoordinatorOptions& options)
       : sweep_(sweep), endpoint_(endpoint), options_(options),
         journal_(options.out / sweep_files::journal) {
-    for (const auto& t : sweep_.trials) by_id_[t.id] = &t;
   }
 
   ExitCode run() {
@@ -275,7 +267,6 @@ class Coordinator {
   CoordinatorEndpoint& endpoint_;
   CoordinatorOptions options_;
   Journal journal_;
-  std::map<std::string, const PlannedTrial*> by_id_;
   std::map<std::string, nlohmann::json> finished_;
   std::map<std::string, int> failures_before_, failures_now_;
   std::set<std::string> failed_final_;

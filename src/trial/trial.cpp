@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/duration_text.h"
 #include "core/files.h"
 #include "core/json_reader.h"
 #include "data/dataset.h"
@@ -25,16 +26,6 @@ namespace {
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string format_seconds(double s) {
-  std::ostringstream out;
-  out.setf(std::ios::fixed);
-  out.precision(s < 100 ? 1 : 0);
-  if (s < 120) out << s << "s";
-  else if (s < 7200) out << s / 60 << "m";
-  else out << s / 3600 << "h";
-  return out.str();
 }
 
 /// Where a phase stands; persisted in the checkpoint so a resume is exact.
@@ -320,7 +311,7 @@ class PhaseRunner {
                     spec_.phase.c_str(), done, spec_.schedule->epochs, record["loss"].get<double>(),
                     record["train_accuracy"].get<double>(),
                     spec_.phase == "search" ? cost.expected_normalised_bits() : cost.normalised_bits(),
-                    format_seconds(state_.search_seconds + progress.seconds).c_str(), format_seconds(eta).c_str());
+                    format_duration(state_.search_seconds + progress.seconds).c_str(), format_duration(eta).c_str());
       options_.progress(line);
     }
   }

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "quant/quantizers.h"
 
 using namespace edmips;
@@ -77,12 +79,40 @@ TEST_CASE("the fused fixed-bit quantizers match the reference", "[quant][fused]"
   }
 }
 
-TEST_CASE("the fused kernels give the same result with one thread and with two", "[quant][fused]") {
-  const auto x = torch::randn({4, 32, 64, 64});
-  const auto probs = torch::softmax(torch::randn({3}), 0);
-  torch::set_num_threads(1);
-  const auto one = composite_activation(x, probs, {2, 3, 4});
-  torch::set_num_threads(2);
-  const auto two = composite_activation(x, probs, {2, 3, 4});
-  CHECK(torch::equal(one, two));
+TEST_CASE("the fused activation gradients are exact and bitwise identical at 1 to 16 threads",
+          "[quant][fused][threads]") {
+  // Sizes around the kernels' 32768-element slices, none a multiple of it:
+  // OpenMP cuts such ranges into pieces smaller than a slice, which once made
+  // two threads add into one partial sum (lost architecture gradients).
+  const int previous = torch::get_num_threads();
+  torch::manual_seed(14);
+  for (const int64_t n : {int64_t(200704), int64_t(98305), int64_t(65537), int64_t(40000)}) {
+    const auto x = torch::randn({n}) * 1.5;
+    const auto upstream = torch::randn({n});
+    const auto logits = torch::randn({3});
+    // The reference in double precision; the fused float sums over n terms
+    // of both signs may err by about float epsilon times the sum of |terms|.
+    const auto reference =
+        run(composite_activation_reference, x.to(torch::kDouble), logits.to(torch::kDouble), {2, 3, 4},
+            upstream.to(torch::kDouble));
+    const double scale = (upstream.abs() * x.abs().clamp_max(4.0)).sum().item<double>();
+    std::optional<Run> first;
+    for (const int threads : {1, 2, 3, 4, 5, 6, 7, 8, 11, 16}) {
+      INFO("n = " << n << ", threads = " << threads);
+      torch::set_num_threads(threads);
+      for (int repeat = 0; repeat < 2; ++repeat) {
+        const auto fused = run(composite_activation, x, logits, {2, 3, 4}, upstream);
+        INFO("fused " << fused.grad_probs << " reference " << reference.grad_probs);
+        CHECK(((fused.grad_probs.to(torch::kDouble) - reference.grad_probs).abs() <= 1e-6 * scale).all().item<bool>());
+        if (!first) {
+          first = fused;
+          continue;
+        }
+        CHECK(torch::equal(fused.out, first->out));
+        CHECK(torch::equal(fused.grad_input, first->grad_input));
+        CHECK(torch::equal(fused.grad_probs, first->grad_probs));
+      }
+    }
+  }
+  torch::set_num_threads(previous);
 }

@@ -50,6 +50,9 @@ class NetworkImpl : public torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   /// Switches every search layer to the naive |W|x|A| form (benchmarks, tests).
   void set_naive_search(bool naive);
+  /// Calls `probe` at the model's named points during forward (tests of the
+  /// layout); an empty function switches it off.
+  void set_probe(ForwardProbe probe) { *probe_ = std::move(probe); }
 
   const std::string& model_name() const { return model_name_; }
   const std::vector<QuantLayer>& layers() const { return layers_; }
@@ -66,11 +69,15 @@ class NetworkImpl : public torch::nn::Module {
   void set_layers(std::string model, std::vector<QuantLayer> layers) {
     model_name_ = std::move(model);
     layers_ = std::move(layers);
+    for (auto& layer : layers_) layer->set_probe(probe_);
   }
+  /// The probe, for the model's own sub-modules (blocks) to hold.
+  std::shared_ptr<const ForwardProbe> probe() const { return probe_; }
 
  private:
   std::string model_name_;
   std::vector<QuantLayer> layers_;
+  std::shared_ptr<ForwardProbe> probe_ = std::make_shared<ForwardProbe>();
 };
 using Network = std::shared_ptr<NetworkImpl>;
 

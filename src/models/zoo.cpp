@@ -1,7 +1,10 @@
-// The model zoo. Conventions: every QuantLayer takes a pre-activation and
-// applies ReLU/HWGQ to it; BatchNorm follows each convolution; the residual
-// stream carries pre-activations; max-pooling of pre-activations commutes with
-// the (monotone) activation. Layouts follow the released EdMIPS code.
+// The model zoo. Conventions (those of the released EdMIPS code,
+// models/mixresnet.py and models/quant_resnet.py): every QuantLayer takes a
+// pre-activation and applies ReLU/HWGQ to it, and that pre-activation is
+// always a BatchNorm output, because HWGQ's fixed steps assume a unit-variance
+// input. ResNet blocks normalise their input first (`bn0`); the residual
+// stream carries un-normalised sums. docs/edmips-method.md lists per model
+// what matches the released code and what differs.
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -55,11 +58,26 @@ class ConvBnImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ConvBn);
 
-/// ResNet basic block (two 3x3 convs); 1x1 projection when the shape changes.
+/// Shows a block's input and the residual it adds to a layout test's probe.
+void probe_residual(const ForwardProbe& probe, const std::string& block, const torch::Tensor& input,
+                    const torch::Tensor& residual) {
+  if (!probe) return;
+  probe(block + ".block_input", input);
+  probe(block + ".residual", residual);
+}
+
+/// ResNet basic block as models/mixresnet.py writes it: a BatchNorm `bn0` on
+/// the block input first, so both quantized convolutions (and the 1x1
+/// projection) see batch-normalised inputs, which HWGQ's fixed steps assume.
+///   out = bn0(x); residual = downsample ? downsample(out) : x
+///   return bn2(conv2(bn1(conv1(out)))) + residual
 class BasicBlockImpl : public torch::nn::Module {
  public:
   static constexpr int64_t expansion = 1;
-  BasicBlockImpl(LayerBuilder& b, const std::string& name, int64_t in, int64_t planes, int64_t stride) {
+  BasicBlockImpl(LayerBuilder& b, std::shared_ptr<const ForwardProbe> probe, const std::string& name, int64_t in,
+                 int64_t planes, int64_t stride)
+      : name_(name), probe_(std::move(probe)) {
+    bn0 = register_module("bn0", torch::nn::BatchNorm2d(in));
     conv1 = register_module("conv1", ConvBn(b, name + ".conv1", LayerShape::conv(in, planes, 3, stride, 1)));
     conv2 = register_module("conv2", ConvBn(b, name + ".conv2", LayerShape::conv(planes, planes, 3, 1, 1)));
     if (stride != 1 || in != planes) {
@@ -68,19 +86,31 @@ class BasicBlockImpl : public torch::nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = conv2(conv1(x));
-    return out + (shortcut ? shortcut(x) : x);
+    const auto normalised = bn0(x);
+    const auto out = conv2(conv1(normalised));
+    const auto residual = shortcut ? shortcut(normalised) : x;
+    probe_residual(*probe_, name_, x, residual);
+    return out + residual;
   }
+  torch::nn::BatchNorm2d bn0{nullptr};
   ConvBn conv1{nullptr}, conv2{nullptr}, shortcut{nullptr};
+
+ private:
+  std::string name_;
+  std::shared_ptr<const ForwardProbe> probe_;
 };
 TORCH_MODULE(BasicBlock);
 
-/// ResNet bottleneck block (1x1, 3x3 with the stride, 1x1 x4), as torchvision.
+/// ResNet bottleneck block (1x1, 3x3 with the stride, 1x1 x4) with the same
+/// block-input BatchNorm `bn0` as models/mixresnet.py.
 class BottleneckImpl : public torch::nn::Module {
  public:
   static constexpr int64_t expansion = 4;
-  BottleneckImpl(LayerBuilder& b, const std::string& name, int64_t in, int64_t planes, int64_t stride) {
+  BottleneckImpl(LayerBuilder& b, std::shared_ptr<const ForwardProbe> probe, const std::string& name, int64_t in,
+                 int64_t planes, int64_t stride)
+      : name_(name), probe_(std::move(probe)) {
     const int64_t out = planes * expansion;
+    bn0 = register_module("bn0", torch::nn::BatchNorm2d(in));
     conv1 = register_module("conv1", ConvBn(b, name + ".conv1", LayerShape::conv(in, planes, 1)));
     conv2 = register_module("conv2", ConvBn(b, name + ".conv2", LayerShape::conv(planes, planes, 3, stride, 1)));
     conv3 = register_module("conv3", ConvBn(b, name + ".conv3", LayerShape::conv(planes, out, 1)));
@@ -90,14 +120,24 @@ class BottleneckImpl : public torch::nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = conv3(conv2(conv1(x)));
-    return out + (shortcut ? shortcut(x) : x);
+    const auto normalised = bn0(x);
+    const auto out = conv3(conv2(conv1(normalised)));
+    const auto residual = shortcut ? shortcut(normalised) : x;
+    probe_residual(*probe_, name_, x, residual);
+    return out + residual;
   }
+  torch::nn::BatchNorm2d bn0{nullptr};
   ConvBn conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, shortcut{nullptr};
+
+ private:
+  std::string name_;
+  std::shared_ptr<const ForwardProbe> probe_;
 };
 TORCH_MODULE(Bottleneck);
 
-/// ResNet in CIFAR layout (3 stages) or ImageNet layout (7x7 stem, max-pool, 4 stages).
+/// ResNet in CIFAR layout (3x3 stem conv -> BN, 3 stages) or ImageNet layout
+/// (7x7 stem conv -> 3x3 max-pool -> BN, as models/mixresnet.py orders it;
+/// 4 stages). The stem has no ReLU: the next block's bn0 and HWGQ follow.
 template <typename Block>
 class ResNetImpl : public NetworkImpl {
  public:
@@ -107,13 +147,14 @@ class ResNetImpl : public NetworkImpl {
     imagenet_layout_ = imagenet_layout;
     const auto stem = imagenet_layout ? LayerShape::conv(in.channels, planes[0], 7, 2, 3)
                                       : LayerShape::conv(in.channels, planes[0], 3, 1, 1);
-    stem_ = register_module("conv1", ConvBn(b, "conv1", stem, /*first=*/true));
+    stem_conv_ = register_module("conv1", b.first("conv1", stem));
+    stem_bn_ = register_module("bn1", torch::nn::BatchNorm2d(planes[0]));
     int64_t channels = planes[0];
     for (size_t stage = 0; stage < planes.size(); ++stage) {
       for (int64_t i = 0; i < blocks[stage]; ++i) {
         const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
         const std::string name = "layer" + std::to_string(stage + 1) + "." + std::to_string(i);
-        body_->push_back(std::make_shared<Block>(b, name, channels, planes[stage], stride));
+        body_->push_back(std::make_shared<Block>(b, probe(), name, channels, planes[stage], stride));
         channels = planes[stage] * Block::expansion;
       }
     }
@@ -122,8 +163,10 @@ class ResNetImpl : public NetworkImpl {
     set_layers(model, b.finish(model));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    x = stem_(x);
+    x = stem_conv_(x);
     if (imagenet_layout_) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+    x = stem_bn_(x);
+    if (const auto& p = *probe()) p("stem", x);
     x = body_->forward(x);
     x = F::adaptive_avg_pool2d(torch::relu(x), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
     return fc_(x);
@@ -131,12 +174,16 @@ class ResNetImpl : public NetworkImpl {
 
  private:
   bool imagenet_layout_ = false;
-  ConvBn stem_{nullptr};
+  QuantLayer stem_conv_{nullptr};
+  torch::nn::BatchNorm2d stem_bn_{nullptr};
   torch::nn::Sequential body_;
   QuantLayer fc_{nullptr};
 };
 
-/// VGG-small (HWGQ/LQ-Nets CIFAR model): 6 convs 128-128-256-256-512-512, 3 max-pools.
+/// VGG-small (HWGQ/LQ-Nets CIFAR model): 6 convs 128-128-256-256-512-512,
+/// 3 max-pools. Where a max-pool follows a conv it comes before the BN (conv
+/// -> max-pool -> BN, the order of the released ResNet stem), so every
+/// quantized conv's HWGQ sees a batch-normalised input.
 class VggSmallImpl : public NetworkImpl {
  public:
   VggSmallImpl(const ModelInput& in, const NetworkPrecision& precision) {
@@ -145,8 +192,9 @@ class VggSmallImpl : public NetworkImpl {
     int64_t channels = in.channels, height = in.height, width = in.width;
     for (int i = 0; i < 6; ++i) {
       const std::string name = "conv" + std::to_string(i + 1);
-      convs_.push_back(register_module(
-          name, ConvBn(b, name, LayerShape::conv(channels, widths[i], 3, 1, 1), i == 0)));
+      const auto shape = LayerShape::conv(channels, widths[i], 3, 1, 1);
+      convs_.push_back(register_module(name, i == 0 ? b.first(name, shape) : b.inner(name, shape)));
+      bns_.push_back(register_module("bn" + std::to_string(i + 1), torch::nn::BatchNorm2d(widths[i])));
       channels = widths[i];
       if (i % 2 == 1) {
         height /= 2;
@@ -161,12 +209,14 @@ class VggSmallImpl : public NetworkImpl {
     for (size_t i = 0; i < convs_.size(); ++i) {
       x = convs_[i](x);
       if (i % 2 == 1) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2));
+      x = bns_[i](x);
     }
     return fc_(torch::relu(x).flatten(1));
   }
 
  private:
-  std::vector<ConvBn> convs_;
+  std::vector<QuantLayer> convs_;
+  std::vector<torch::nn::BatchNorm2d> bns_;
   QuantLayer fc_{nullptr};
 };
 

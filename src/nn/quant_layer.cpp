@@ -109,6 +109,7 @@ void QuantLayerImpl::record_macs(const torch::Tensor& output) {
 }
 
 torch::Tensor QuantLayerImpl::forward(const torch::Tensor& x) {
+  if (probe_ && *probe_) (*probe_)(name_ + ".input", x);
   if (naive_ && searching()) return forward_naive(x);
   auto output = apply(activate(x), quantized_weight());
   if (macs_ == 0) record_macs(output);

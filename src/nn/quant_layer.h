@@ -8,6 +8,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,10 @@
 namespace edmips {
 
 enum class LayerKind { conv, linear };
+
+/// Sees (point name, tensor) at named points of a forward pass, for tests that
+/// pin a model's layout: every QuantLayer reports its input as "<name>.input".
+using ForwardProbe = std::function<void(const std::string& point, const torch::Tensor& value)>;
 
 /// Geometry of a convolution or linear layer.
 struct LayerShape {
@@ -54,6 +60,8 @@ class QuantLayerImpl : public torch::nn::Module {
   torch::Tensor forward_naive(const torch::Tensor& x);
   /// Makes forward() use forward_naive() (benchmarks of the naive search).
   void set_naive_search(bool naive) { naive_ = naive; }
+  /// Shares the network's probe (empty unless a test sets it).
+  void set_probe(std::shared_ptr<const ForwardProbe> probe) { probe_ = std::move(probe); }
 
   const std::string& layer_name() const { return name_; }
   const LayerShape& shape() const { return shape_; }
@@ -88,6 +96,7 @@ class QuantLayerImpl : public torch::nn::Module {
   LayerPrecision precision_;
   int64_t macs_ = 0;
   bool naive_ = false;
+  std::shared_ptr<const ForwardProbe> probe_;
 };
 TORCH_MODULE(QuantLayer);
 

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <map>
+
 #include "core/error.h"
 #include "models/model_names.h"
 #include "models/network.h"
@@ -52,4 +54,105 @@ TEST_CASE("every model builds in float, search and fixed form and classifies a b
 TEST_CASE("an unknown model name is rejected with the near spelling", "[models]") {
   CHECK_THROWS_WITH(make_network("resnet19", {3, 32, 32, 10}, NetworkPrecision{}),
                     Catch::Contains("did you mean \"resnet18\""));
+}
+
+namespace {
+
+/// Tensors a forward pass showed the network's probe, by point name.
+std::map<std::string, torch::Tensor> probe_forward(const std::string& model, const ModelInput& input,
+                                                   const NetworkPrecision& precision) {
+  torch::manual_seed(5);
+  auto net = make_network(model, input, precision);
+  std::map<std::string, torch::Tensor> seen;
+  net->set_probe([&](const std::string& point, const torch::Tensor& value) { seen[point] = value.detach().clone(); });
+  net->train();
+  net->forward(torch::randn({8, input.channels, input.height, input.width}) * 3 + 1);
+  return seen;
+}
+
+/// True when every channel of an [N, C, H, W] tensor has batch mean 0 and variance 1.
+bool batch_normalised(const torch::Tensor& x) {
+  const auto mean = x.mean({0, 2, 3});
+  const auto var = x.var({0, 2, 3}, /*unbiased=*/false);
+  return mean.abs().max().item<double>() < 1e-4 && (var - 1).abs().max().item<double>() < 1e-2;
+}
+
+ModelInput input_for(const std::string& model) {
+  return model == "resnet18" || model == "resnet50" ? ModelInput{3, 64, 64, 10} : ModelInput{1, 28, 28, 10};
+}
+
+NetworkPrecision search_precision() {
+  NetworkPrecision p;
+  p.mode = PrecisionMode::search;
+  p.weight_candidates = {1, 2, 3, 4};
+  p.activation_candidates = {2, 3, 4};
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("every model searches the released code's layers: 19 in resnet18, 52 in resnet50", "[models][layout]") {
+  const std::map<std::string, size_t> searched = {
+      {"simple-cnn", 3}, {"resnet20", 20}, {"vgg-small", 5}, {"resnet18", 19}, {"resnet50", 52}};
+  for (const auto& name : model_names()) {
+    INFO(name);
+    auto net = make_network(name, input_for(name), search_precision());
+    size_t count = 0;
+    for (const auto& r : net->layer_reports()) count += r.searched() ? 1 : 0;
+    CHECK(count == searched.at(name));
+    // The first conv and the classifier stay full precision.
+    CHECK_FALSE(net->layer_reports().front().quantized);
+    CHECK_FALSE(net->layer_reports().back().quantized);
+  }
+}
+
+TEST_CASE("every quantized layer's HWGQ sees a batch-normalised input, as the released code arranges",
+          "[models][layout]") {
+  for (const auto& name : model_names()) {
+    const auto seen = probe_forward(name, input_for(name), search_precision());
+    auto net = make_network(name, input_for(name), search_precision());
+    for (const auto& r : net->layer_reports()) {
+      if (!r.searched()) continue;
+      INFO(name << " " << r.name);
+      REQUIRE(seen.count(r.name + ".input"));
+      CHECK(batch_normalised(seen.at(r.name + ".input")));
+    }
+  }
+}
+
+TEST_CASE("resnet blocks add the raw block input, or the projection of the normalised input, as mixresnet.py does",
+          "[models][layout]") {
+  for (const std::string name : {"resnet20", "resnet18", "resnet50"}) {
+    const auto seen = probe_forward(name, input_for(name), search_precision());
+    int identity = 0, projected = 0;
+    for (const auto& [point, value] : seen) {
+      const auto suffix = point.rfind(".block_input");
+      if (suffix == std::string::npos) continue;
+      const std::string block = point.substr(0, suffix);
+      INFO(name << " " << block);
+      const auto& residual = seen.at(block + ".residual");
+      if (seen.count(block + ".downsample.input")) {
+        // The projection quantizes bn0(x), the same tensor conv1 quantizes.
+        CHECK(torch::equal(seen.at(block + ".downsample.input"), seen.at(block + ".conv1.input")));
+        CHECK_FALSE(torch::equal(residual, value));
+        ++projected;
+      } else {
+        CHECK(torch::equal(residual, value));  // x itself, not bn0(x) (never bitwise equal to x)
+        ++identity;
+      }
+    }
+    CHECK(identity > 0);
+    CHECK(projected > 0);
+  }
+}
+
+TEST_CASE("the resnet stem ends in BatchNorm, after the max-pool in the ImageNet layout", "[models][layout]") {
+  for (const std::string name : {"resnet20", "resnet18", "resnet50"}) {
+    INFO(name);
+    const auto input = input_for(name);
+    const auto stem = probe_forward(name, input, search_precision()).at("stem");
+    CHECK(batch_normalised(stem));  // BN last: a max-pool after it would shift every channel's mean up
+    const int64_t reduction = name == "resnet20" ? 1 : 4;  // ImageNet: 7x7 conv stride 2, then 3x3 max-pool stride 2
+    CHECK(stem.size(2) == input.height / reduction);
+  }
 }

@@ -60,6 +60,10 @@ void NetworkImpl::set_naive_search(bool naive) {
   for (auto& layer : layers_) layer->set_naive_search(naive);
 }
 
+void NetworkImpl::set_temperature(double temperature) {
+  for (auto& layer : layers_) layer->set_temperature(temperature);
+}
+
 std::vector<torch::Tensor> NetworkImpl::weight_parameters() const {
   std::vector<torch::Tensor> out;
   for (const auto& item : named_parameters()) {

@@ -50,6 +50,8 @@ class NetworkImpl : public torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   /// Switches every search layer to the naive |W|x|A| form (benchmarks, tests).
   void set_naive_search(bool naive);
+  /// Sets every search layer's softmax temperature.
+  void set_temperature(double temperature);
   /// Calls `probe` at the model's named points during forward (tests of the
   /// layout); an empty function switches it off.
   void set_probe(ForwardProbe probe) { *probe_ = std::move(probe); }

@@ -1,6 +1,8 @@
 #include "nn/precision.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/json_reader.h"
@@ -84,6 +86,36 @@ nlohmann::json to_json(const NetworkCost& cost) {
           {"normalised_bits", cost.normalised_bits()},
           {"expected_normalised_bits", cost.expected_normalised_bits()},
           {"weight_memory_bits", cost.weight_memory_bits}};
+}
+
+Choice choice_of(const std::vector<double>& probabilities) {
+  if (probabilities.empty()) return {};
+  std::vector<double> sorted = probabilities;
+  std::sort(sorted.begin(), sorted.end(), std::greater<>());
+  return {sorted[0], sorted.size() > 1 ? sorted[0] - sorted[1] : 1.0};
+}
+
+SearchDecision search_decision(const std::vector<LayerReport>& layers) {
+  SearchDecision d;
+  for (const auto& l : layers) {
+    if (!l.searched()) continue;
+    ++d.searched_layers;
+    if (l.decided()) ++d.decided_layers;
+    else d.undecided_layers.push_back(l.name);
+    const double margin = std::min(l.weight_choice().margin, l.activation_choice().margin);
+    if (d.smallest_margin_layer.empty() || margin < d.smallest_margin) {
+      d.smallest_margin = margin;
+      d.smallest_margin_layer = l.name;
+    }
+  }
+  return d;
+}
+
+nlohmann::json to_json(const SearchDecision& d) {
+  return {{"searched_layers", d.searched_layers},   {"decided_layers", d.decided_layers},
+          {"decided_margin", kDecidedMargin},       {"smallest_margin", d.smallest_margin},
+          {"smallest_margin_layer", d.smallest_margin_layer}, {"undecided_layers", d.undecided_layers},
+          {"decided", d.decided()}};
 }
 
 BitAllocation derive_allocation(const std::string& model, const std::vector<LayerReport>& layers) {

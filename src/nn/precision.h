@@ -46,6 +46,19 @@ struct NetworkPrecision {
   bool full_precision_last = true;   ///< keep the last linear layer in float
 };
 
+/// How clearly a search layer has chosen one candidate list's entry.
+struct Choice {
+  double probability = 1;  ///< of the chosen (argmax) candidate
+  double margin = 1;       ///< its lead over the runner-up (1 when there is one candidate)
+};
+/// Choice of a probability vector (empty: a layer that chose nothing, margin 1).
+Choice choice_of(const std::vector<double>& probabilities);
+
+/// A search layer is decided when the chosen weight and activation candidates
+/// each lead their runner-up by at least this much probability. Below it the
+/// derived allocation is close to an argmax of near-equal probabilities.
+constexpr double kDecidedMargin = 0.5;
+
 /// Per-layer figures for reports (history, result, allocation).
 struct LayerReport {
   std::string name;
@@ -63,6 +76,12 @@ struct LayerReport {
     return quantized ? double(macs) * expected_weight_bits * expected_activation_bits : 0.0;
   }
   double weight_memory_bits() const { return double(weight_count) * weight_bits; }
+  bool searched() const { return quantized && !weight_candidates.empty(); }
+  Choice weight_choice() const { return choice_of(weight_probabilities); }
+  Choice activation_choice() const { return choice_of(activation_probabilities); }
+  bool decided() const {
+    return weight_choice().margin >= kDecidedMargin && activation_choice().margin >= kDecidedMargin;
+  }
 };
 nlohmann::json to_json(const LayerReport& layer);
 
@@ -79,6 +98,18 @@ struct NetworkCost {
 };
 NetworkCost network_cost(const std::vector<LayerReport>& layers);
 nlohmann::json to_json(const NetworkCost& cost);
+
+/// Whether a search has decided: counts over its search layers.
+struct SearchDecision {
+  int searched_layers = 0;
+  int decided_layers = 0;
+  double smallest_margin = 1;       ///< over weights and activations of every search layer
+  std::string smallest_margin_layer;
+  std::vector<std::string> undecided_layers;
+  bool decided() const { return decided_layers == searched_layers; }
+};
+SearchDecision search_decision(const std::vector<LayerReport>& layers);
+nlohmann::json to_json(const SearchDecision& decision);
 
 /// The argmax allocation of a searched network.
 BitAllocation derive_allocation(const std::string& model, const std::vector<LayerReport>& layers);

@@ -51,10 +51,10 @@ QuantLayerImpl::QuantLayerImpl(std::string name, LayerShape shape, LayerPrecisio
 }
 
 torch::Tensor QuantLayerImpl::weight_probabilities() const {
-  return torch::softmax(alpha_weight, 0);
+  return torch::softmax(temperature_ == 1.0 ? alpha_weight : alpha_weight / temperature_, 0);
 }
 torch::Tensor QuantLayerImpl::activation_probabilities() const {
-  return torch::softmax(alpha_activation, 0);
+  return torch::softmax(temperature_ == 1.0 ? alpha_activation : alpha_activation / temperature_, 0);
 }
 
 torch::Tensor QuantLayerImpl::expected_weight_bits() const {

@@ -71,9 +71,13 @@ class QuantLayerImpl : public torch::nn::Module {
   /// MACs of one sample, known after the first forward pass.
   int64_t macs() const { return macs_; }
 
-  /// softmax(alpha); search layers only.
+  /// softmax(alpha / temperature); search layers only.
   torch::Tensor weight_probabilities() const;
   torch::Tensor activation_probabilities() const;
+  /// The softmax temperature of the search (1 in the released code; an
+  /// annealed search lowers it so the probabilities commit).
+  void set_temperature(double temperature) { temperature_ = temperature; }
+  double temperature() const { return temperature_; }
   /// E[bits] under the probabilities (differentiable); the fixed bits otherwise.
   torch::Tensor expected_weight_bits() const;
   torch::Tensor expected_activation_bits() const;
@@ -96,6 +100,7 @@ class QuantLayerImpl : public torch::nn::Module {
   LayerPrecision precision_;
   int64_t macs_ = 0;
   bool naive_ = false;
+  double temperature_ = 1.0;
   std::shared_ptr<const ForwardProbe> probe_;
 };
 TORCH_MODULE(QuantLayer);

@@ -119,7 +119,8 @@ const std::vector<std::string>& result_columns() {
       "trial_id",        "configuration_id", "kind",       "model",           "dataset",
       "seed",            "complexity_penalty", "weight_bits", "activation_bits",
       "top1",            "test_loss",     "bitops",          "normalised_bits",
-      "expected_normalised_bits", "weight_memory_bits", "total_macs", "quantized_macs",
+      "expected_normalised_bits", "decided_layers", "searched_layers", "smallest_margin",
+      "weight_memory_bits", "total_macs", "quantized_macs",
       "allocation",      "search_s",      "train_s",         "rank",
       "attempt",         "duration_s"};
   return columns;
@@ -155,11 +156,16 @@ std::vector<std::string> result_row(const nlohmann::json& e) {
   }
   const nlohmann::json expected =
       r.contains("search") ? r["search"].value("expected_normalised_bits", nlohmann::json()) : nlohmann::json();
+  // How decided the search ended (search trials of this engine; empty otherwise).
+  const auto decision = r.contains("search") ? r["search"].value("decision", nlohmann::json::object())
+                                             : nlohmann::json::object();
+  auto decision_value = [&](const char* key) { return decision.value(key, nlohmann::json()); };
   const std::vector<nlohmann::json> values = {
       e.at("trial"),          s.value("configuration_id", nlohmann::json()), s.at("kind"),           s.at("model"),          s.at("dataset"),
       s.at("seed"),           s.at("complexity_penalty"), s.at("weight_bits"), s.at("activation_bits"),
       r.at("top1"),           r.at("test_loss"),      r.at("bitops"),         r.at("normalised_bits"),
-      expected,               r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),
+      expected,               decision_value("decided_layers"), decision_value("searched_layers"),
+      decision_value("smallest_margin"), r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),
       allocation,             r.at("timings").at("search_s"), r.at("timings").at("train_s"), e.at("rank"),
       e.at("attempt"),        e.at("duration_s")};
   std::vector<std::string> row;

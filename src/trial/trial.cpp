@@ -95,7 +95,7 @@ void fsync_path(const std::string& path) {
 
 /// Writes model, optimisers and state to a temporary file, then renames it.
 void save_checkpoint(const fs::path& path, const TrialState& state, const Network& net,
-                     const std::vector<torch::optim::SGD*>& optimizers) {
+                     const std::vector<torch::optim::Optimizer*>& optimizers) {
   torch::serialize::OutputArchive archive;
   archive.write("state", c10::IValue(to_json(state).dump()));
   if (net) {
@@ -130,7 +130,7 @@ std::optional<TrialState> read_checkpoint_state(const fs::path& path) {
 }
 
 void load_checkpoint_tensors(const fs::path& path, const Network& net,
-                             const std::vector<torch::optim::SGD*>& optimizers) {
+                             const std::vector<torch::optim::Optimizer*>& optimizers) {
   torch::serialize::InputArchive archive;
   archive.load_from(path.string());
   torch::serialize::InputArchive model;
@@ -161,23 +161,39 @@ uint64_t epoch_seed(uint64_t seed, const std::string& phase, int epoch) {
   return (uint64_t(out[0]) << 32) | out[1];
 }
 
-void set_learning_rate(torch::optim::SGD& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
 nlohmann::json layer_probabilities(const std::vector<LayerReport>& layers) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& l : layers) {
-    if (!l.quantized || l.weight_candidates.empty()) continue;
+    if (!l.searched()) continue;
+    const auto weight = l.weight_choice(), activation = l.activation_choice();
     out.push_back({{"name", l.name},
+                   {"weight_candidates", l.weight_candidates},
+                   {"activation_candidates", l.activation_candidates},
                    {"weight_probabilities", l.weight_probabilities},
                    {"activation_probabilities", l.activation_probabilities},
                    {"expected_weight_bits", l.expected_weight_bits},
                    {"expected_activation_bits", l.expected_activation_bits},
                    {"weight_bits", l.weight_bits},
-                   {"activation_bits", l.activation_bits}});
+                   {"activation_bits", l.activation_bits},
+                   {"weight_choice_probability", weight.probability},
+                   {"weight_margin", weight.margin},
+                   {"activation_choice_probability", activation.probability},
+                   {"activation_margin", activation.margin},
+                   {"decided", l.decided()}});
   }
   return out;
+}
+
+/// The softmax temperature the search layers use now.
+double temperature_of(const NetworkImpl& net) {
+  for (const auto& layer : net.layers()) {
+    if (layer->searching()) return layer->temperature();
+  }
+  return 1.0;
 }
 
 struct Evaluation {
@@ -212,8 +228,12 @@ class PhaseRunner {
     std::string phase;
     const Schedule* schedule;
     Network net;
-    std::vector<torch::optim::SGD*> optimizers;
+    /// [0] the weights'; in a search [1] the architecture parameters'.
+    std::vector<torch::optim::Optimizer*> optimizers;
     std::vector<double> base_lrs;
+    std::vector<bool> lr_decays;   ///< whether each optimizer follows the schedule's step decay
+    int arch_warmup_epochs = 0;    ///< search: epochs before optimizers[1] steps and the penalty applies
+    double final_temperature = 1;  ///< search: softmax temperature at the last step (1 at the first moving step)
     double complexity_penalty = 0;
     ComplexityNormaliser normaliser = ComplexityNormaliser::first_layer;
     int remaining_epochs_after = 0;  ///< epochs of later phases, for the ETA
@@ -232,8 +252,11 @@ class PhaseRunner {
       const auto epoch_start = Clock::now();
       const double decay = std::pow(schedule.lr_gamma, progress.epoch / schedule.lr_step_epochs);
       for (size_t i = 0; i < spec_.optimizers.size(); ++i) {
-        set_learning_rate(*spec_.optimizers[i], spec_.base_lrs[i] * decay);
+        set_learning_rate(*spec_.optimizers[i], spec_.base_lrs[i] * (spec_.lr_decays[i] ? decay : 1.0));
       }
+      // Before the warm-up ends only the weights train: the alphas keep their
+      // initial (equal) values and the penalty, which only they feel, is off.
+      const bool arch_moves = searching && progress.epoch >= spec_.arch_warmup_epochs;
       EpochBatches batches(data_.train_images, data_.train_labels, schedule.batch_size, config_.dataset,
                            epoch_seed(config_.seed, spec_.phase, progress.epoch), true, true);
       spec_.net->train();
@@ -241,10 +264,13 @@ class PhaseRunner {
         auto [x, y] = batches.batch(progress.batch);
         x = x.to(device_);
         y = y.to(device_);
+        if (arch_moves && spec_.final_temperature != 1.0) {
+          spec_.net->set_temperature(temperature_at(progress.epoch, progress.batch, batches.batch_count()));
+        }
         const auto logits = spec_.net->forward(x);
         const auto cross_entropy = torch::nn::functional::cross_entropy(logits, y);
         auto loss = cross_entropy;
-        if (searching && spec_.complexity_penalty > 0) {
+        if (arch_moves && spec_.complexity_penalty > 0) {
           loss = loss + spec_.complexity_penalty * spec_.net->complexity_loss(spec_.normaliser);
         }
         const double loss_value = loss.item<double>();
@@ -256,7 +282,8 @@ class PhaseRunner {
         }
         for (auto* optimizer : spec_.optimizers) optimizer->zero_grad();
         loss.backward();
-        for (auto* optimizer : spec_.optimizers) optimizer->step();
+        spec_.optimizers[0]->step();
+        if (arch_moves) spec_.optimizers[1]->step();
         const int64_t size = y.size(0);
         progress.loss_sum += loss_value * double(size);
         progress.cross_entropy_sum += cross_entropy.item<double>() * double(size);
@@ -270,18 +297,27 @@ class PhaseRunner {
                             std::to_string(progress.epoch + 1) + " batch " + std::to_string(progress.batch));
         }
       }
-      finish_epoch(decay, seconds_since(epoch_start));
+      finish_epoch(decay, arch_moves, seconds_since(epoch_start));
     }
   }
 
  private:
+  /// Falls geometrically from 1 at the first step the alphas move to the
+  /// final temperature at the search's last step.
+  double temperature_at(int epoch, int64_t batch, int64_t batches_per_epoch) const {
+    const int64_t steps = int64_t(spec_.schedule->epochs - spec_.arch_warmup_epochs) * batches_per_epoch;
+    const int64_t step = int64_t(epoch - spec_.arch_warmup_epochs) * batches_per_epoch + batch;
+    if (steps <= 1) return spec_.final_temperature;
+    return std::pow(spec_.final_temperature, double(step) / double(steps - 1));
+  }
+
   TrialState& state_with_model() {
     state_.phase = spec_.phase;
     state_.has_model = true;
     return state_;
   }
 
-  void finish_epoch(double decay, double epoch_seconds) {
+  void finish_epoch(double decay, bool arch_moved, double epoch_seconds) {
     auto& progress = state_.progress;
     const auto reports = spec_.net->layer_reports();
     const auto cost = network_cost(reports);
@@ -296,6 +332,14 @@ class PhaseRunner {
         {"expected_normalised_bits", cost.expected_normalised_bits()},
         {"normalised_bits", cost.normalised_bits()},
         {"layers", layer_probabilities(reports)}};
+    std::string decided;
+    if (spec_.phase == "search") {
+      const auto decision = search_decision(reports);
+      record["arch_lr"] = arch_moved ? spec_.base_lrs[1] * (spec_.lr_decays[1] ? decay : 1.0) : 0.0;
+      record["temperature"] = temperature_of(*spec_.net);
+      record["decision"] = to_json(decision);
+      decided = "  decided " + std::to_string(decision.decided_layers) + "/" + std::to_string(decision.searched_layers);
+    }
     progress.seconds += epoch_seconds;
     record["seconds"] = progress.seconds;
     state_.history.push_back(record);
@@ -306,12 +350,13 @@ class PhaseRunner {
     if (options_.progress) {
       const double per_epoch = progress.seconds / done;
       const double eta = per_epoch * (spec_.schedule->epochs - done + spec_.remaining_epochs_after);
-      char line[256];
-      std::snprintf(line, sizeof line, "%-6s epoch %d/%d  loss %.4f  acc %.2f%%  bits %.3f  elapsed %s  eta %s",
+      char line[300];
+      std::snprintf(line, sizeof line, "%-6s epoch %d/%d  loss %.4f  acc %.2f%%  bits %.3f%s  elapsed %s  eta %s",
                     spec_.phase.c_str(), done, spec_.schedule->epochs, record["loss"].get<double>(),
                     record["train_accuracy"].get<double>(),
                     spec_.phase == "search" ? cost.expected_normalised_bits() : cost.normalised_bits(),
-                    format_duration(state_.search_seconds + progress.seconds).c_str(), format_duration(eta).c_str());
+                    decided.c_str(), format_duration(state_.search_seconds + progress.seconds).c_str(),
+                    format_duration(eta).c_str());
       options_.progress(line);
     }
   }
@@ -324,6 +369,39 @@ class PhaseRunner {
   const TrialRunOptions& options_;
   TrialState& state_;
 };
+
+/// The alphas' learning rate: scaled to the number of steps they move in
+/// (search epochs after the warm-up), when the settings ask for it.
+double effective_arch_lr(const SearchConfig& search, int64_t train_images) {
+  const auto& a = search.arch;
+  if (a.reference_steps <= 0) return a.lr;
+  const int64_t per_epoch = (train_images + search.schedule.batch_size - 1) / search.schedule.batch_size;
+  const int64_t steps = std::max<int64_t>(1, per_epoch * (search.schedule.epochs - a.warmup_epochs));
+  return a.lr * double(a.reference_steps) / double(steps);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_arch_optimizer(const SearchConfig& search, const Schedule& schedule,
+                                                             const std::vector<torch::Tensor>& alphas, double lr) {
+  if (search.arch.optimizer == "adam") {
+    // DARTS' settings for architecture parameters: betas (0.5, 0.999).
+    return std::make_unique<torch::optim::Adam>(
+        alphas, torch::optim::AdamOptions(lr).betas({0.5, 0.999}).weight_decay(search.arch.weight_decay));
+  }
+  // The released code: SGD with the weights' momentum.
+  return std::make_unique<torch::optim::SGD>(
+      alphas, torch::optim::SGDOptions(lr).momentum(schedule.momentum).weight_decay(search.arch.weight_decay));
+}
+
+std::string undecided_warning(const SearchDecision& d) {
+  char line[400];
+  std::snprintf(line, sizeof line,
+                "warning: the search ended undecided: %d of %d layers decided (chosen candidate ahead of the "
+                "runner-up by >= %.2f); smallest margin %.3f at %s. The allocation is partly an argmax of "
+                "near-equal probabilities: search longer or raise arch_lr (docs/search-settings.md)",
+                d.decided_layers, d.searched_layers, kDecidedMargin, d.smallest_margin,
+                d.smallest_margin_layer.c_str());
+  return line;
+}
 
 NetworkPrecision base_precision(const TrialConfig& config) {
   NetworkPrecision p;
@@ -397,19 +475,26 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     precision.mode = PrecisionMode::search;
     precision.weight_candidates = search.weight_bits;
     precision.activation_candidates = search.activation_bits;
-    precision.arch_init = search.arch_init;
+    precision.arch_init = search.arch.init;
     torch::manual_seed(config.seed);
     auto net = make_network(config.model, input, precision);
     net->to(device);
     const auto& s = search.schedule;
     torch::optim::SGD weights(net->weight_parameters(),
                               torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
-    torch::optim::SGD arch(net->arch_parameters(), torch::optim::SGDOptions(search.arch_lr)
-                                                       .momentum(s.momentum)
-                                                       .weight_decay(search.arch_weight_decay));
-    std::vector<torch::optim::SGD*> optimizers = {&weights, &arch};
+    const double arch_lr = effective_arch_lr(search, data->train_images.size(0));
+    const auto arch = make_arch_optimizer(search, s, net->arch_parameters(), arch_lr);
+    std::vector<torch::optim::Optimizer*> optimizers = {&weights, arch.get()};
     if (resuming && state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
-    PhaseRunner::Spec spec{"search", &s, net, optimizers, {s.lr, search.arch_lr}, search.complexity_penalty,
+    PhaseRunner::Spec spec{"search",
+                           &s,
+                           net,
+                           optimizers,
+                           {s.lr, arch_lr},
+                           {true, search.arch.lr_decay},
+                           search.arch.warmup_epochs,
+                           search.arch.final_temperature,
+                           search.complexity_penalty,
                            search.normaliser == "total" ? ComplexityNormaliser::total
                                                         : ComplexityNormaliser::first_layer,
                            config.train.epochs};
@@ -417,10 +502,14 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
 
     const auto reports = net->layer_reports();
     const auto cost = network_cost(reports);
+    const auto decision = search_decision(reports);
     state.allocation = to_json(derive_allocation(config.model, reports));
     state.search_summary = {{"expected_normalised_bits", cost.expected_normalised_bits()},
                             {"expected_bitops", cost.expected_bitops},
+                            {"arch_lr", arch_lr},
+                            {"decision", to_json(decision)},
                             {"layers", layer_probabilities(reports)}};
+    if (!decision.decided() && options.progress) options.progress(undecided_warning(decision));
     state.search_seconds = state.progress.seconds;
     state.phase = "train";
     state.has_model = false;
@@ -452,9 +541,9 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   const auto& t = config.train;
   torch::optim::SGD weights(net->parameters(),
                             torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
-  std::vector<torch::optim::SGD*> optimizers = {&weights};
+  std::vector<torch::optim::Optimizer*> optimizers = {&weights};
   if (state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
-  PhaseRunner::Spec spec{"train", &t, net, optimizers, {t.lr}, 0.0, ComplexityNormaliser::first_layer, 0};
+  PhaseRunner::Spec spec{"train", &t, net, optimizers, {t.lr}, {true}, 0, 1.0, 0.0, ComplexityNormaliser::first_layer, 0};
   PhaseRunner(spec, config, *data, device, directory, options, state).run();
 
   const auto eval_start = Clock::now();

@@ -32,7 +32,39 @@ nlohmann::json schedule_json(const Schedule& s) {
           {"lr_gamma", s.lr_gamma}};
 }
 
+ArchSettings parse_arch_settings(JsonObjectReader& s) {
+  ArchSettings a = arch_preset(s.choice("preset", {"scaled", "paper"}, std::string("scaled")));
+  a.optimizer = s.choice("arch_optimizer", {"sgd", "adam"}, a.optimizer);
+  a.lr = s.number_value("arch_lr", 0.0, kHuge, a.lr);
+  a.reference_steps = s.int_value("arch_reference_steps", 0, int64_t(1) << 40, a.reference_steps);
+  a.lr_decay = s.bool_value("arch_lr_decay", a.lr_decay);
+  a.weight_decay = s.number_value("arch_weight_decay", 0.0, kHuge, a.weight_decay);
+  if (s.has("arch_warmup_epochs")) a.warmup_epochs = int(s.int_value("arch_warmup_epochs", 0, 100000));
+  a.init = s.number_value("arch_init", -kHuge, kHuge, a.init);
+  a.final_temperature = s.number_value("arch_final_temperature", 1e-3, 1.0, a.final_temperature);
+  return a;
+}
+
 }  // namespace
+
+ArchSettings arch_preset(const std::string& name) {
+  ArchSettings a;
+  if (name == "paper") {
+    // search.py of the released code: SGD(alphas, lra=0.01, momentum 0.9,
+    // weight_decay 1e-4), both lrs x0.1 every step-epoch, from the first step.
+    a.preset = "paper";
+    a.optimizer = "sgd";
+    a.lr = 0.01;
+    a.reference_steps = 0;
+    a.lr_decay = true;
+    a.weight_decay = 1e-4;
+    a.warmup_epochs = 0;
+    a.final_temperature = 1.0;
+    return a;
+  }
+  if (name == "scaled") return a;  // the struct's defaults
+  throw ConfigError("unknown search preset \"" + name + "\"; expected \"scaled\" or \"paper\"");
+}
 
 std::string to_string(TrialMode mode) {
   switch (mode) {
@@ -86,10 +118,13 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     c.search.activation_bits = s.int_list("activation_bits", kMinBits, kMaxBits, c.search.activation_bits);
     c.search.complexity_penalty = s.number_value("complexity_penalty", 0.0, kHuge, 0.0);
     c.search.normaliser = s.choice("normaliser", {"first-layer", "total"}, std::string("first-layer"));
-    c.search.arch_lr = s.number_value("arch_lr", 0.0, kHuge, c.search.arch_lr);
-    c.search.arch_weight_decay = s.number_value("arch_weight_decay", 0.0, kHuge, c.search.arch_weight_decay);
-    c.search.arch_init = s.number_value("arch_init", -kHuge, kHuge, c.search.arch_init);
+    c.search.arch = parse_arch_settings(s);
     c.search.schedule = parse_schedule(s, Schedule{});
+    if (c.search.arch.warmup_epochs < 0) c.search.arch.warmup_epochs = c.search.schedule.epochs / 4;
+    if (c.search.arch.warmup_epochs >= c.search.schedule.epochs) {
+      s.fail("arch_warmup_epochs", "fewer warm-up epochs than search epochs (" +
+                                       std::to_string(c.search.schedule.epochs) + ")");
+    }
     s.reject_unknown_keys();
   } else if (root.has("uniform")) {
     c.mode = TrialMode::uniform;
@@ -136,9 +171,16 @@ nlohmann::json to_json(const TrialConfig& c) {
       s["activation_bits"] = c.search.activation_bits;
       s["complexity_penalty"] = c.search.complexity_penalty;
       s["normaliser"] = c.search.normaliser;
-      s["arch_lr"] = c.search.arch_lr;
-      s["arch_weight_decay"] = c.search.arch_weight_decay;
-      s["arch_init"] = c.search.arch_init;
+      const auto& a = c.search.arch;
+      s["preset"] = a.preset;
+      s["arch_optimizer"] = a.optimizer;
+      s["arch_lr"] = a.lr;
+      s["arch_reference_steps"] = a.reference_steps;
+      s["arch_lr_decay"] = a.lr_decay;
+      s["arch_weight_decay"] = a.weight_decay;
+      s["arch_warmup_epochs"] = a.warmup_epochs;
+      s["arch_init"] = a.init;
+      s["arch_final_temperature"] = a.final_temperature;
       j["search"] = s;
       break;
     }
@@ -156,6 +198,9 @@ std::string trial_id(const TrialConfig& config) {
   j.erase("name");
   j.erase("threads");
   j.erase("device");
+  // Results of an older engine (other model layouts, other search) must never
+  // be taken for this one's: the ID hashes the engine's version too.
+  j["engine"] = kEngineVersion;
   return stable_id(j.dump());
 }
 

@@ -25,15 +25,38 @@ struct Schedule {
   double lr_gamma = 0.1;
 };
 
+/// How the architecture parameters (the alphas) are optimised. A preset fills
+/// every field; fields given beside it override it. docs/search-settings.md
+/// says what each preset is for and how lambda's scale relates to each.
+struct ArchSettings {
+  std::string preset = "scaled";     ///< "paper" (the released code) or "scaled"
+  std::string optimizer = "adam";    ///< "sgd" (momentum of the search schedule) or "adam" (betas 0.5, 0.999)
+  double lr = 3e-4;                  ///< per step; see reference_steps
+  /// When > 0, the lr used is lr * reference_steps / (steps the alphas move),
+  /// so the alphas can move as far in a short search as in `reference_steps`
+  /// steps at `lr`. 0 uses `lr` as given.
+  int64_t reference_steps = 100000;
+  bool lr_decay = false;             ///< follow the weights' step decay (the released code does)
+  double weight_decay = 0;
+  /// Epochs in which only the weights train (alphas frozen, no penalty); -1
+  /// (the scaled preset's) means a quarter of the search epochs, rounded down.
+  int warmup_epochs = -1;
+  double init = 0.01;                ///< every alpha's initial value (equal: uniform probabilities)
+  /// Softmax temperature at the search's last step; it falls geometrically
+  /// from 1 at the first step the alphas move. 1 keeps the plain softmax.
+  double final_temperature = 0.1;
+};
+
+/// The named presets' settings ("paper", "scaled"); ConfigError otherwise.
+ArchSettings arch_preset(const std::string& name);
+
 /// The mixed-precision search (the paper's lambda is complexity_penalty).
 struct SearchConfig {
   std::vector<int> weight_bits = {1, 2, 3, 4};
   std::vector<int> activation_bits = {2, 3, 4};
   double complexity_penalty = 0.0;
   std::string normaliser = "first-layer";  ///< "first-layer" or "total"
-  double arch_lr = 0.01;
-  double arch_weight_decay = 1e-4;
-  double arch_init = 0.01;
+  ArchSettings arch;
   Schedule schedule;
 };
 
@@ -68,6 +91,10 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
 /// The fully resolved config (every default written out), canonical: the same
 /// trial always gives the same JSON.
 nlohmann::json to_json(const TrialConfig& config);
+
+/// Bumped whenever the same config computes something else (2: the released
+/// code's model layouts and the architecture optimiser settings).
+constexpr int kEngineVersion = 2;
 
 /// Stable ID of a trial: hash of its canonical JSON without the fields that do
 /// not change what is computed (name, threads, device).

@@ -16,7 +16,7 @@ def test_a_real_fashion_mnist_sweep_on_two_ranks_finishes_every_trial(sweep_fact
         "base": {
             "dataset": {"name": "fashion-mnist", "train_subset": 2000, "test_subset": 1000},
             "model": {"name": "simple-cnn"},
-            "search": {"epochs": 2, "batch_size": 64, "lr": 0.05, "arch_lr": 0.05, "lr_step_epochs": 1},
+            "search": {"epochs": 2, "batch_size": 64, "lr": 0.05, "lr_step_epochs": 1},
             "train": {"epochs": 2, "batch_size": 64, "lr": 0.05, "lr_step_epochs": 1},
         },
         "axes": {"complexity_penalty": [0.0, 0.01, 1.0], "seeds": [3]},

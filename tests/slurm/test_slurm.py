@@ -32,7 +32,7 @@ def tiny_sweep(name, penalties, train_subset=1500):
         "base": {
             "dataset": {"name": "fashion-mnist", "train_subset": train_subset, "test_subset": 1000},
             "model": {"name": "simple-cnn"},
-            "search": {"epochs": 2, "batch_size": 64, "lr": 0.05, "arch_lr": 0.05, "lr_step_epochs": 1},
+            "search": {"epochs": 2, "batch_size": 64, "lr": 0.05, "lr_step_epochs": 1},
             "train": {"epochs": 2, "batch_size": 64, "lr": 0.05, "lr_step_epochs": 1},
         },
         "axes": {"complexity_penalty": penalties, "seeds": [1]},

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <fstream>
 
 #include "core/error.h"
@@ -29,7 +30,7 @@ nlohmann::json fashion_config(int64_t train_subset, int search_epochs, int train
                        {"train_subset", train_subset}, {"test_subset", 2000}}},
           {"model", {{"name", "simple-cnn"}}},
           {"search", {{"epochs", search_epochs}, {"batch_size", 64}, {"lr", 0.05},
-                      {"complexity_penalty", penalty}, {"arch_lr", 0.05}, {"lr_step_epochs", 1}}},
+                      {"complexity_penalty", penalty}, {"lr_step_epochs", 1}}},
           {"train", {{"epochs", train_epochs}, {"batch_size", 64}, {"lr", 0.05}, {"lr_step_epochs", 1}}}};
 }
 
@@ -70,6 +71,62 @@ TEST_CASE("a trial writes its config, allocation, history, checkpoint and result
   TempDir out2;
   const auto again = runner.run(parse_trial_config(retrain, "retrain"), out2.path(), {});
   CHECK(again.at("bitops") == result.at("bitops"));
+}
+
+TEST_CASE("a search reports per epoch and at its end how decided every layer is", "[trial][decision]") {
+  TempDir data, out;
+  edmips::testing::write_mnist(data, 64, 32);
+  auto j = tiny_config(data);
+  j["search"]["epochs"] = 3;
+  j["search"]["arch_warmup_epochs"] = 1;
+  const auto config = parse_trial_config(j, "tiny");
+  std::vector<std::string> lines;
+  TrialRunOptions options;
+  options.progress = [&](const std::string& l) { lines.push_back(l); };
+  const auto result = TrialRunner().run(config, out.path(), options);
+  const auto history = parse_json_text(read_text_file(out / trial_files::history), "history");
+  REQUIRE(history.size() == 4);
+  // Warm-up epoch: the alphas have not moved (equal probabilities), no arch lr.
+  CHECK(history[0].at("arch_lr") == 0.0);
+  for (const auto& layer : history[0].at("layers")) {
+    CHECK(layer.at("weight_margin").get<double>() == Approx(0.0).margin(1e-9));
+    CHECK(layer.at("activation_margin").get<double>() == Approx(0.0).margin(1e-9));
+    CHECK(layer.at("weight_choice_probability").get<double>() == Approx(0.25));
+  }
+  CHECK(history[1].at("arch_lr").get<double>() > 0.0);
+  for (const auto& layer : history[2].at("layers")) {
+    CHECK(layer.at("weight_margin").get<double>() > 0.0);
+    CHECK(layer.contains("activation_choice_probability"));
+    CHECK(layer.at("weight_candidates") == nlohmann::json({1, 2, 3, 4}));
+  }
+  const auto& decision = result.at("search").at("decision");
+  CHECK(decision.at("searched_layers") == 3);
+  CHECK(decision.at("decided_margin") == kDecidedMargin);
+  const int decided = decision.at("decided_layers");
+  CHECK(decision.at("undecided_layers").size() == size_t(3 - decided));
+  CHECK(decision.at("decided") == (decided == 3));
+  CHECK(history[2].at("decision") == decision);
+  const bool warned = std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("warning: the search ended undecided") != std::string::npos;
+  });
+  CHECK(warned == (decided < 3));
+}
+
+TEST_CASE("the paper preset's search barely moves in a short run and the log warns it is undecided",
+          "[trial][decision]") {
+  TempDir data, out;
+  edmips::testing::write_mnist(data, 64, 32);
+  auto j = tiny_config(data);
+  j["search"]["preset"] = "paper";
+  std::vector<std::string> lines;
+  TrialRunOptions options;
+  options.progress = [&](const std::string& l) { lines.push_back(l); };
+  const auto result = TrialRunner().run(parse_trial_config(j, "paper"), out.path(), options);
+  CHECK(result.at("search").at("decision").at("decided_layers") == 0);
+  CHECK(result.at("search").at("decision").at("smallest_margin").get<double>() < 0.05);
+  CHECK(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("warning: the search ended undecided: 0 of 3 layers decided") != std::string::npos;
+  }));
 }
 
 TEST_CASE("running a finished trial again returns its result without training", "[trial]") {
@@ -208,4 +265,28 @@ TEST_CASE("on real Fashion-MNIST a short search and retrain beats chance by far,
   INFO("expected bits: lambda=0 " << free_bits << ", lambda=1 " << penalised_bits);
   CHECK(penalised_bits < free_bits);
   CHECK(penalised.at("normalised_bits").get<double>() <= free.at("normalised_bits").get<double>());
+}
+
+TEST_CASE("on real Fashion-MNIST the scaled search decides every layer where the paper's settings stay put",
+          "[trial][fashion][decision]") {
+  if (!edmips::testing::fashion_mnist_available()) {
+    WARN("Fashion-MNIST not installed; skipping");
+    return;
+  }
+  TempDir out;
+  TrialRunner runner;
+  TrialRunOptions options;
+  options.threads = 2;
+  auto scaled = fashion_config(4000, 4, 1, 3e-4);
+  auto paper = scaled;
+  paper["search"]["preset"] = "paper";
+  const auto a = runner.run(parse_trial_config(scaled, "scaled"), out / "scaled", options);
+  const auto b = runner.run(parse_trial_config(paper, "paper"), out / "paper", options);
+  const auto& decided = a.at("search").at("decision");
+  INFO("scaled: " << decided.dump() << "\npaper: " << b.at("search").at("decision").dump());
+  CHECK(decided.at("decided") == true);
+  CHECK(decided.at("smallest_margin").get<double>() >= kDecidedMargin);
+  CHECK(b.at("search").at("decision").at("decided_layers") == 0);
+  // Equal probabilities give 2.739 expected normalised bits for w1234 a234.
+  CHECK(b.at("search").at("expected_normalised_bits").get<double>() == Approx(2.739).margin(0.05));
 }

@@ -22,13 +22,43 @@ TEST_CASE("a trial config fills in the documented defaults", "[trial][config]") 
   CHECK(c.mode == TrialMode::search);
   CHECK(c.search.weight_bits == std::vector<int>{1, 2, 3, 4});
   CHECK(c.search.activation_bits == std::vector<int>{2, 3, 4});
-  CHECK(c.search.arch_lr == 0.01);
+  CHECK(c.search.arch.preset == "scaled");
+  CHECK(c.search.arch.optimizer == "adam");
+  CHECK(c.search.arch.warmup_epochs == 0);  // a quarter of 2 search epochs
+  CHECK(c.search.arch.final_temperature == 0.1);
+  CHECK(c.search.arch.reference_steps == 100000);
+  auto longer = minimal();
+  longer["search"]["epochs"] = 9;
+  CHECK(parse_trial_config(longer, "t.json").search.arch.warmup_epochs == 2);
   CHECK(c.search.schedule.lr == 0.1);
   CHECK(c.search.schedule.momentum == 0.9);
   CHECK(c.search.schedule.weight_decay == 1e-4);
   CHECK(c.search.normaliser == "first-layer");
   CHECK(c.full_precision_first);
   CHECK(c.full_precision_last);
+}
+
+TEST_CASE("the paper preset is the released code's architecture optimiser, and fields override it",
+          "[trial][config]") {
+  auto j = minimal();
+  j["search"]["preset"] = "paper";
+  auto c = parse_trial_config(j, "t.json");
+  CHECK(c.search.arch.optimizer == "sgd");
+  CHECK(c.search.arch.lr == 0.01);
+  CHECK(c.search.arch.reference_steps == 0);
+  CHECK(c.search.arch.lr_decay);
+  CHECK(c.search.arch.weight_decay == 1e-4);
+  CHECK(c.search.arch.warmup_epochs == 0);
+  CHECK(c.search.arch.final_temperature == 1.0);
+  j["search"]["arch_lr"] = 0.05;
+  c = parse_trial_config(j, "t.json");
+  CHECK(c.search.arch.lr == 0.05);
+  CHECK(c.search.arch.optimizer == "sgd");
+  j["search"]["preset"] = "papr";
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/preset") && Catch::Contains("paper"));
+  j = minimal();
+  j["search"]["arch_warmup_epochs"] = 2;  // as many as the search has
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/arch_warmup_epochs"));
 }
 
 TEST_CASE("the resolved config parses back to the same trial", "[trial][config]") {

@@ -5,8 +5,8 @@ Usage: plots.py REPORT_DIR
 Reads REPORT_DIR/pareto.json (from `edmips pareto`) and, for the search
 dynamics, each trial's history.json under the sweep directories pareto.json
 names. Writes REPORT_DIR/plots/{accuracy_vs_bitops,bit_allocation,
-lambda_vs_bits,search_dynamics}.{png,svg}. No Pareto logic lives here: fronts,
-means and dominance come from pareto.json.
+lambda_vs_bits,search_dynamics,search_probabilities}.{png,svg}. No Pareto
+logic lives here: fronts, means and dominance come from pareto.json.
 
 Colours are the Okabe-Ito palette (safe for colour-blind readers); every
 series also has its own marker and line style, so the plots read in greyscale.
@@ -26,7 +26,7 @@ COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINES = ["-", "--", "-.", ":"]
 HATCHES = ["", "//", "..", "xx", "\\\\", "++", "oo", "--"]
-PLOTS = ["accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics"]
+PLOTS = ["accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics", "search_probabilities"]
 
 
 def style(i):
@@ -43,8 +43,8 @@ def load(report_dir):
     return report, configurations, trials
 
 
-def save(fig, out, name):
-    fig.tight_layout()
+def save(fig, out, name, rect=(0, 0, 1, 1)):
+    fig.tight_layout(rect=rect)
     for ext in ("png", "svg"):
         fig.savefig(out / f"{name}.{ext}", dpi=150)
     plt.close(fig)
@@ -177,6 +177,75 @@ def plot_search_dynamics(report, configurations, out):
     save(fig, out, "search_dynamics")
 
 
+def history_of(trial):
+    path = pathlib.Path(trial["source"]) / "trials" / trial["id"] / "history.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def probability_trial(configurations):
+    """The search trial whose probabilities are drawn: from the mixed front's
+    configuration nearest 2 normalised bits (the paper's budget), first seed."""
+    search = configurations[configurations["kind"] == "search"]
+    if search.empty:
+        return None, None, None
+    order = (search["normalised_bits_mean"] - 2.0).abs().sort_values().index
+    order = sorted(order, key=lambda i: not search.loc[i, "on_front"])
+    for i in order:
+        c = search.loc[i]
+        for trial in c["trials"]:
+            history = history_of(trial)
+            if history and any(e["phase"] == "search" and e.get("layers") for e in history):
+                return c, trial, history
+    return None, None, None
+
+
+def plot_search_probabilities(configurations, out):
+    """Each layer's candidate probabilities over the search, as the paper's
+    figure of their evolution: weights solid, activations dashed."""
+    c, trial, history = probability_trial(configurations)
+    if history is None:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.text(0.5, 0.5, "no search histories with layer probabilities found", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        save(fig, out, "search_probabilities")
+        return
+    epochs = [e for e in history if e["phase"] == "search"]
+    layers = epochs[-1]["layers"]
+    columns = min(5, len(layers))
+    rows = math.ceil(len(layers) / columns)
+    height = 2.1 * rows + 1.6
+    fig, axes = plt.subplots(rows, columns, figsize=(max(8.0, 2.6 * columns), height), sharex=True,
+                             sharey=True, squeeze=False)
+    xs = list(range(0, len(epochs) + 1))
+    for k, layer in enumerate(layers):
+        ax = axes[k // columns][k % columns]
+        for kind, linestyle, offset in (("weight", "-", 0), ("activation", "--", 4)):
+            series = [[p for p in e["layers"][k][f"{kind}_probabilities"]] for e in epochs]
+            count = len(series[0])
+            bits = layer.get(f"{kind}_candidates") or [f"[{j}]" for j in range(count)]
+            for j in range(count):
+                ys = [1.0 / count] + [row[j] for row in series]  # epoch 0: the equal initial probabilities
+                ax.plot(xs, ys, linestyle=linestyle, color=COLOURS[(j + offset) % len(COLOURS)],
+                        marker=MARKERS[(j + offset) % len(MARKERS)], markersize=3, linewidth=1.2,
+                        label=f"{kind[0].upper()}{bits[j]}")
+        chosen = f"W{layer['weight_bits']}A{layer['activation_bits']}"
+        ax.set_title(f"{layer['name']} -> {chosen}" + ("" if layer.get("decided", True) else " (undecided)"),
+                     fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.grid(True, alpha=0.3)
+    for k in range(len(layers), rows * columns):
+        axes[k // columns][k % columns].set_axis_off()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.5 / height), ncol=len(labels), fontsize=8)
+    fig.supxlabel("Search epoch (0 = start)", fontsize=9)
+    fig.supylabel("Candidate probability", fontsize=9)
+    fig.suptitle(f"Candidate probabilities during the search: {lambda_label(c['complexity_penalty'])}, "
+                 f"trial {trial['id']} ({c['normalised_bits_mean']:.2f} normalised bits)\n"
+                 "weights solid, activations dashed; title: layer -> derived bits", fontsize=9)
+    save(fig, out, "search_probabilities", rect=(0, 0, 1, 1 - 0.85 / height))
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -192,6 +261,7 @@ def main(argv):
     plot_bit_allocation(report, configurations, out)
     plot_lambda_vs_bits(report, configurations, trials, out)
     plot_search_dynamics(report, configurations, out)
+    plot_search_probabilities(configurations, out)
     print(f"wrote {out}/" + "{" + ",".join(PLOTS) + "}.{png,svg}")
     return 0
 

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "nn/precision.h"
 #include "sweep/coordinator.h"
 #include "sweep/journal.h"
 
@@ -65,6 +66,15 @@ std::string label(const Configuration& c) {
   return "lambda " + fmt("%.4g", c.complexity_penalty.value_or(0));
 }
 
+/// "3/3" seeds whose search decided every layer; "-" for baselines or unknown.
+std::string decided_text(const Configuration& c) {
+  if (c.decided_trials + c.undecided_trials == 0) return "-";
+  return std::to_string(c.decided_trials) + "/" + std::to_string(c.decided_trials + c.undecided_trials);
+}
+
+/// The label, marked when a seed's search ended undecided.
+std::string flagged_label(const Configuration& c) { return label(c) + (c.undecided() ? " (undecided!)" : ""); }
+
 std::string accuracy_text(const Configuration& c) {
   return fmt("%.2f", c.top1_mean) + " +- " + fmt("%.2f", c.top1_std) + " (n=" + std::to_string(c.trials.size()) + ")";
 }
@@ -112,7 +122,17 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
                               {"weight_memory_bits", result.at("weight_memory_bits")},
                               {"allocation", result.at("allocation")},
                               {"source", dir.string()}};
-      if (result.contains("search")) trial["expected_normalised_bits"] = result["search"].value("expected_normalised_bits", 0.0);
+      if (result.contains("search")) {
+        const auto& search = result["search"];
+        trial["expected_normalised_bits"] = search.value("expected_normalised_bits", 0.0);
+        if (search.contains("decision")) {
+          const auto& decision = search["decision"];
+          trial["decided_layers"] = decision.at("decided_layers");
+          trial["searched_layers"] = decision.at("searched_layers");
+          trial["smallest_margin"] = decision.at("smallest_margin");
+          (decision.at("decided").get<bool>() ? c.decided_trials : c.undecided_trials) += 1;
+        }
+      }
       c.trials.push_back(trial);
       ++report.trials;
     }
@@ -223,6 +243,8 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"weight_memory_bits_mean", c.weight_memory_bits_mean},
                               {"cost", c.cost},
                               {"on_front", c.on_front},
+                              {"decided_trials", c.decided_trials},
+                              {"undecided_trials", c.undecided_trials},
                               {"trials", c.trials}});
   }
   nlohmann::json groups = nlohmann::json::array();
@@ -270,7 +292,7 @@ std::string dominance_table(const ParetoReport& r, bool markdown) {
   }
   for (const auto& d : r.dominance) {
     const auto& base = r.configurations[d.baseline];
-    const std::string best = d.best_mixed ? label(r.configurations[*d.best_mixed]) + " (" +
+    const std::string best = d.best_mixed ? flagged_label(r.configurations[*d.best_mixed]) + " (" +
                                                 fmt("%.3g", r.configurations[*d.best_mixed].bitops_mean) + ")"
                                           : "none";
     out << (markdown ? "| " : "  ") << label(base) << sep << d.mixed_group << sep << accuracy_text(base) << sep
@@ -287,7 +309,7 @@ std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
   std::ostringstream out;
   if (markdown) {
     out << "| configuration | top-1 (%) mean +- std (n) | BitOps | normalised bits | expected bits (search) | "
-           "weight memory (KiB) | on front |\n|---|---:|---:|---:|---:|---:|:-:|\n";
+           "weight memory (KiB) | seeds decided | on front |\n|---|---:|---:|---:|---:|---:|:-:|:-:|\n";
   }
   std::vector<size_t> order = g.configurations;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -296,11 +318,65 @@ std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
   for (size_t i : order) {
     const auto& c = r.configurations[i];
     const char* sep = markdown ? " | " : "  ";
-    out << (markdown ? "| " : "  ") << label(c) << sep << accuracy_text(c) << sep << fmt("%.4g", c.bitops_mean) << sep
+    out << (markdown ? "| " : "  ") << flagged_label(c) << sep << accuracy_text(c) << sep << fmt("%.4g", c.bitops_mean) << sep
         << fmt("%.3f", c.normalised_bits_mean) << sep
         << (c.expected_normalised_bits_mean ? fmt("%.3f", *c.expected_normalised_bits_mean) : "-") << sep
-        << fmt("%.1f", c.weight_memory_bits_mean / 8192.0) << sep << (c.on_front ? "yes" : "") << (markdown ? " |" : "")
+        << fmt("%.1f", c.weight_memory_bits_mean / 8192.0) << sep << decided_text(c) << sep
+        << (c.on_front ? "yes" : "") << (markdown ? " |" : "")
         << "\n";
+  }
+  return out.str();
+}
+
+/// The answer a user wants first, in words: where mixed precision is at or
+/// above uniform precision at equal BitOps, where it is not, and whether the
+/// searches behind it decided.
+std::string verdict(const ParetoReport& r) {
+  std::ostringstream out;
+  for (const auto& mixed : r.groups) {
+    if (mixed.kind == "uniform") continue;
+    std::vector<std::string> wins, losses, outside;
+    for (const auto& d : r.dominance) {
+      if (d.mixed_group != mixed.name) continue;
+      const auto& base = r.configurations[d.baseline];
+      // The front's interpolated accuracy when the baseline's BitOps lie in its
+      // range, else the best configuration at no more BitOps.
+      const auto gain = d.front_gain ? d.front_gain : d.accuracy_gain;
+      if (!gain) {
+        outside.push_back(label(base));
+        continue;
+      }
+      (*gain >= 0 ? wins : losses).push_back(label(base) + " (" + fmt("%+.2f", *gain) + ")");
+    }
+    auto join = [](const std::vector<std::string>& items) {
+      std::string text;
+      for (const auto& item : items) text += (text.empty() ? "" : ", ") + item;
+      return text;
+    };
+    out << mixed.name << ": ";
+    if (wins.empty() && losses.empty()) {
+      out << "no uniform baseline lies within reach of the mixed front yet.\n";
+    } else {
+      out << "mixed precision is at or above uniform at equal BitOps for " << (wins.empty() ? "none" : join(wins));
+      out << "; below it for " << (losses.empty() ? "none" : join(losses)) << " (top-1 points)";
+      if (!outside.empty()) out << "; no mixed configuration at or below the BitOps of " << join(outside);
+      out << ".\n";
+    }
+    for (const auto& uniform : r.groups) {
+      if (uniform.kind != "uniform" || uniform.model != mixed.model || uniform.dataset != mixed.dataset) continue;
+      out << "  hypervolume: mixed " << fmt("%.4g", mixed.hypervolume) << ", uniform " << fmt("%.4g", uniform.hypervolume)
+          << (mixed.hypervolume > uniform.hypervolume ? " (mixed larger)" : " (mixed not larger)") << "\n";
+    }
+    int undecided = 0, configurations = 0;
+    for (size_t i : mixed.configurations) {
+      ++configurations;
+      if (r.configurations[i].undecided()) ++undecided;
+    }
+    if (undecided > 0) {
+      out << "  warning: " << undecided << " of " << configurations
+          << " configurations have a seed whose search ended undecided (marked \"undecided!\"): their "
+             "allocations are partly argmaxes of near-equal probabilities.\n";
+    }
   }
   return out.str();
 }
@@ -317,7 +393,10 @@ void print_report(std::ostream& out, const ParetoReport& r) {
   for (const auto& s : r.sources) out << " " << s;
   out << "\nhypervolume reference point: " << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 "
       << fmt("%.2f", r.reference.accuracy) << "%\n\n";
-  if (!r.dominance.empty()) out << "Mixed precision against uniform baselines (top-1 %, BitOps):\n" << dominance_table(r, false) << "\n";
+  if (!r.dominance.empty()) {
+    out << "Mixed precision against uniform baselines (top-1 %, BitOps):\n" << dominance_table(r, false) << "\n"
+        << "Summary (seed means):\n" << verdict(r) << "\n";
+  }
   for (const auto& g : r.groups) out << group_heading(r, g) << "\n" << group_table(r, g, false) << "\n";
 }
 
@@ -354,7 +433,7 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
     md << "For each uniform baseline: the most accurate mixed-precision configuration whose BitOps are no higher, "
           "and the mixed front's accuracy interpolated (in log BitOps) at the baseline's BitOps. A positive gain "
           "means mixed precision is better at no more cost.\n\n"
-       << dominance_table(r, true) << "\n";
+       << dominance_table(r, true) << "\n**Summary** (seed means):\n\n```\n" << verdict(r) << "```\n\n";
   }
   md << "![accuracy vs BitOps](plots/accuracy_vs_bitops.png)\n\n## Fronts\n\nHypervolume reference point: "
      << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 " << fmt("%.2f", r.reference.accuracy)
@@ -363,6 +442,10 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
   md << "## Bit allocations on the front\n\n![bit allocation](plots/bit_allocation.png)\n\n"
      << "## How the penalty maps to a budget\n\n![lambda vs normalised bits](plots/lambda_vs_bits.png)\n\n"
      << "## Search dynamics\n\n![expected bits per epoch](plots/search_dynamics.png)\n\n"
+     << "Each layer's candidate probabilities over one search (the mixed front's configuration nearest 2 "
+        "normalised bits): a layer is decided when its chosen weight and activation candidates each lead the "
+        "runner-up by at least " << fmt("%.2f", kDecidedMargin) << " (docs/search-settings.md).\n\n"
+     << "![candidate probabilities during the search](plots/search_probabilities.png)\n\n"
      << "Plots (PNG and SVG) are drawn by `analysis/plots.py` from the files above; `scripts/report.sh` makes "
         "everything.\n";
   write_file_atomically(directory / "report.md", md.str());

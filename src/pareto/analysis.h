@@ -40,6 +40,10 @@ struct Configuration {
   std::optional<double> expected_normalised_bits_mean;
   double cost = 0;  ///< the chosen measure's mean
   bool on_front = false;
+  /// Search trials whose search ended with every layer decided / not so
+  /// (trials of engines that did not record it count in neither).
+  int decided_trials = 0, undecided_trials = 0;
+  bool undecided() const { return undecided_trials > 0; }
 };
 
 struct Group {

@@ -14,7 +14,7 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FIXTURE = HERE / "fixture" / "sweep"
-PLOTS = ["accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics"]
+PLOTS = ["accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics", "search_probabilities"]
 EDMIPS = os.environ.get("EDMIPS_BINARY", str(ROOT / "build" / "src" / "edmips"))
 
 sys.path.insert(0, str(ROOT / "analysis"))
@@ -65,10 +65,10 @@ def test_the_accuracy_plot_labels_its_axes_with_units(sweep_dir, monkeypatch):
     captured = {}
     original = plots.save
 
-    def spy(fig, out, name):
+    def spy(fig, out, name, **kwargs):
         ax = fig.axes[0]
         captured[name] = (ax.get_xlabel(), ax.get_ylabel(), len(ax.lines) + len(ax.collections))
-        original(fig, out, name)
+        original(fig, out, name, **kwargs)
 
     monkeypatch.setattr(plots, "save", spy)
     assert plots.main(["plots.py", str(sweep_dir)]) == 0
@@ -78,6 +78,58 @@ def test_the_accuracy_plot_labels_its_axes_with_units(sweep_dir, monkeypatch):
     assert artists >= 4  # trials, error bars and a front per group
     assert "epoch" in captured["search_dynamics"][0].lower()
     assert "λ" in captured["lambda_vs_bits"][0]
+
+
+def test_the_probability_plot_draws_every_candidate_of_every_searched_layer(sweep_dir, monkeypatch):
+    subprocess.run([EDMIPS, "pareto", str(sweep_dir)], check=True, capture_output=True)
+    captured = {}
+    original = plots.save
+
+    def spy(fig, out, name, **kwargs):
+        if name == "search_probabilities":
+            captured["axes"] = [(ax.get_title(), len(ax.lines)) for ax in fig.axes if ax.lines]
+            captured["title"] = fig._suptitle.get_text()
+        original(fig, out, name, **kwargs)
+
+    monkeypatch.setattr(plots, "save", spy)
+    assert plots.main(["plots.py", str(sweep_dir)]) == 0
+    # simple-cnn searches 3 layers; each shows 4 weight and 3 activation candidates.
+    assert [lines for _, lines in captured["axes"]] == [7, 7, 7]
+    assert all("->" in title and "W" in title for title, _ in captured["axes"])
+    assert "λ=" in captured["title"]
+
+
+def test_pareto_flags_configurations_whose_search_ended_undecided(sweep_dir):
+    journal = sweep_dir / "journal.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    flagged = None
+    for event in events:
+        if event["event"] == "trial_finished" and event["summary"]["kind"] == "search" and flagged is None:
+            decision = event["result"]["search"]["decision"]
+            decision.update(decided=False, decided_layers=decision["searched_layers"] - 1)
+            flagged = event["summary"]["complexity_penalty"]
+    journal.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = subprocess.run([EDMIPS, "pareto", str(sweep_dir)], capture_output=True, text=True, check=True)
+    assert "undecided!" in result.stdout
+    assert "ended undecided" in result.stdout
+    report = json.loads((sweep_dir / "pareto.json").read_text())
+    undecided = [c for c in report["configurations"] if c["undecided_trials"] > 0]
+    assert [c["complexity_penalty"] for c in undecided] == [flagged]
+    assert "undecided!" in (sweep_dir / "report.md").read_text()
+
+
+def test_the_summary_says_where_mixed_precision_is_above_or_below_uniform(sweep_dir):
+    result = subprocess.run([EDMIPS, "pareto", str(sweep_dir)], capture_output=True, text=True, check=True)
+    report = json.loads((sweep_dir / "pareto.json").read_text())
+    summary = result.stdout.split("Summary (seed means):")[1]
+    for d in report["dominance"]:
+        gain = d["front_gain"] if d["front_gain"] is not None else d["accuracy_gain"]
+        if gain is None:
+            assert d["baseline_label"] in summary.split("no mixed configuration")[1]
+        else:
+            side = summary.split("below it for")[0 if gain >= 0 else 1]
+            assert f"{d['baseline_label']} ({gain:+.2f})" in side
+    assert "hypervolume: mixed" in summary
 
 
 def test_plots_need_the_pareto_report_first(tmp_path, capsys):

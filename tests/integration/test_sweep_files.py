@@ -63,10 +63,13 @@ def test_plan_lists_every_trial_with_its_id_lambda_bits_seed_and_model():
     result = subprocess.run([edmips_binary(), "plan", str(SWEEPS / "fashion-quick.json")],
                             capture_output=True, text=True, check=True)
     lines = result.stdout.strip().splitlines()
-    assert lines[-1] == "6 trials"
+    sweep = json.loads((SWEEPS / "fashion-quick.json").read_text())
+    searches = len(sweep["axes"]["complexity_penalty"]) * len(sweep["axes"]["seeds"])
+    baselines = len(sweep["baselines"]) * len(sweep["axes"]["seeds"])
+    assert lines[-1] == f"{searches + baselines} trials"
     rows = lines[1:-1]
-    assert len(rows) == 6
-    assert sum("uniform" in r for r in rows) == 2
+    assert len(rows) == searches + baselines
+    assert sum("uniform" in r for r in rows) == baselines
     assert all("simple-cnn" in r and "seed 1" in r for r in rows)
     # IDs are stable: planning twice gives the same IDs.
     again = subprocess.run([edmips_binary(), "plan", str(SWEEPS / "fashion-quick.json")],

@@ -308,6 +308,7 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     std::ofstream log(directory / "log.txt", std::ios::app);
     TrialRunOptions run_options;
     run_options.threads = options.threads;
+    run_options.node_local_rank = options.node_local_rank;
     run_options.stop_requested = options.stop_requested;
     run_options.progress = [&log](const std::string& line) { log << line << std::endl; };
     const auto watcher = options.stop_requested ? endpoint.watch_for_abort(*options.stop_requested) : nullptr;

@@ -42,6 +42,7 @@ struct WorkerOptions {
   int rank = 0;
   int threads = 0;
   std::atomic<bool>* stop_requested = nullptr;  ///< signals and coordinator aborts set it
+  int node_local_rank = 0;  ///< with CUDA, the rank's trials use GPU node_local_rank % GPUs
 };
 
 /// Asks for trials and runs them until told to stop (or interrupted).

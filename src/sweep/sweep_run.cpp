@@ -13,6 +13,7 @@
 #include "core/stop_signal.h"
 #include "sweep/coordinator.h"
 #include "sweep/transport.h"
+#include "trial/trial.h"
 
 namespace edmips {
 namespace fs = std::filesystem;
@@ -72,6 +73,13 @@ int run_sweep(const SweepRunOptions& options) {
     }
     sweep = load_sweep_file(options.sweep_path);
     if (rank == 0) prepare_output(sweep, options);
+    // Ranks may sit on different nodes: each checks its own devices and says so.
+    try {
+      for (const auto& trial : sweep.trials) check_device_available(trial.config);
+    } catch (const ConfigError& e) {
+      report(e.what(), e.code());
+      setup_code = int(e.code());
+    }
   } catch (const Error& e) {
     if (rank == 0 || dynamic_cast<const ConfigError*>(&e) == nullptr) report(e.what(), e.code());
     setup_code = int(e.code());
@@ -84,7 +92,7 @@ int run_sweep(const SweepRunOptions& options) {
   auto& stop = install_stop_signal_handlers();
   const int threads = threads_per_rank(options.threads, session.local_size());
   auto endpoints = session.endpoints();
-  WorkerOptions worker_options{options.out, rank, threads, &stop};
+  WorkerOptions worker_options{options.out, rank, threads, &stop, session.local_rank()};
   auto make_executor = [&] {
     return options.fake ? make_fake_executor(options.fake_options) : make_trial_executor();
   };

@@ -51,6 +51,11 @@ class TrialRunner {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Throws ConfigError when `config` asks for device "cuda" and this process
+/// sees no CUDA device, naming the host (a sweep checks every trial on every
+/// rank before any trial starts).
+void check_device_available(const TrialConfig& config);
+
 /// The result of a finished trial in `directory`, if there is one.
 std::optional<nlohmann::json> read_trial_result(const std::filesystem::path& directory);
 

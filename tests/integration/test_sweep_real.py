@@ -85,3 +85,30 @@ def test_kill_9_of_a_real_sweep_at_random_moments_then_resume_finishes_each_tria
     # Trials cut short by a kill picked up from their checkpoints.
     logs = [(sweep.out / "trials" / i / "log.txt").read_text() for i in ids]
     assert any("resuming" in log for log in logs)
+
+
+def gpu_visible():
+    import shutil
+    import subprocess
+    return shutil.which("nvidia-smi") is not None and subprocess.run(
+        ["nvidia-smi", "-L"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(gpu_visible(), reason="a GPU is visible here; the refusal needs a machine without one")
+def test_a_sweep_that_asks_for_cuda_without_a_gpu_fails_on_every_rank_before_any_trial(sweep_factory):
+    sweep = sweep_factory({
+        "name": "wants-cuda",
+        "base": {
+            "device": "cuda",
+            "dataset": {"name": "fashion-mnist", "train_subset": 200, "test_subset": 100},
+            "model": {"name": "simple-cnn"},
+            "search": {"epochs": 1}, "train": {"epochs": 1},
+        },
+        "axes": {"complexity_penalty": [0.0, 0.001], "seeds": [1]},
+    })
+    assert sweep.run(2, timeout=120) == 2
+    log = (sweep.dir / "run.log").read_text()
+    assert "device \"cuda\" requested" in log and "no CUDA device" in log
+    assert "[rank 0]" in log and "[rank 1]" in log
+    events = [e["event"] for e in sweep.journal()] if (sweep.out / "journal.jsonl").exists() else []
+    assert "trial_started" not in events

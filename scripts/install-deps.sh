@@ -23,8 +23,9 @@ packages=(
   catch2 libbenchmark-dev
   # real data
   dataset-fashion-mnist
-  # analysis and plots (Debian's interpreter, see scripts/python.sh)
-  python3 python3-matplotlib python3-pandas python3-pytest python3-jsonschema
+  # analysis and plots (Debian's interpreter, see scripts/python.sh); pip
+  # fetches the CUDA LibTorch for scripts/build-cuda.sh
+  python3 python3-matplotlib python3-pandas python3-pytest python3-jsonschema python3-pip
   # real single-node Slurm cluster for the tests
   slurm-wlm munge procps
 )

@@ -7,7 +7,13 @@
 #include <iomanip>
 #include <ostream>
 #include <torch/torch.h>
+#ifdef EDMIPS_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+#endif
 
+#include "core/error.h"
+#include "core/torch_compat.h"
 #include "data/dataset.h"
 #include "models/network.h"
 
@@ -20,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 /// their peak; installed once, before any model is built.
 class CountingAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(size_t bytes) const override {
+  c10::DataPtr allocate(size_t bytes) EDMIPS_ALLOCATE_CONST override {
     // A 64-byte header (keeps c10's alignment) remembers the size.
     const size_t total = (bytes + kHeader + kHeader - 1) / kHeader * kHeader;
     auto* base = static_cast<char*>(std::aligned_alloc(kHeader, total));
@@ -34,6 +40,11 @@ class CountingAllocator final : public c10::Allocator {
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
+#if EDMIPS_ALLOCATOR_NEEDS_COPY_DATA
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+#endif
   int64_t live() const { return live_.load(); }
   int64_t peak() const { return peak_.load(); }
   void reset_peak() { peak_.store(live_.load()); }
@@ -64,6 +75,40 @@ int64_t state_bytes(const Network& net) {
   return n * int64_t(sizeof(float)) * 3;
 }
 
+/// Live tensor bytes and their peak since the last reset, on the benchmark's
+/// device: the counting CPU allocator, or CUDA's caching allocator.
+class MemoryMeter {
+ public:
+  explicit MemoryMeter(torch::Device device) : device_(device) {
+    if (device_.is_cpu()) counting_allocator();
+  }
+  void reset_peak() {
+#ifdef EDMIPS_WITH_CUDA
+    if (device_.is_cuda()) return c10::cuda::CUDACachingAllocator::resetPeakStats(device_.index());
+#endif
+    counting_allocator().reset_peak();
+  }
+  int64_t live() const { return stat(false); }
+  int64_t peak() const { return stat(true); }
+
+ private:
+  int64_t stat(bool peak) const {
+#ifdef EDMIPS_WITH_CUDA
+    if (device_.is_cuda()) {
+      const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+      const auto& bytes = stats.allocated_bytes[0];  // aggregate over pools
+      return peak ? bytes.peak : bytes.current;
+    }
+#endif
+    return peak ? counting_allocator().peak() : counting_allocator().live();
+  }
+  torch::Device device_;
+};
+
+void synchronize(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
 struct Form {
   std::string name;
   Network net;
@@ -79,7 +124,11 @@ double median(std::vector<double> v) {
 }  // namespace
 
 std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
-  auto& memory = counting_allocator();
+  const torch::Device device = o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    throw ConfigError("bench --device cuda: LibTorch " TORCH_VERSION " sees no CUDA device");
+  }
+  MemoryMeter memory(device);
   torch::set_num_threads(o.threads);
   torch::manual_seed(0);
   const ModelInput input{o.channels, o.height, o.width, o.classes};
@@ -97,6 +146,7 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
     Form f;
     f.name = name;
     f.net = make_network(o.model, input, p);
+    f.net->to(device);
     f.net->set_naive_search(naive);
     f.weights = std::make_unique<torch::optim::SGD>(f.net->weight_parameters(),
                                                     torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
@@ -124,11 +174,16 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
   for (int step = 0; step < o.warmup + o.steps; ++step) {
     for (size_t i = 0; i < forms.size(); ++i) {  // interleaved, so drift hits every form alike
       auto& f = forms[i];
+      synchronize(device);
       memory.reset_peak();
       const int64_t live_before = memory.live();
       const auto t0 = Clock::now();
-      const auto [x, y] = batches.batch(step % batches.batch_count());
+      auto [x, y] = batches.batch(step % batches.batch_count());
       const auto t1 = Clock::now();
+      if (device.is_cuda()) {
+        x = x.pin_memory().to(device, /*non_blocking=*/true);
+        y = y.pin_memory().to(device, /*non_blocking=*/true);
+      }
       auto loss = torch::nn::functional::cross_entropy(f.net->forward(x), y);
       if (f.penalty > 0) loss = loss + f.penalty * f.net->complexity_loss(ComplexityNormaliser::first_layer);
       f.weights->zero_grad();
@@ -137,6 +192,7 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
       f.weights->step();
       if (f.arch) f.arch->step();
       (void)loss.item<float>();
+      synchronize(device);
       const auto t2 = Clock::now();
       if (step >= o.warmup) {
         times[i].push_back(std::chrono::duration<double, std::milli>(t2 - t0).count());
@@ -167,14 +223,35 @@ std::string join(const std::vector<int>& v) {
   for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
   return s;
 }
+
+/// The machine the figures come from: LibTorch, and the GPU with its driver.
+std::string device_description(const StepBenchmarkOptions& o) {
+  std::string text = "LibTorch " TORCH_VERSION ", device " + o.device;
+#ifdef EDMIPS_WITH_CUDA
+  if (o.device == "cuda") {
+    cudaDeviceProp properties{};
+    int driver = 0, runtime = 0;
+    cudaGetDeviceProperties(&properties, 0);
+    cudaDriverGetVersion(&driver);
+    cudaRuntimeGetVersion(&runtime);
+    text += std::string(" (") + properties.name + ", CUDA driver API " + std::to_string(driver / 1000) + "." +
+            std::to_string(driver % 1000 / 10) + ", runtime " + std::to_string(runtime / 1000) + "." +
+            std::to_string(runtime % 1000 / 10) + ", fused CUDA quantizers)";
+  }
+#endif
+  return text;
+}
+
 }  // namespace
 
 void print_step_table(std::ostream& out, const StepBenchmarkOptions& o, const std::vector<StepTiming>& rows) {
   out << "model " << o.model << ", batch " << o.batch << ", input " << o.channels << "x" << o.height << "x"
       << o.width << ", weights {" << join(o.weight_bits) << "}, activations {" << join(o.activation_bits)
       << "}, threads " << o.threads << ", median of " << o.steps << " steps after " << o.warmup << " warm-up\n"
-      << "peak MiB: the step's peak of live tensor bytes above what was live before it, plus the form's "
-         "parameters, gradients and momentum\n\n";
+      << device_description(o) << "\n"
+      << "peak MiB: the step's peak of live tensor bytes above what was live before it ("
+      << (o.device == "cuda" ? "CUDA caching allocator" : "counting CPU allocator")
+      << "), plus the form's parameters, gradients and momentum\n\n";
   out << "| form | ms/step | x float | peak MiB | x float | batch assembly ms (% of step) |\n"
       << "|---|---:|---:|---:|---:|---:|\n";
   out << std::fixed;

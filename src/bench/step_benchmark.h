@@ -19,13 +19,14 @@ struct StepBenchmarkOptions {
   int warmup = 3;
   int threads = 2;
   bool naive = true;  ///< also measure the naive search (slow)
+  std::string device = "cpu";  ///< "cpu" or "cuda" (GPU 0; CUDA_VISIBLE_DEVICES picks it)
 };
 
 struct StepTiming {
   std::string form;
   double median_ms = 0;
   double ratio_to_float = 0;
-  double peak_memory_mib = 0;        ///< see print_step_table's note
+  double peak_memory_mib = 0;        ///< see print_step_table's note (CUDA: the caching allocator's peak)
   double memory_ratio_to_float = 0;
   double batch_assembly_ms = 0;
 };

@@ -188,6 +188,7 @@ int bench(const std::vector<std::string>& args) {
       "steps", po::value(&o.steps)->default_value(o.steps), "measured steps per form")(
       "warmup", po::value(&o.warmup)->default_value(o.warmup), "warm-up steps")(
       "threads,t", po::value(&o.threads)->default_value(o.threads), "torch threads")(
+      "device", po::value(&o.device)->default_value(o.device), "cpu or cuda (GPU 0 of CUDA_VISIBLE_DEVICES)")(
       "no-naive", "skip the naive |W|x|A| search form");
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
@@ -198,6 +199,9 @@ int bench(const std::vector<std::string>& args) {
   const auto vm = parse(args, options, {});
   o.width = o.height;
   o.naive = !vm.count("no-naive");
+  if (o.device != "cpu" && o.device != "cuda") {
+    throw ConfigError("--device: expected cpu or cuda, found \"" + o.device + "\"");
+  }
   o.weight_bits = parse_bits(weight_bits);
   o.activation_bits = parse_bits(activation_bits);
   return run_bench_command(o);

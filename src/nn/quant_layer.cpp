@@ -47,6 +47,9 @@ QuantLayerImpl::QuantLayerImpl(std::string name, LayerShape shape, LayerPrecisio
     alpha_activation = register_parameter(
         "alpha_activation",
         torch::full({int64_t(precision_.activation_bits.size())}, precision_.arch_init));
+    // Buffers, so they follow the layer to its device: no host copy per step.
+    weight_candidate_bits = register_buffer("weight_candidate_bits", bits_tensor(precision_.weight_bits));
+    activation_candidate_bits = register_buffer("activation_candidate_bits", bits_tensor(precision_.activation_bits));
   }
 }
 
@@ -59,16 +62,14 @@ torch::Tensor QuantLayerImpl::activation_probabilities() const {
 
 torch::Tensor QuantLayerImpl::expected_weight_bits() const {
   if (searching()) {
-    return (weight_probabilities() * bits_tensor(precision_.weight_bits).to(alpha_weight.device())).sum();
+    return (weight_probabilities() * weight_candidate_bits).sum();
   }
   return torch::tensor(quantized() ? float(precision_.weight_bits[0]) : 32.0f);
 }
 
 torch::Tensor QuantLayerImpl::expected_activation_bits() const {
   if (searching() && !precision_.input_is_data) {
-    return (activation_probabilities() *
-            bits_tensor(precision_.activation_bits).to(alpha_activation.device()))
-        .sum();
+    return (activation_probabilities() * activation_candidate_bits).sum();
   }
   return torch::tensor(quantized() ? float(precision_.activation_bits[0]) : 32.0f);
 }

@@ -88,6 +88,7 @@ class QuantLayerImpl : public torch::nn::Module {
   torch::Tensor bias;
   torch::Tensor alpha_weight;      ///< search only: one logit per weight candidate
   torch::Tensor alpha_activation;  ///< search only: one logit per activation candidate
+  torch::Tensor weight_candidate_bits, activation_candidate_bits;  ///< search only: the candidates, as floats
 
  private:
   torch::Tensor apply(const torch::Tensor& input, const torch::Tensor& w) const;

@@ -7,12 +7,16 @@
 // written for the vectoriser (`omp simd`, no libm calls: rounding by the
 // 1.5*2^23 trick, exact round-half-even for |v| < 2^22 like torch.round) and
 // split across threads with at::parallel_for. Results match the reference
-// (quantizers.cpp) up to float summation order.
+// (quantizers.cpp) up to float summation order. The same autograd functions
+// run the CUDA kernels (fused_kernels_cuda.cu, via quant/fused_cuda.h) for
+// CUDA tensors when the build has them; otherwise CUDA tensors take the plain
+// LibTorch reference.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <array>
 
+#include "quant/fused_cuda.h"
 #include "quant/fused_kernels.h"
 #include "quant/quantizers.h"
 #include "quant/step_sizes.h"
@@ -67,8 +71,15 @@ class CompositeActivationFunction : public torch::autograd::Function<CompositeAc
                                const torch::Tensor& probs, const std::vector<int64_t>& bits) {
     std::vector<int> b(bits.begin(), bits.end());
     const auto input = x.contiguous();
-    auto out = torch::empty_like(input);
-    activation_forward(input.data_ptr<float>(), out.data_ptr<float>(), input.numel(), activation_candidates(b, probs));
+    torch::Tensor out;
+#ifdef EDMIPS_WITH_CUDA
+    if (input.is_cuda()) out = cuda_fused::activation_forward(input, probs, b);
+#endif
+    if (!out.defined()) {
+      out = torch::empty_like(input);
+      activation_forward(input.data_ptr<float>(), out.data_ptr<float>(), input.numel(),
+                         activation_candidates(b, probs));
+    }
     ctx->save_for_backward({input, probs});
     ctx->saved_data["bits"] = bits;
     return out;
@@ -81,6 +92,12 @@ class CompositeActivationFunction : public torch::autograd::Function<CompositeAc
     const auto& probs = saved[1];
     const auto list = ctx->saved_data["bits"].toIntVector();
     std::vector<int> bits(list.begin(), list.end());
+#ifdef EDMIPS_WITH_CUDA
+    if (x.is_cuda()) {
+      auto [gx, gp] = cuda_fused::activation_backward(x, grads[0], probs, bits, ctx->needs_input_grad(1));
+      return {gx, gp, torch::Tensor()};
+    }
+#endif
     const auto g = grads[0].contiguous();
     auto gx = torch::empty_like(x);
     std::vector<double> grad_probability;
@@ -107,6 +124,15 @@ class CompositeWeightFunction : public torch::autograd::Function<CompositeWeight
                                const torch::Tensor& probs, const std::vector<int64_t>& bits) {
     std::vector<int> b(bits.begin(), bits.end());
     const auto input = w.contiguous();
+#ifdef EDMIPS_WITH_CUDA
+    if (input.is_cuda()) {
+      // The std stays a device scalar: no host synchronisation per layer.
+      const auto std_dev = input.std().to(torch::kFloat);
+      ctx->save_for_backward({input, probs, std_dev});
+      ctx->saved_data["bits"] = bits;
+      return cuda_fused::weight_forward(input, probs, b, std_dev);
+    }
+#endif
     // The weights live on the CPU: reading their std is no device sync.
     const float std_dev = input.std().item<float>();
     const auto p = probs.detach().to(torch::kFloat).contiguous();
@@ -126,10 +152,18 @@ class CompositeWeightFunction : public torch::autograd::Function<CompositeWeight
     const auto& w = saved[0];
     const auto& probs = saved[1];
     const auto list = ctx->saved_data["bits"].toIntVector();
-    const float std_dev = float(ctx->saved_data["std"].toDouble());
     const auto g = grads[0].contiguous();
     // Straight-through: d(sum_i p_i q_i(w))/dw = sum_i p_i (the probabilities sum to one).
     const auto gw = g * probs.detach().sum();
+#ifdef EDMIPS_WITH_CUDA
+    if (w.is_cuda()) {
+      const auto gp = ctx->needs_input_grad(1)
+                          ? cuda_fused::weight_probability_gradient(w, g, {list.begin(), list.end()}, saved[2])
+                          : torch::Tensor();
+      return {gw, gp, torch::Tensor()};
+    }
+#endif
+    const float std_dev = float(ctx->saved_data["std"].toDouble());
     // d/dp_i = <g, q_i(w)>; weights are small, so recomputing q_i is cheap.
     std::vector<float> grad_probability;
     const int64_t n = w.numel();
@@ -143,7 +177,11 @@ class CompositeWeightFunction : public torch::autograd::Function<CompositeWeight
   }
 };
 
-bool fusable(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
+/// Float tensors on the CPU, or on a CUDA device when this build has the CUDA kernels.
+bool fusable(const at::Tensor& t) {
+  if (t.scalar_type() != at::kFloat) return false;
+  return t.device().is_cpu() || (t.is_cuda() && cuda_fused::built());
+}
 
 std::vector<int64_t> as_int64(const std::vector<int>& bits) { return {bits.begin(), bits.end()}; }
 
@@ -155,7 +193,7 @@ at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs, co
 }
 
 at::Tensor composite_weight(const at::Tensor& w, const at::Tensor& probs, const std::vector<int>& bits) {
-  if (!fusable(w)) return composite_weight_reference(w, probs, bits);
+  if (!fusable(w) || bits.size() > size_t(kMaxCandidates)) return composite_weight_reference(w, probs, bits);
   return CompositeWeightFunction::apply(w, probs, as_int64(bits));
 }
 

@@ -149,7 +149,13 @@ torch::Device choose_device(const std::string& requested, int node_local_rank) {
     const auto count = int(torch::cuda::device_count());
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(node_local_rank % std::max(1, count)));
   }
-  if (requested == "cuda") throw ConfigError("device \"cuda\" requested but LibTorch sees no CUDA device");
+  if (requested == "cuda") {
+    char host[256] = "?";
+    ::gethostname(host, sizeof host - 1);
+    throw ConfigError(std::string("device \"cuda\" requested but LibTorch ") + TORCH_VERSION + " on host " + host +
+                      " sees no CUDA device (a CPU-only LibTorch build, or no GPU or driver visible: check "
+                      "nvidia-smi and CUDA_VISIBLE_DEVICES); use \"device\": \"cpu\" or \"auto\"");
+  }
   return torch::kCPU;
 }
 
@@ -262,8 +268,11 @@ class PhaseRunner {
       spec_.net->train();
       for (; progress.batch < batches.batch_count(); ++progress.batch) {
         auto [x, y] = batches.batch(progress.batch);
-        x = x.to(device_);
-        y = y.to(device_);
+        if (device_.is_cuda()) {
+          // Pinned host memory: the copies overlap with the GPU's work.
+          x = x.pin_memory().to(device_, /*non_blocking=*/true);
+          y = y.pin_memory().to(device_, /*non_blocking=*/true);
+        }
         if (arch_moves && spec_.final_temperature != 1.0) {
           spec_.net->set_temperature(temperature_at(progress.epoch, progress.batch, batches.batch_count()));
         }
@@ -273,21 +282,26 @@ class PhaseRunner {
         if (arch_moves && spec_.complexity_penalty > 0) {
           loss = loss + spec_.complexity_penalty * spec_.net->complexity_loss(spec_.normaliser);
         }
-        const double loss_value = loss.item<double>();
+        // The step's figures, read back once after the whole step is queued:
+        // one host synchronisation per step on a GPU.
+        const auto figures = torch::stack({loss.detach(), cross_entropy.detach(),
+                                           logits.detach().argmax(1).eq(y).sum().to(torch::kFloat)});
+        for (auto* optimizer : spec_.optimizers) optimizer->zero_grad();
+        loss.backward();
+        spec_.optimizers[0]->step();
+        if (arch_moves) spec_.optimizers[1]->step();
+        const auto host = figures.to(torch::kCPU, torch::kDouble);
+        const double loss_value = host[0].item<double>();
         if (!std::isfinite(loss_value)) {
           std::ostringstream message;
           message << "loss became " << loss_value << " in " << spec_.phase << " epoch " << progress.epoch + 1
                   << " batch " << progress.batch + 1 << "; lower the learning rate or complexity_penalty";
           throw DivergenceError(message.str());
         }
-        for (auto* optimizer : spec_.optimizers) optimizer->zero_grad();
-        loss.backward();
-        spec_.optimizers[0]->step();
-        if (arch_moves) spec_.optimizers[1]->step();
         const int64_t size = y.size(0);
         progress.loss_sum += loss_value * double(size);
-        progress.cross_entropy_sum += cross_entropy.item<double>() * double(size);
-        progress.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+        progress.cross_entropy_sum += host[1].item<double>() * double(size);
+        progress.correct += int64_t(host[2].item<double>());
         progress.seen += size;
         if (options_.stop_requested && options_.stop_requested->load()) {
           progress.batch += 1;
@@ -425,6 +439,8 @@ struct TrialRunner::Impl {
 
 TrialRunner::TrialRunner() : impl_(std::make_unique<Impl>()) {}
 TrialRunner::~TrialRunner() = default;
+
+void check_device_available(const TrialConfig& config) { choose_device(config.device, 0); }
 
 std::optional<nlohmann::json> read_trial_result(const fs::path& directory) {
   const auto path = directory / trial_files::result;

@@ -12,4 +12,4 @@ ranks=${EDMIPS_RANKS:-$(nproc)}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun -np "$ranks" --oversubscribe "$root/build/src/edmips" sweep "$root/sweeps/fashion-quick.json" --out "$out"
 echo "results in $out (results.csv, journal.jsonl, trials/)"
-bash "$root/scripts/report.sh" "$out"
+"$root/build/src/edmips" report "$out"

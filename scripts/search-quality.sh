@@ -13,4 +13,4 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 start=$(date +%s)
 mpirun -np "$ranks" --oversubscribe "$root/build/src/edmips" sweep "$root/sweeps/fashion-quality.json" --out "$out"
 echo "sweep took $(( $(date +%s) - start )) s on $ranks ranks ($(nproc) cores)"
-bash "$root/scripts/report.sh" "$out"
+"$root/build/src/edmips" report "$out"

@@ -8,14 +8,19 @@
 #include "sweep/sweep_definition.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "core/error.h"
 #include "core/json_reader.h"
+#include "core/process.h"
+#include "core/live_line.h"
 #include "core/stop_signal.h"
 #include "trial/trial.h"
 
 namespace edmips {
+namespace fs = std::filesystem;
 
 int run_trial_command(const TrialCommand& command) {
   const auto config = parse_trial_config(load_json_file(command.config_path), command.config_path);
@@ -23,13 +28,27 @@ int run_trial_command(const TrialCommand& command) {
   TrialRunOptions options;
   options.threads = command.threads;
   options.stop_requested = &stop;
-  if (!command.quiet) options.progress = [](const std::string& line) { std::cout << line << std::endl; };
-  TrialRunner runner;
-  const auto result = runner.run(config, command.out_dir, options);
+  // Progress to stderr (in place within the epoch where a person watches),
+  // the result to stdout.
+  LiveLine live;
   if (!command.quiet) {
-    std::cout << "trial " << result.at("trial_id").get<std::string>() << " finished: " << command.out_dir << "/"
-              << trial_files::result << std::endl;
+    options.progress = [&live](const std::string& line) { live.print(line); };
+    if (LiveLine::wanted()) options.batch_progress = [&live](const BatchProgress& p) { live.show(to_string(p)); };
   }
+  TrialRunner runner;
+  nlohmann::json result;
+  try {
+    result = runner.run(config, command.out_dir, options);
+  } catch (...) {
+    live.clear();
+    throw;
+  }
+  live.clear();
+  char figures[96];
+  std::snprintf(figures, sizeof figures, "top-1 %.2f%%, %.3f normalised bits", result.value("top1", 0.0),
+                result.value("normalised_bits", 0.0));
+  std::cout << "trial " << result.at("trial_id").get<std::string>() << " finished: " << figures << "; "
+            << command.out_dir << "/" << trial_files::result << std::endl;
   return 0;
 }
 
@@ -94,6 +113,57 @@ int run_pareto_command(const ParetoOptions& options, const std::string& out) {
   const std::string directory = out.empty() ? options.directories.front().string() : out;
   write_report_files(report, directory);
   std::cout << "wrote " << directory << "/pareto.csv, pareto.json, report.md" << std::endl;
+  return 0;
+}
+
+namespace {
+
+/// A Python that can draw the plots: $EDMIPS_PYTHON, Debian's, or the one on PATH.
+std::optional<std::string> plotting_python() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("EDMIPS_PYTHON"); env && *env) candidates.emplace_back(env);
+  candidates.insert(candidates.end(), {"/usr/bin/python3", "python3"});
+  for (const auto& python : candidates) {
+    if (run_program({python, "-c", "import matplotlib, pandas"}, /*quiet=*/true) == 0) return python;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int run_report_command(const ParetoOptions& options, const std::string& out) {
+  run_pareto_command(options, out);
+  const std::string directory = out.empty() ? options.directories.front().string() : out;
+  const auto script = find_share_file("analysis/plots.py");
+  if (!script) {
+    std::cerr << "edmips report: analysis/plots.py not found (looked in";
+    for (const auto& d : share_directories()) std::cerr << " " << d.string();
+    std::cerr << "; set EDMIPS_SHARE_DIR); the tables are written, the plots are not" << std::endl;
+    return int(ExitCode::failure);
+  }
+  const auto python = plotting_python();
+  if (!python) {
+    std::cerr << "edmips report: no Python with matplotlib and pandas (tried $EDMIPS_PYTHON, /usr/bin/python3, "
+                 "python3; Debian: apt-get install python3-matplotlib python3-pandas); the tables are written, "
+                 "the plots are not" << std::endl;
+    return int(ExitCode::failure);
+  }
+  const int status = run_program({*python, script->string(), directory});
+  if (status != 0) {
+    std::cerr << "edmips report: " << script->string() << " exited with " << status << std::endl;
+    return int(ExitCode::failure);
+  }
+  std::cout << "report: " << directory << "/report.md (plots in " << directory << "/plots/)" << std::endl;
+  return 0;
+}
+
+int run_version_command() {
+  std::cout << "edmips " << EDMIPS_VERSION << " (EdMIPS-Sweep)\n" << torch_description() << "\nshared files (analysis, sweeps):";
+  for (const auto& d : share_directories()) {
+    std::error_code ec;
+    std::cout << " " << d.string() << (fs::is_regular_file(d / "analysis" / "plots.py", ec) ? " (found)" : "");
+  }
+  std::cout << std::endl;
   return 0;
 }
 

@@ -33,6 +33,13 @@ struct ParetoOptions;
 /// `edmips pareto`: fronts, hypervolumes and dominance; writes the report files into `out`.
 int run_pareto_command(const ParetoOptions& options, const std::string& out);
 
+/// `edmips report`: the Pareto analysis (as `pareto`) and then the plots
+/// (analysis/plots.py, through a Python with matplotlib and pandas).
+int run_report_command(const ParetoOptions& options, const std::string& out);
+
+/// `edmips --version`: version, LibTorch, CUDA, where the shared files are.
+int run_version_command();
+
 struct StepBenchmarkOptions;
 /// `edmips bench`: step-time table of float / search / fixed / naive forms.
 int run_bench_command(const StepBenchmarkOptions& options);

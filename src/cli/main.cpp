@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/sweep_status.h"
 #include "core/allocator.h"
 #include "bench/step_benchmark.h"
 #include "pareto/analysis.h"
@@ -26,10 +27,13 @@ const char* kUsage =
     "  plan SWEEP.json               list a sweep's trials without running them\n"
     "  sweep SWEEP.json --out DIR    run (or resume) a sweep; under mpirun/srun on many ranks\n"
     "  slurm SWEEP.json [--dry-run]  write the sweep's sbatch script and submit it\n"
-    "  pareto DIR [DIR...]           fronts, hypervolume, dominance over uniform; writes the report\n"
+    "  status DIR [--watch] [--json] where a sweep stands: done, running, failed, pending, ETA, best so far\n"
+    "  pareto DIR [DIR...]           fronts, hypervolume, dominance over uniform; writes the report tables\n"
+    "  report DIR [DIR...]           pareto, then the plots (the whole report in DIR)\n"
     "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
+    "  --version                     version, LibTorch, CUDA, where the shared files are\n"
     "\n"
-    "Run `edmips <command> --help` for a command's options.\n"
+    "Run `edmips <command> --help` for a command's options and their defaults.\n"
     "Exit codes: 0 ok, 1 a trial failed, 2 invalid input, 3 data error,\n"
     "4 stopped by a signal after checkpointing, 70 internal error.\n";
 
@@ -47,8 +51,9 @@ int trial(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")(
       "config", po::value(&command.config_path)->required(), "trial config (JSON)")(
       "out,o", po::value(&command.out_dir)->required(), "output directory (resumes if it holds the trial)")(
-      "threads,t", po::value(&command.threads), "torch threads (default: config, else all cores)")(
-      "quiet,q", po::bool_switch(&command.quiet), "no progress lines");
+      "threads,t", po::value(&command.threads)->default_value(0),
+      "torch threads (0: the config's \"threads\", else all cores)")(
+      "quiet,q", po::bool_switch(&command.quiet), "no progress lines (the result line still goes to stdout)");
   po::positional_options_description positional;
   positional.add("config", 1);
   for (const auto& a : args) {
@@ -90,14 +95,17 @@ int sweep(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")(
       "sweep", po::value(&o.sweep_path)->required(), "sweep file (JSON)")(
       "out,o", po::value(&o.out)->required(), "output directory (resumes if it holds the sweep)")(
-      "threads,t", po::value(&o.threads), "torch threads per rank (default: SLURM_CPUS_PER_TASK, "
-                                          "OMP_NUM_THREADS, else cores / ranks per node)")(
+      "threads,t", po::value(&o.threads)->default_value(0), "torch threads per rank (0: SLURM_CPUS_PER_TASK, "
+                                                             "OMP_NUM_THREADS, else cores / ranks per node)")(
       "quiet,q", po::bool_switch(&o.quiet), "no progress lines")(
       "fake-trials", po::bool_switch(&o.fake), "testing aid: run fake trials that sleep instead of training")(
-      "fake-duration", po::value(&o.fake_options.duration_s), "testing aid: seconds per fake trial")(
+      "fake-duration", po::value(&o.fake_options.duration_s)->default_value(o.fake_options.duration_s),
+      "testing aid: seconds per fake trial")(
       "fake-busy", po::bool_switch(&o.fake_options.busy), "testing aid: fake trials burn a core instead of sleeping")(
-      "fake-fail-once-seed", po::value(&o.fake_options.fail_once_seed), "testing aid: first attempt fails")(
-      "fake-fail-always-seed", po::value(&o.fake_options.fail_always_seed), "testing aid: every attempt fails");
+      "fake-fail-once-seed", po::value(&o.fake_options.fail_once_seed)->default_value(-1),
+      "testing aid: first attempt fails (-1: none)")(
+      "fake-fail-always-seed", po::value(&o.fake_options.fail_always_seed)->default_value(-1),
+      "testing aid: every attempt fails (-1: none)");
   po::positional_options_description positional;
   positional.add("sweep", 1);
   if (wants_help(args, options)) return 0;
@@ -112,10 +120,13 @@ int slurm(const std::vector<std::string>& args) {
       "edmips slurm SWEEP.json [options]  (flags override the sweep file's \"slurm\" section)");
   options.add_options()("help,h", "show this help")("sweep", po::value(&c.sweep_path)->required(), "sweep file")(
       "out,o", po::value(&c.out), "sweep output directory on a shared filesystem (default: results/<sweep name>)")(
-      "nodes,N", po::value<int>(), "nodes")("ntasks-per-node", po::value<int>(), "MPI ranks per node")(
-      "cpus-per-task,c", po::value<int>(), "cores (torch threads) per rank")(
-      "gpus-per-task", po::value<int>(), "GPUs per rank")("time,t", po::value<std::string>(), "time limit")(
-      "partition,p", po::value<std::string>(), "partition")("account,A", po::value<std::string>(), "account")(
+      "nodes,N", po::value<int>(), "nodes (default: the sweep's slurm.nodes, else 1)")(
+      "ntasks-per-node", po::value<int>(), "MPI ranks per node (default: slurm.ntasks_per_node, else 1)")(
+      "cpus-per-task,c", po::value<int>(), "cores (torch threads) per rank (default: slurm.cpus_per_task, else 1)")(
+      "gpus-per-task", po::value<int>(), "GPUs per rank (default: slurm.gpus_per_task, else 0)")(
+      "time,t", po::value<std::string>(), "time limit (default: slurm.time, else 1:00:00)")(
+      "partition,p", po::value<std::string>(), "partition (default: slurm.partition, else the cluster's)")(
+      "account,A", po::value<std::string>(), "account (default: slurm.account, else none)")(
       "dry-run", po::bool_switch(&c.dry_run), "print the script instead of submitting it");
   po::positional_options_description positional;
   positional.add("sweep", 1);
@@ -131,11 +142,12 @@ int slurm(const std::vector<std::string>& args) {
   return run_slurm_command(c, o);
 }
 
-int pareto(const std::vector<std::string>& args) {
+int pareto(const std::vector<std::string>& args, bool with_plots) {
   ParetoOptions o;
   std::vector<std::string> directories;
   std::string cost = "bitops", reference, out;
-  po::options_description options("edmips pareto DIR [DIR...]");
+  po::options_description options(with_plots ? "edmips report DIR [DIR...]  (pareto, then the plots)"
+                                             : "edmips pareto DIR [DIR...]");
   options.add_options()("help,h", "show this help")(
       "dirs", po::value(&directories)->required(), "sweep output directories")(
       "cost", po::value(&cost)->default_value(cost), "cost axis: bitops, normalised_bits or weight_memory_bits")(
@@ -156,7 +168,23 @@ int pareto(const std::vector<std::string>& args) {
     }
     o.reference = ParetoPoint{c, a};
   }
-  return run_pareto_command(o, out);
+  return with_plots ? run_report_command(o, out) : run_pareto_command(o, out);
+}
+
+int status(const std::vector<std::string>& args) {
+  StatusCommand c;
+  po::options_description options("edmips status DIR  (reads what the sweep writes; never disturbs it)");
+  options.add_options()("help,h", "show this help")("dir", po::value(&c.directory)->required(),
+                                                     "sweep output directory")(
+      "watch,w", po::value(&c.watch_s)->implicit_value(10.0)->default_value(0.0),
+      "refresh every SECONDS (default 10 when given without a value) until the sweep ends; 0: once")(
+      "json", po::bool_switch(&c.json), "print JSON for scripts instead of text");
+  po::positional_options_description positional;
+  positional.add("dir", 1);
+  if (wants_help(args, options)) return 0;
+  parse(args, options, positional);
+  if (c.watch_s < 0) throw ConfigError("--watch: expected seconds >= 0");
+  return run_status_command(c);
 }
 
 std::vector<int> parse_bits(const std::string& text) {
@@ -224,7 +252,10 @@ int main(int argc, char** argv) {
     if (command == "validate") return sweep_file_command(args, "validate", run_validate_command);
     if (command == "plan") return sweep_file_command(args, "plan", run_plan_command);
     if (command == "sweep") return sweep(args);
-    if (command == "pareto") return pareto(args);
+    if (command == "pareto") return pareto(args, false);
+    if (command == "report") return pareto(args, true);
+    if (command == "status") return status(args);
+    if (command == "--version" || command == "version") return run_version_command();
     if (command == "slurm") return slurm(args);
     std::cerr << "edmips: unknown command \"" << command << "\"\n" << kUsage;
     return int(ExitCode::invalid_input);

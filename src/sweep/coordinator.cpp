@@ -9,6 +9,8 @@
 #include <optional>
 #include <ostream>
 
+#include <unistd.h>
+
 #include "core/duration_text.h"
 #include "core/files.h"
 #include "sweep/journal.h"
@@ -20,6 +22,12 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 std::string short_id(const std::string& id) { return id.substr(0, 8); }
+
+std::string host_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "?";
+  return host;
+}
 
 std::string describe(const PlannedTrial& t) {
   const auto& s = t.summary;
@@ -79,6 +87,7 @@ class Coordinator {
       const int worker = message->first;
       const auto& m = message->second;
       const std::string type = m.value("type", "");
+      if (m.contains("host")) hosts_[worker] = m.value("host", "?");
       if (type == "interrupted") {
         on_interrupted(worker, m);
         --active_;  // an interrupted worker has left its loop
@@ -136,6 +145,11 @@ class Coordinator {
     std::string since_utc;
   };
 
+  std::string host_of(int worker) const {
+    const auto it = hosts_.find(worker);
+    return it == hosts_.end() ? "?" : it->second;
+  }
+
   void say(const std::string& line) {
     if (options_.log) *options_.log << line << std::endl;
   }
@@ -153,8 +167,8 @@ class Coordinator {
 
   void journal_started(int worker, const Running& run) {
     const auto* t = run.trial;
-    journal_.append({{"event", "trial_started"}, {"trial", t->id}, {"rank", worker}, {"attempt", run.attempt},
-                     {"expected_cost", t->expected_cost}, {"summary", t->summary}});
+    journal_.append({{"event", "trial_started"}, {"trial", t->id}, {"rank", worker}, {"host", host_of(worker)},
+                     {"attempt", run.attempt}, {"expected_cost", t->expected_cost}, {"summary", t->summary}});
     say("start  " + short_id(t->id) + "  rank " + std::to_string(worker) + "  " + describe(*t));
   }
 
@@ -248,7 +262,11 @@ class Coordinator {
     write_results_csv(options_.out / sweep_files::results, in_sweep);
     nlohmann::json running = nlohmann::json::array();
     for (const auto& [worker, run] : running_) {
-      running.push_back({{"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt}, {"since", run.since_utc}});
+      running.push_back({{"trial", run.trial->id},
+                         {"rank", worker},
+                         {"host", host_of(worker)},
+                         {"attempt", run.attempt},
+                         {"since", run.since_utc}});
     }
     const double eta = eta_seconds();
     nlohmann::json status = {{"sweep", sweep_.name},
@@ -274,6 +292,7 @@ class Coordinator {
   std::map<int, Running> running_;
   std::vector<int> idle_;
   std::vector<double> durations_;
+  std::map<int, std::string> hosts_;
   bool stopping_ = false;
   int active_ = 0;
 };
@@ -289,7 +308,7 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
                 const WorkerOptions& options) {
   std::map<std::string, const PlannedTrial*> by_id;
   for (const auto& t : sweep.trials) by_id[t.id] = &t;
-  endpoint.send({{"type", "ready"}});
+  endpoint.send({{"type", "ready"}, {"host", host_name()}});
   while (true) {
     const auto message = endpoint.receive();
     if (message.value("type", "") != "run") return;  // "stop"
@@ -311,15 +330,28 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     run_options.node_local_rank = options.node_local_rank;
     run_options.stop_requested = options.stop_requested;
     run_options.progress = [&log](const std::string& line) { log << line << std::endl; };
+    if (options.live) {
+      run_options.batch_progress = [&options, &id](const BatchProgress& p) {
+        options.live->show(id.substr(0, 8) + "  " + to_string(p));
+      };
+    }
     const auto watcher = options.stop_requested ? endpoint.watch_for_abort(*options.stop_requested) : nullptr;
+    // The live line goes before the worker reports, so the coordinator's
+    // next line starts on a clean row.
+    auto clear_live = [&] {
+      if (options.live) options.live->clear();
+    };
     try {
       const auto result = executor.run(it->second->config, directory, run_options);
+      clear_live();
       endpoint.send({{"type", "finished"}, {"trial", id}, {"result", result}});
     } catch (const Interrupted& e) {
+      clear_live();
       log << "interrupted: " << e.what() << std::endl;
       endpoint.send({{"type", "interrupted"}, {"trial", id}, {"message", e.what()}});
       return;
     } catch (const std::exception& e) {
+      clear_live();
       log << "failed: " << e.what() << std::endl;
       endpoint.send({{"type", "failed"}, {"trial", id}, {"error", e.what()}});
     }

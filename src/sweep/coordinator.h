@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/live_line.h"
 #include "sweep/executor.h"
 #include "sweep/sweep_definition.h"
 #include "sweep/transport.h"
@@ -43,6 +44,7 @@ struct WorkerOptions {
   int threads = 0;
   std::atomic<bool>* stop_requested = nullptr;  ///< signals and coordinator aborts set it
   int node_local_rank = 0;  ///< with CUDA, the rank's trials use GPU node_local_rank % GPUs
+  LiveLine* live = nullptr;  ///< batch progress in place on a terminal (single-rank sweeps); none = off
 };
 
 /// Asks for trials and runs them until told to stop (or interrupted).

@@ -92,7 +92,10 @@ int run_sweep(const SweepRunOptions& options) {
   auto& stop = install_stop_signal_handlers();
   const int threads = threads_per_rank(options.threads, session.local_size());
   auto endpoints = session.endpoints();
-  WorkerOptions worker_options{options.out, rank, threads, &stop, session.local_rank()};
+  // A single-rank sweep on a terminal shows its trial's batch progress in place.
+  LiveLine live;
+  WorkerOptions worker_options{options.out, rank, threads, &stop, session.local_rank(),
+                               session.size() == 1 && !options.quiet && LiveLine::wanted() ? &live : nullptr};
   auto make_executor = [&] {
     return options.fake ? make_fake_executor(options.fake_options) : make_trial_executor();
   };

@@ -17,6 +17,7 @@
 #include "core/json_reader.h"
 #include "data/dataset.h"
 #include "models/network.h"
+#include "quant/fused_cuda.h"
 
 namespace edmips {
 namespace fs = std::filesystem;
@@ -266,6 +267,7 @@ class PhaseRunner {
       EpochBatches batches(data_.train_images, data_.train_labels, schedule.batch_size, config_.dataset,
                            epoch_seed(config_.seed, spec_.phase, progress.epoch), true, true);
       spec_.net->train();
+      int64_t batches_this_run = 0;
       for (; progress.batch < batches.batch_count(); ++progress.batch) {
         auto [x, y] = batches.batch(progress.batch);
         if (device_.is_cuda()) {
@@ -303,6 +305,7 @@ class PhaseRunner {
         progress.cross_entropy_sum += host[1].item<double>() * double(size);
         progress.correct += int64_t(host[2].item<double>());
         progress.seen += size;
+        if (options_.batch_progress) report_batch(batches.batch_count(), epoch_start, batches_this_run++);
         if (options_.stop_requested && options_.stop_requested->load()) {
           progress.batch += 1;
           progress.seconds += seconds_since(epoch_start);
@@ -316,6 +319,24 @@ class PhaseRunner {
   }
 
  private:
+  void report_batch(int64_t batches_per_epoch, Clock::time_point epoch_start, int64_t batches_this_run) {
+    const auto& progress = state_.progress;
+    BatchProgress b;
+    b.phase = spec_.phase;
+    b.epoch = progress.epoch + 1;
+    b.epochs = spec_.schedule->epochs;
+    b.batch = progress.batch + 1;
+    b.batches = batches_per_epoch;
+    b.loss = progress.loss_sum / double(std::max<int64_t>(progress.seen, 1));
+    const double seconds = std::max(1e-9, seconds_since(epoch_start));
+    const double batches_per_second = double(batches_this_run + 1) / seconds;
+    b.images_per_second = batches_per_second * double(spec_.schedule->batch_size);
+    const double left = double(batches_per_epoch - b.batch) +
+                        double(batches_per_epoch) * (b.epochs - b.epoch + spec_.remaining_epochs_after);
+    b.eta_s = left / batches_per_second;
+    options_.batch_progress(b);
+  }
+
   /// Falls geometrically from 1 at the first step the alphas move to the
   /// final temperature at the search's last step.
   double temperature_at(int epoch, int64_t batch, int64_t batches_per_epoch) const {
@@ -441,6 +462,21 @@ TrialRunner::TrialRunner() : impl_(std::make_unique<Impl>()) {}
 TrialRunner::~TrialRunner() = default;
 
 void check_device_available(const TrialConfig& config) { choose_device(config.device, 0); }
+
+std::string torch_description() {
+  std::string text = std::string("LibTorch ") + TORCH_VERSION + ", fused CUDA kernels: " +
+                     (cuda_fused::built() ? "built" : "not built (CPU LibTorch)") + "\nCUDA: ";
+  if (!torch::cuda::is_available()) return text + "not available (no GPU or driver visible)";
+  return text + "available, " + std::to_string(torch::cuda::device_count()) + " device(s)";
+}
+
+std::string to_string(const BatchProgress& p) {
+  char line[200];
+  std::snprintf(line, sizeof line, "%-6s epoch %d/%d  batch %lld/%lld  loss %.4f  %.0f img/s  eta %s", p.phase.c_str(),
+                p.epoch, p.epochs, static_cast<long long>(p.batch), static_cast<long long>(p.batches), p.loss,
+                p.images_per_second, format_duration(p.eta_s).c_str());
+  return line;
+}
 
 std::optional<nlohmann::json> read_trial_result(const fs::path& directory) {
   const auto path = directory / trial_files::result;

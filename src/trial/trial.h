@@ -15,11 +15,25 @@
 
 namespace edmips {
 
+/// Where a phase stands within its epoch, after each batch (live progress).
+struct BatchProgress {
+  std::string phase;  ///< "search" or "train"
+  int epoch = 0, epochs = 0;  ///< 1-based epoch and the phase's epoch count
+  int64_t batch = 0, batches = 0;  ///< batches done in this epoch, and per epoch
+  double loss = 0;                ///< running mean loss of the epoch
+  double images_per_second = 0;   ///< over this run of the epoch
+  double eta_s = 0;               ///< whole trial, from this run's speed
+};
+
+/// "search epoch 3/8  batch 120/469  loss 0.4312  1250 img/s  eta 12.3m".
+std::string to_string(const BatchProgress& progress);
+
 /// How a trial runs (not what it computes).
 struct TrialRunOptions {
   int threads = 0;                                   ///< overrides config.threads when > 0
   const std::atomic<bool>* stop_requested = nullptr; ///< checked after every batch
   std::function<void(const std::string&)> progress;  ///< one line per epoch; none = silent
+  std::function<void(const BatchProgress&)> batch_progress;  ///< after every batch; none = not called
   int node_local_rank = 0;  ///< with CUDA: use GPU node_local_rank % device count
 };
 
@@ -55,6 +69,10 @@ class TrialRunner {
 /// sees no CUDA device, naming the host (a sweep checks every trial on every
 /// rank before any trial starts).
 void check_device_available(const TrialConfig& config);
+
+/// LibTorch's version, whether this build has the fused CUDA kernels, and
+/// the CUDA devices this process sees (for `edmips --version`).
+std::string torch_description();
 
 /// The result of a finished trial in `directory`, if there is one.
 std::optional<nlohmann::json> read_trial_result(const std::filesystem::path& directory);

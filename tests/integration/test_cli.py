@@ -1,0 +1,198 @@
+"""What a person at a terminal meets: --version, --help, `edmips status`,
+`edmips report`, and live progress on a terminal but not in logs."""
+import hashlib
+import json
+import os
+import pathlib
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import edmips_binary, fake_sweep_definition, requires_mpirun
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "analysis" / "fixture" / "sweep"
+
+
+def run(*args, **kwargs):
+    return subprocess.run([edmips_binary(), *args], capture_output=True, text=True, **kwargs)
+
+
+def tree_digest(directory):
+    """Names, sizes, mtimes and contents of every file below `directory`."""
+    digest = hashlib.sha256()
+    for path in sorted(pathlib.Path(directory).rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_version_names_the_version_libtorch_and_cuda():
+    result = run("--version")
+    assert result.returncode == 0
+    assert re.match(r"edmips \d+\.\d+\.\d+", result.stdout)
+    assert "LibTorch" in result.stdout and "CUDA:" in result.stdout
+    assert "(found)" in result.stdout  # the shared files (analysis/plots.py) are found from the build tree
+
+
+@pytest.mark.parametrize("command", ["trial", "validate", "plan", "sweep", "slurm", "status", "pareto", "report",
+                                     "bench"])
+def test_every_command_has_help_that_lists_its_options(command):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"edmips {command}" in result.stdout
+    assert "--help" in result.stdout
+
+
+def test_help_shows_the_defaults():
+    assert "(=resnet20)" in run("bench", "--help").stdout
+    assert "(=bitops)" in run("pareto", "--help").stdout
+    assert "(=0)" in run("trial", "--help").stdout
+    assert "default: results/<sweep name>" in run("slurm", "--help").stdout
+
+
+@pytest.fixture
+def finished_sweep(tmp_path):
+    target = tmp_path / "sweep"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+def test_status_of_a_finished_sweep_says_so_and_reads_without_writing(finished_sweep):
+    before = tree_digest(finished_sweep)
+    result = run("status", str(finished_sweep))
+    assert result.returncode == 0, result.stderr
+    assert "finished" in result.stdout
+    assert "done 12/12" in result.stdout
+    assert "best so far against each uniform baseline" in result.stdout
+    assert "W2A2" in result.stdout and "W4A4" in result.stdout
+    assert tree_digest(finished_sweep) == before
+    status = json.loads(run("status", str(finished_sweep), "--json").stdout)
+    assert status["state"] == "finished"
+    assert status["done"] == status["total"] == 12
+    assert {b["baseline"] for b in status["best_per_baseline"]} == {"W2A2", "W4A4"}
+    assert tree_digest(finished_sweep) == before
+
+
+def test_status_of_a_directory_without_a_sweep_is_an_input_error(tmp_path):
+    result = run("status", str(tmp_path))
+    assert result.returncode == 2
+    assert "journal.jsonl" in result.stderr and str(tmp_path) in result.stderr
+
+
+@requires_mpirun
+def test_status_follows_a_running_sweep_with_rank_host_and_phase(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition(penalties=(0.0, 0.01), seeds=(1, 2), baselines=((2, 2),)))
+    proc = sweep.start(2, "--fake-trials", "--fake-duration", "4")
+    try:
+        deadline = time.time() + 60
+        status = None
+        while time.time() < deadline:
+            if (sweep.out / "journal.jsonl").exists():
+                result = run("status", str(sweep.out), "--json")
+                if result.returncode == 0:
+                    status = json.loads(result.stdout)
+                    if status["running"]:
+                        break
+            time.sleep(0.2)
+        assert status and status["state"] == "running"
+        entry = status["running"][0]
+        assert entry["host"] == os.uname().nodename
+        assert entry["rank"] in (0, 1)
+        assert "phase" in entry and entry["running_s"] >= 0
+        assert status["done"] + len(status["running"]) + status["pending"] <= status["total"] == 6
+        text = run("status", str(sweep.out)).stdout
+        assert "running" in text and os.uname().nodename in text
+        # --watch refreshes until the sweep ends, then returns.
+        watched = run("status", str(sweep.out), "--watch", "0.5", timeout=120)
+        assert watched.returncode == 0
+        assert watched.stdout.count("sweep fake in") >= 2
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            sweep.kill_everything(proc)
+
+
+def test_report_writes_the_tables_and_every_plot(finished_sweep):
+    result = run("report", str(finished_sweep))
+    assert result.returncode == 0, result.stderr
+    assert "Summary (seed means)" in result.stdout
+    for name in ("pareto.csv", "pareto.json", "report.md"):
+        assert (finished_sweep / name).exists()
+    pngs = {p.stem for p in (finished_sweep / "plots").glob("*.png")}
+    assert pngs == {"accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics",
+                    "search_probabilities"}
+
+
+def test_report_says_plainly_when_it_cannot_find_its_plot_script(finished_sweep, tmp_path):
+    lonely = tmp_path / "bin"
+    lonely.mkdir()
+    shutil.copy(edmips_binary(), lonely / "edmips")
+    result = subprocess.run([str(lonely / "edmips"), "report", str(finished_sweep)], capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "EDMIPS_SHARE_DIR"})
+    assert result.returncode == 1
+    assert "analysis/plots.py not found" in result.stderr and "EDMIPS_SHARE_DIR" in result.stderr
+    assert (finished_sweep / "report.md").exists()  # the tables are written all the same
+
+
+def tiny_trial(tmp_path):
+    config = {"seed": 1, "threads": 1,
+              "dataset": {"name": "fashion-mnist", "train_subset": 1500, "test_subset": 200},
+              "model": {"name": "simple-cnn"},
+              "search": {"epochs": 1, "batch_size": 32, "complexity_penalty": 0.001},
+              "train": {"epochs": 1, "batch_size": 32}}
+    path = tmp_path / "trial.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+@pytest.mark.skipif(not FASHION.exists(), reason="Fashion-MNIST not installed")
+def test_a_trial_in_a_log_prints_one_line_per_epoch_to_stderr_and_its_result_to_stdout(tmp_path):
+    result = run("trial", str(tiny_trial(tmp_path)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr  # no in-place updates in a log
+    assert re.search(r"^search epoch 1/1 .*decided", result.stderr, re.M)
+    assert re.search(r"^train  epoch 1/1 ", result.stderr, re.M)
+    assert result.stdout.count("\n") == 1 and result.stdout.startswith("trial ")
+    assert "top-1" in result.stdout
+
+
+@pytest.mark.skipif(not FASHION.exists(), reason="Fashion-MNIST not installed")
+def test_a_trial_on_a_terminal_updates_a_progress_line_in_place(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["TERM"] = "xterm"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(edmips_binary(), [edmips_binary(), "trial", str(tiny_trial(tmp_path)), "--out",
+                                    str(tmp_path / "out")], env)
+    output = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    text = output.decode(errors="replace")
+    updates = re.findall(r"\r(search|train ) epoch 1/1  batch (\d+)/(\d+)  loss [\d.]+  \d+ img/s  eta ", text)
+    assert len(updates) >= 2, text[-2000:]
+    assert len({batch for _, batch, _ in updates}) >= 2  # it moved
+    assert "\x1b[K" in text
+    assert "trial " in text and "top-1" in text

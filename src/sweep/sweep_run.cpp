@@ -83,6 +83,15 @@ int run_sweep(const SweepRunOptions& options) {
   } catch (const Error& e) {
     if (rank == 0 || dynamic_cast<const ConfigError*>(&e) == nullptr) report(e.what(), e.code());
     setup_code = int(e.code());
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The output directory cannot be prepared (a file in its place, a
+    // read-only mount, no space): an I/O error every rank must learn of
+    // below, or the others would wait in the all-reduce for ever.
+    report("cannot prepare the output directory " + options.out + ": " + e.what(), ExitCode::data_error);
+    setup_code = int(ExitCode::data_error);
+  } catch (const std::exception& e) {
+    report(e.what(), ExitCode::internal_error);
+    setup_code = int(ExitCode::internal_error);
   }
   // Every rank learns whether any rank failed to set up (this also orders the
   // output directory's creation before any worker writes into it).

@@ -6,6 +6,8 @@ import random
 import signal
 import time
 
+import pytest
+
 from conftest import fake_sweep_definition, requires_mpirun
 
 pytestmark = requires_mpirun
@@ -132,3 +134,14 @@ def test_an_invalid_sweep_file_exits_2_and_writes_nothing(sweep_factory, tmp_pat
     log = (tmp_path / "run.log").read_text()
     assert "/axes/complexity_penalty/1" in log
     assert log.count("error:") == 1  # reported once, by rank 0
+
+
+@pytest.mark.parametrize("blocker", ["out", "out/trials"])
+def test_an_output_directory_that_cannot_be_made_stops_every_rank_with_an_io_error(sweep_factory, blocker):
+    sweep = sweep_factory(fake_sweep_definition())
+    if blocker == "out/trials":
+        sweep.out.mkdir()
+    (sweep.dir / blocker).write_text("a file where a directory must go\n")
+    assert sweep.run(2, "--fake-trials", timeout=60) == 3  # no hang: both ranks exit
+    log = (sweep.dir / "run.log").read_text()
+    assert "cannot prepare the output directory" in log and str(sweep.out) in log

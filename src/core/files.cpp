@@ -12,12 +12,20 @@
 
 namespace edmips {
 
-std::string read_text_file(const std::filesystem::path& path) {
+std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path.string() + ": cannot open for reading: " + std::strerror(errno));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, size_t(in.gcount()));
+    if (text.size() > max_bytes) {
+      throw Error(path.string() + ": larger than " + std::to_string(max_bytes >> 20) +
+                  " MiB, the limit for this kind of file");
+    }
+  }
+  if (in.bad()) throw Error(path.string() + ": read failed: " + std::strerror(errno));
+  return text;
 }
 
 void write_file_atomically(const std::filesystem::path& path, const std::string& content, Durability durability) {

@@ -7,8 +7,9 @@
 
 namespace edmips {
 
-/// Reads a whole file; throws Error naming the file when it cannot.
-std::string read_text_file(const std::filesystem::path& path);
+/// Reads a whole file; throws Error naming the file when it cannot, or when it
+/// holds more than `max_bytes` (reading stops there: /dev/zero is refused too).
+std::string read_text_file(const std::filesystem::path& path, size_t max_bytes = size_t(-1));
 
 /// Whether write_file_atomically waits for the data to reach the disk.
 enum class Durability {

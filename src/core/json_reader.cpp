@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -9,10 +10,73 @@
 
 namespace edmips {
 
+namespace {
+
+/// Follows a parse to refuse what nlohmann/json would accept silently or
+/// crash on: a key given twice in one object (the last would win), and
+/// nesting deeper than kMaxJsonDepth (deep recursion elsewhere).
+class StrictJson {
+ public:
+  explicit StrictJson(const std::string& source) : source_(source) {}
+
+  bool operator()(int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    switch (event) {
+      case E::object_start:
+      case E::array_start:
+        if (depth >= kMaxJsonDepth) {
+          throw ConfigError(source_ + ": " + pointer() + ": nested deeper than " + std::to_string(kMaxJsonDepth) +
+                            " levels");
+        }
+        advance();
+        frames_.push_back({event == E::object_start, {}, {}, 0});
+        break;
+      case E::object_end:
+      case E::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+      case E::key: {
+        auto& frame = frames_.back();
+        frame.key = parsed.get<std::string>();
+        if (!frame.keys.insert(frame.key).second) {
+          throw ConfigError(source_ + ": " + pointer() + ": key given twice in one object (remove one)");
+        }
+        break;
+      }
+      case E::value:
+        advance();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool object;
+    std::set<std::string> keys;
+    std::string key;
+    size_t index;  ///< elements of an array seen so far
+  };
+  void advance() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+  }
+  /// JSON pointer of the value being read.
+  std::string pointer() const {
+    std::string p;
+    for (const auto& f : frames_) p += "/" + (f.object ? f.key : std::to_string(f.index == 0 ? 0 : f.index - 1));
+    return p.empty() ? "/" : p;
+  }
+  std::string source_;
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
 nlohmann::json parse_json_text(const std::string& text, const std::string& source) {
   try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+    return nlohmann::json::parse(text, StrictJson(source));
+  } catch (const nlohmann::json::exception& e) {
+    // Syntax errors, and numbers out of range such as 1e999.
     throw ConfigError(source + ": not valid JSON: " + e.what());
   }
 }
@@ -20,7 +84,7 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& sourc
 nlohmann::json load_json_file(const std::string& path) {
   std::string text;
   try {
-    text = read_text_file(path);
+    text = read_text_file(path, kMaxJsonFileBytes);
   } catch (const Error& e) {
     throw ConfigError(e.what());
   }

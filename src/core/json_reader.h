@@ -11,10 +11,17 @@
 
 namespace edmips {
 
-/// Parses JSON text; a syntax error becomes a ConfigError naming `source`.
+/// Deepest nesting a config, sweep or journal line may have.
+constexpr int kMaxJsonDepth = 64;
+/// Largest config or sweep file read (a larger one, or /dev/zero, is refused).
+constexpr size_t kMaxJsonFileBytes = size_t(16) << 20;
+
+/// Parses JSON text; a syntax error, a number out of range, a key given twice
+/// in one object or nesting deeper than kMaxJsonDepth becomes a ConfigError
+/// naming `source` (and the JSON path where it can).
 nlohmann::json parse_json_text(const std::string& text, const std::string& source);
 
-/// Reads a file and parses it as JSON (ConfigError on failure).
+/// Reads a file of at most kMaxJsonFileBytes and parses it as JSON (ConfigError on failure).
 nlohmann::json load_json_file(const std::string& path);
 
 /// The closest of `candidates` to `word` by edit distance, if close enough.

@@ -40,3 +40,26 @@ TEST_CASE("stable IDs depend only on the text", "[core][hash]") {
   // Pinned: the same text must give the same ID on every machine and release.
   CHECK(stable_id("edmips") == stable_id(std::string("edm") + "ips"));
 }
+
+TEST_CASE("a key given twice in one object is an error naming its JSON path", "[core][json]") {
+  CHECK_THROWS_WITH(parse_json_text(R"({"search": {"epochs": 2, "lr": 0.1, "epochs": 3}})", "s.json"),
+                    "s.json: /search/epochs: key given twice in one object (remove one)");
+  CHECK_THROWS_WITH(parse_json_text(R"({"a": [1, {"b": 1, "b": 2}]})", "s.json"),
+                    Catch::Contains("/a/1/b: key given twice"));
+  // The same key in sibling objects is fine.
+  CHECK_NOTHROW(parse_json_text(R"({"a": {"b": 1}, "c": {"b": 2}, "d": [{"b": 1}, {"b": 2}]})", "s.json"));
+}
+
+TEST_CASE("deeply nested JSON and numbers out of range are input errors, not crashes", "[core][json]") {
+  const std::string deep = std::string(150000, '[') + std::string(150000, ']');
+  CHECK_THROWS_AS(parse_json_text(deep, "deep.json"), ConfigError);
+  CHECK_THROWS_WITH(parse_json_text(deep, "deep.json"), Catch::Contains("deep.json") && Catch::Contains("deeper than"));
+  CHECK_NOTHROW(parse_json_text(std::string(60, '[') + std::string(60, ']'), "fine.json"));
+  CHECK_THROWS_WITH(parse_json_text(R"({"seed": 1e999})", "big.json"), Catch::Contains("big.json"));
+  CHECK_THROWS_AS(parse_json_text(R"({"seed": 1e999})", "big.json"), ConfigError);
+}
+
+TEST_CASE("config files over the size limit, and endless ones, are refused", "[core][json]") {
+  CHECK_THROWS_WITH(load_json_file("/dev/zero"), Catch::Contains("/dev/zero") && Catch::Contains("MiB"));
+  CHECK_THROWS_AS(load_json_file("/dev/zero"), ConfigError);
+}

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "core/directory_lock.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json_reader.h"
@@ -28,11 +29,14 @@ int positive_env(const char* name) {
   return (end && *end == '\0' && n > 0) ? int(n) : 0;
 }
 
-/// Rank 0 prepares the output directory: records the sweep definition and
-/// refuses a directory that belongs to another sweep.
-void prepare_output(const SweepDefinition& sweep, const SweepRunOptions& options) {
+/// Rank 0 prepares the output directory: takes its lock (held until the
+/// returned object goes), records the sweep definition and refuses a
+/// directory that belongs to another sweep.
+std::unique_ptr<DirectoryLock> prepare_output(const SweepDefinition& sweep, const SweepRunOptions& options) {
   const fs::path out = options.out;
   fs::create_directories(out / sweep_files::trials);
+  auto lock = std::make_unique<DirectoryLock>(out);
+  if (!lock->warning().empty()) std::cerr << "edmips[rank 0]: warning: " << lock->warning() << std::endl;
   const auto recorded = out / sweep_files::definition;
   if (fs::exists(recorded)) {
     const auto previous = parse_json_text(read_text_file(recorded), recorded.string());
@@ -42,6 +46,7 @@ void prepare_output(const SweepDefinition& sweep, const SweepRunOptions& options
     }
   }
   write_file_atomically(recorded, read_text_file(options.sweep_path));
+  return lock;
 }
 
 }  // namespace
@@ -64,6 +69,7 @@ int run_sweep(const SweepRunOptions& options) {
   // Errors every rank meets alike (bad sweep file, PMI mismatch): rank 0
   // reports, every rank exits with the same code.
   SweepDefinition sweep;
+  std::unique_ptr<DirectoryLock> lock;  // rank 0, for the coordinator's whole life
   int setup_code = 0;
   try {
     if (int tasks = positive_env("SLURM_NTASKS"); tasks > 0 && tasks != session.size()) {
@@ -72,7 +78,7 @@ int run_sweep(const SweepRunOptions& options) {
                         ": the ranks did not find each other (with Debian's Open MPI use `srun --mpi=pmix`)");
     }
     sweep = load_sweep_file(options.sweep_path);
-    if (rank == 0) prepare_output(sweep, options);
+    if (rank == 0) lock = prepare_output(sweep, options);
     // Ranks may sit on different nodes: each checks its own devices and says so.
     try {
       for (const auto& trial : sweep.trials) check_device_available(trial.config);

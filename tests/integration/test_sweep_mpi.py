@@ -145,3 +145,38 @@ def test_an_output_directory_that_cannot_be_made_stops_every_rank_with_an_io_err
     assert sweep.run(2, "--fake-trials", timeout=60) == 3  # no hang: both ranks exit
     log = (sweep.dir / "run.log").read_text()
     assert "cannot prepare the output directory" in log and str(sweep.out) in log
+
+
+def test_a_second_sweep_on_the_same_directory_is_refused_naming_the_first(sweep_factory):
+    import os
+    import subprocess
+    from conftest import mpi_env, mpirun_command
+    sweep = sweep_factory(fake_sweep_definition())
+    first = sweep.start(2, "--fake-trials", "--fake-duration", "1.5")
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (sweep.out / "journal.jsonl").exists():
+            time.sleep(0.1)
+        second = subprocess.run(mpirun_command(2, "sweep", str(sweep.file), "--out", str(sweep.out), "--fake-trials"),
+                                capture_output=True, text=True, env=mpi_env(), timeout=60)
+        assert second.returncode == 2
+        message = second.stdout + second.stderr
+        assert "in use by another sweep" in message and os.uname().nodename in message and "PID" in message
+        assert first.wait(timeout=120) == 0
+    finally:
+        if first.poll() is None:
+            sweep.kill_everything(first)
+    assert sweep.finished_counts() == {i: 1 for i in sweep.plan_ids()}
+
+
+def test_the_lock_of_a_killed_sweep_does_not_block_its_resume(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition())
+    proc = sweep.start(2, "--fake-trials", "--fake-duration", "2")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (sweep.out / ".edmips.lock").exists():
+        time.sleep(0.1)
+    time.sleep(0.5)
+    sweep.kill_everything(proc)
+    assert (sweep.out / ".edmips.lock").exists()  # left behind, but no longer held
+    assert sweep.run(2, "--fake-trials", "--fake-duration", "0.2", timeout=120) == 0
+    assert sweep.finished_counts() == {i: 1 for i in sweep.plan_ids()}

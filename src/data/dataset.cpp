@@ -71,6 +71,14 @@ torch::Tensor read_cifar_batches(const std::vector<std::string>& paths, torch::T
                       " bytes is not a multiple of " + std::to_string(record) + ")");
     }
     const int64_t n = int64_t(size) / record;
+    // Every CIFAR-10 batch file holds 10000 images: one cut at a record
+    // boundary would otherwise train on a silently smaller set.
+    constexpr int64_t kImagesPerBatch = 10000;
+    if (n != kImagesPerBatch) {
+      throw DataError(path + ": holds " + std::to_string(n) + " images; every CIFAR-10 batch file holds " +
+                      std::to_string(kImagesPerBatch) + " (" + std::to_string(kImagesPerBatch * record) +
+                      " bytes): truncated or not CIFAR-10");
+    }
     auto raw = torch::empty({n, record}, torch::kUInt8);
     ZFile file(path);
     if (file.read(raw.data_ptr<uint8_t>(), size_t(raw.numel())) != size_t(raw.numel())) {
@@ -110,8 +118,18 @@ torch::Tensor read_idx_file(const std::string& path, int expected_dimensions) {
   }
   std::vector<int64_t> dims;
   int64_t total = 1;
+  // A damaged or hostile header must not make us allocate what it promises.
+  constexpr int64_t kMaxIdxBytes = int64_t(1) << 32;
   for (int i = 0; i < expected_dimensions; ++i) {
     dims.push_back(big_endian(header + 4 + 4 * i));
+    if (dims.back() == 0 || total > kMaxIdxBytes / dims.back()) {
+      std::string shape;
+      for (int k = 0; k < expected_dimensions; ++k) {
+        shape += (k ? " x " : "") + std::to_string(big_endian(header + 4 + 4 * k));
+      }
+      throw DataError(path + ": IDX header promises " + shape + " values, " +
+                      (dims.back() == 0 ? std::string("an empty dataset") : "more than the 4 GiB an IDX file may hold"));
+    }
     total *= dims.back();
   }
   auto data = torch::empty(dims, torch::kUInt8);

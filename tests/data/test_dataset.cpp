@@ -71,26 +71,49 @@ TEST_CASE("image and label counts that disagree are reported", "[data][errors]")
   CHECK_THROWS_WITH(load_dataset(config_for(dir)), Catch::Contains("20 images but") && Catch::Contains("19 labels"));
 }
 
-TEST_CASE("CIFAR-10 binary batches load, and a truncated batch is reported", "[data][errors]") {
+TEST_CASE("CIFAR-10 binary batches load, and truncated or short batches are reported", "[data][errors]") {
   TempDir dir;
   auto batch = [](int n) {
     std::string s;
+    s.reserve(size_t(n) * 3073);
     for (int i = 0; i < n; ++i) {
       s.push_back(char(i % 10));
       for (int k = 0; k < 3072; ++k) s.push_back(char((i + k) % 256));
     }
     return s;
   };
-  for (int i = 1; i <= 5; ++i) edmips::testing::write_file(dir / ("data_batch_" + std::to_string(i) + ".bin"), batch(4));
-  edmips::testing::write_file(dir / "test_batch.bin", batch(3));
-  const auto d = load_dataset(config_for(dir, "cifar10"));
-  CHECK(d.train_images.sizes() == torch::IntArrayRef({20, 3, 32, 32}));
-  CHECK(d.test_labels.size(0) == 3);
-  auto truncated = batch(3);
+  const auto full = batch(10000);
+  for (int i = 1; i <= 5; ++i) edmips::testing::write_file(dir / ("data_batch_" + std::to_string(i) + ".bin"), full);
+  edmips::testing::write_file(dir / "test_batch.bin", full);
+  auto c = config_for(dir, "cifar10");
+  c.train_subset = 100;
+  c.test_subset = 30;
+  const auto d = load_dataset(c);
+  CHECK(d.train_images.sizes() == torch::IntArrayRef({100, 3, 32, 32}));
+  CHECK(d.test_labels.size(0) == 30);
+  auto truncated = full;
   truncated.pop_back();
   edmips::testing::write_file(dir / "test_batch.bin", truncated);
-  CHECK_THROWS_WITH(load_dataset(config_for(dir, "cifar10")),
-                    Catch::Contains("test_batch.bin") && Catch::Contains("truncated"));
+  CHECK_THROWS_WITH(load_dataset(c), Catch::Contains("test_batch.bin") && Catch::Contains("truncated"));
+  // Cut at a record boundary: 5000 whole records still make a valid-looking file.
+  edmips::testing::write_file(dir / "test_batch.bin", full);
+  edmips::testing::write_file(dir / "data_batch_3.bin", full.substr(0, 5000 * 3073));
+  CHECK_THROWS_WITH(load_dataset(c), Catch::Contains("data_batch_3.bin") && Catch::Contains("holds 5000 images") &&
+                                         Catch::Contains("10000"));
+}
+
+TEST_CASE("an IDX header promising more than a file can hold is a data error, not an allocation", "[data][errors]") {
+  TempDir dir;
+  write_mnist(dir);
+  std::string header = {0, 0, 8, 3};
+  for (uint32_t v : {4000000000u, 60000u, 60000u}) {
+    for (int shift = 24; shift >= 0; shift -= 8) header.push_back(char((v >> shift) & 0xff));
+  }
+  edmips::testing::write_file(dir / "train-images-idx3-ubyte", header + std::string(100, '\0'));
+  std::filesystem::remove(dir / "train-images-idx3-ubyte.gz");
+  CHECK_THROWS_AS(load_dataset(config_for(dir)), DataError);
+  CHECK_THROWS_WITH(load_dataset(config_for(dir)),
+                    Catch::Contains("train-images-idx3-ubyte") && Catch::Contains("4000000000 x 60000 x 60000"));
 }
 
 TEST_CASE("the training subset is the same for the same subset seed and differs for another", "[data]") {

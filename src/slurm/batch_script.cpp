@@ -30,6 +30,44 @@ std::string check(const std::string& value, const std::regex& pattern, const std
   return value;
 }
 
+/// Slurm's forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; minutes and seconds
+/// below 60 and, after a day count, hours below 24 (sbatch refuses 1:99:99).
+bool time_in_range(const std::string& text) {
+  std::vector<long> parts;
+  const auto dash = text.find('-');
+  const std::string clock = dash == std::string::npos ? text : text.substr(dash + 1);
+  size_t start = 0;
+  while (start <= clock.size()) {
+    const auto colon = clock.find(':', start);
+    const auto field = clock.substr(start, colon - start);
+    if (field.size() > 9) return false;  // Slurm's limits are far below a billion
+    parts.push_back(std::stol(field));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (dash != std::string::npos) {  // D-H[:M[:S]]
+    if (parts[0] >= 24) return false;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      if (parts[i] >= 60) return false;
+    }
+    return true;
+  }
+  // M, M:S, H:M:S: everything after the first field is below 60.
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i] >= 60) return false;
+  }
+  return true;
+}
+
+std::string check_time(const std::string& value, const std::string& where, const std::string& expected) {
+  check(value, kTimePattern, where, expected);
+  if (!time_in_range(value)) {
+    throw ConfigError(where + ": expected " + expected + " with minutes and seconds below 60 (and hours below 24 "
+                      "after a day count), found \"" + value + "\"");
+  }
+  return value;
+}
+
 std::string job_name(const std::string& sweep) {
   std::string name = "edmips-";
   for (char c : sweep) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
@@ -55,7 +93,7 @@ SlurmJobOptions resolve_slurm_options(const nlohmann::json& section, const std::
     o.ntasks_per_node = int(r.int_value("ntasks_per_node", 1, 100000, o.ntasks_per_node));
     o.cpus_per_task = int(r.int_value("cpus_per_task", 1, 100000, o.cpus_per_task));
     o.gpus_per_task = int(r.int_value("gpus_per_task", 0, 1000, o.gpus_per_task));
-    o.time = check(r.string_value("time", o.time), kTimePattern, source + ": /slurm/time", time_expected);
+    o.time = check_time(r.string_value("time", o.time), source + ": /slurm/time", time_expected);
     o.partition = r.string_value("partition", std::string{});
     if (!o.partition.empty()) check(o.partition, kNamePattern, source + ": /slurm/partition", name_expected);
     o.account = r.string_value("account", std::string{});
@@ -74,7 +112,7 @@ SlurmJobOptions resolve_slurm_options(const nlohmann::json& section, const std::
   positive(overrides.ntasks_per_node, 1, "--ntasks-per-node", o.ntasks_per_node);
   positive(overrides.cpus_per_task, 1, "--cpus-per-task", o.cpus_per_task);
   positive(overrides.gpus_per_task, 0, "--gpus-per-task", o.gpus_per_task);
-  if (overrides.time) o.time = check(*overrides.time, kTimePattern, "--time", time_expected);
+  if (overrides.time) o.time = check_time(*overrides.time, "--time", time_expected);
   if (overrides.partition) o.partition = check(*overrides.partition, kNamePattern, "--partition", name_expected);
   if (overrides.account) o.account = check(*overrides.account, kNamePattern, "--account", name_expected);
   return o;

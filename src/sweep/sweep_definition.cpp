@@ -97,8 +97,9 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
   SweepDefinition sweep;
   sweep.source = source;
   sweep.name = root.string_value("name");
-  if (sweep.name.empty() || sweep.name.find_first_of("/\\\n") != std::string::npos) {
-    root.fail("name", "a non-empty name without slashes or newlines");
+  if (sweep.name.empty() || sweep.name == "." || sweep.name == ".." ||
+      sweep.name.find_first_of("/\\\n") != std::string::npos) {
+    root.fail("name", "a non-empty name without slashes or newlines, not \".\" or \"..\"");
   }
   root.string_value("description", std::string{});
   sweep.max_retries = int(root.int_value("max_retries", 0, 100, 1));
@@ -199,6 +200,17 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
           nlohmann::json::json_pointer pointer(item.key());
         } catch (const nlohmann::json::exception&) {
           f.fail_at(path, "a valid JSON pointer such as \"/train/epochs\"", item.key());
+        }
+        // Fields another axis owns would make two axes fight over one value.
+        static const std::vector<std::pair<std::string, std::string>> owned = {
+            {"/search/complexity_penalty", "complexity_penalty"}, {"/search/weight_bits", "bits"},
+            {"/search/activation_bits", "bits"}, {"/seed", "seeds"}, {"/model/name", "models"},
+            {"/search", "complexity_penalty and bits"}, {"/model", "models"}};
+        for (const auto& [field, axis] : owned) {
+          if (item.key() == field) {
+            f.fail_at(path, "a field no other axis owns (" + field + " belongs to the \"" + axis + "\" axis)",
+                      item.key());
+          }
         }
         if (!item.value().is_array() || item.value().empty()) f.fail_at(path, "a non-empty list of values", item.value());
         std::vector<AxisValue> values;

@@ -1,5 +1,6 @@
 #include "trial/trial_config.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "core/error.h"
@@ -114,8 +115,12 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
   if (root.has("search")) {
     c.mode = TrialMode::search;
     auto s = root.object("search");
+    // Candidates are a set: sorted, so [4, 2] and [2, 4] are the same trial
+    // (int_list already refuses duplicates). Argmax ties go to the fewest bits.
     c.search.weight_bits = s.int_list("weight_bits", kMinBits, kMaxBits, c.search.weight_bits);
     c.search.activation_bits = s.int_list("activation_bits", kMinBits, kMaxBits, c.search.activation_bits);
+    std::sort(c.search.weight_bits.begin(), c.search.weight_bits.end());
+    std::sort(c.search.activation_bits.begin(), c.search.activation_bits.end());
     c.search.complexity_penalty = s.number_value("complexity_penalty", 0.0, kHuge, 0.0);
     c.search.normaliser = s.choice("normaliser", {"first-layer", "total"}, std::string("first-layer"));
     c.search.arch = parse_arch_settings(s);

@@ -200,6 +200,9 @@ def test_flags_override_the_sweep_files_slurm_section(tmp_path):
 @pytest.mark.parametrize("flag,value,message", [
     ("--partition", "gpu;rm -rf /", "--partition: expected letters"),
     ("--time", "forever", "--time: expected a Slurm time limit"),
+    ("--time", "1:99:99", "minutes and seconds below 60"),
+    ("--time", "2-24:00:00", "hours below 24"),
+    ("--time", "99999999999999999999", "--time: expected a Slurm time limit"),
     ("--nodes", "0", "--nodes: expected an integer >= 1"),
 ])
 def test_bad_slurm_flags_are_rejected_with_exit_code_2(tmp_path, flag, value, message):

@@ -102,6 +102,27 @@ TEST_CASE("any other trial field can be an axis through a JSON pointer", "[sweep
   CHECK_THROWS_WITH(parse_sweep(j, "s.json"), Catch::Contains("/train/epoch") && Catch::Contains("epochs"));
 }
 
+TEST_CASE("a fields axis may not vary what another axis owns", "[sweep][definition]") {
+  for (const auto& [field, axis] : std::vector<std::pair<std::string, std::string>>{
+           {"/search/complexity_penalty", "complexity_penalty"}, {"/search/weight_bits", "bits"},
+           {"/seed", "seeds"}, {"/model/name", "models"}}) {
+    INFO(field);
+    auto j = small_sweep();
+    j["axes"]["fields"] = {{field, {1}}};
+    CHECK_THROWS_WITH(parse_sweep(j, "s.json"), Catch::Contains("/axes/fields/" + field) &&
+                                                   Catch::Contains("\"" + axis + "\" axis"));
+  }
+}
+
+TEST_CASE("a sweep name cannot lead outside results/", "[sweep][definition]") {
+  for (const std::string name : {".", "..", "a/b", ""}) {
+    INFO(name);
+    auto j = small_sweep();
+    j["name"] = name;
+    CHECK_THROWS_WITH(parse_sweep(j, "s.json"), Catch::Contains("/name"));
+  }
+}
+
 TEST_CASE("longer trials get a larger expected cost", "[sweep][definition]") {
   auto j = small_sweep();
   j["axes"]["fields"] = {{"/train/epochs", {1, 5}}};

@@ -110,3 +110,14 @@ TEST_CASE("a uniform baseline trial is described by one bit pair", "[trial][conf
   CHECK(c.uniform_weight_bits == 2);
   CHECK(c.uniform_activation_bits == 3);
 }
+
+TEST_CASE("candidate bit lists are sets: their order does not change the trial", "[trial][config]") {
+  auto j = minimal();
+  j["search"]["weight_bits"] = {4, 1, 3, 2};
+  j["search"]["activation_bits"] = {4, 2, 3};
+  const auto shuffled = parse_trial_config(j, "t.json");
+  CHECK(shuffled.search.weight_bits == std::vector<int>{1, 2, 3, 4});
+  CHECK(trial_id(shuffled) == trial_id(parse_trial_config(minimal(), "t.json")));
+  j["search"]["weight_bits"] = {2, 2};
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/weight_bits"));
+}

@@ -1,5 +1,6 @@
 // edmips: command-line entry point. Parses arguments, hands over to app/.
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <iostream>
 #include <cstdio>
 #include <sstream>
@@ -265,6 +266,10 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::cerr << "edmips: error: " << e.what() << "\n";
     return int(e.code());
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A directory or file that cannot be made or read: I/O, not a bug.
+    std::cerr << "edmips: error: " << e.what() << "\n";
+    return int(ExitCode::data_error);
   } catch (const std::exception& e) {
     std::cerr << "edmips: internal error: " << e.what() << "\n";
     return int(ExitCode::internal_error);

@@ -12,7 +12,7 @@ enum class ExitCode : int {
   ok = 0,
   failure = 1,          ///< a trial or sweep ran and something in it failed
   invalid_input = 2,    ///< bad command line, config or sweep file: nothing was run
-  data_error = 3,       ///< a dataset file is missing or malformed
+  data_error = 3,       ///< a dataset file is missing or malformed, or a file cannot be read or written
   interrupted = 4,      ///< stopped by SIGTERM/SIGINT/SIGUSR2 after checkpointing
   internal_error = 70,  ///< a bug: please report it
 };
@@ -38,6 +38,13 @@ class ConfigError : public Error {
 class DataError : public Error {
  public:
   explicit DataError(const std::string& message) : Error(message, ExitCode::data_error) {}
+};
+
+/// A file cannot be read or written: permissions, a full disk, a damaged
+/// journal or checkpoint (exit code 3, as data errors).
+class IoError : public Error {
+ public:
+  explicit IoError(const std::string& message) : Error(message, ExitCode::data_error) {}
 };
 
 /// Training produced a NaN or infinite loss.

@@ -14,24 +14,24 @@ namespace edmips {
 
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open for reading: " + std::strerror(errno));
+  if (!in) throw IoError(path.string() + ": cannot open for reading: " + std::strerror(errno));
   std::string text;
   char chunk[1 << 16];
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     text.append(chunk, size_t(in.gcount()));
     if (text.size() > max_bytes) {
-      throw Error(path.string() + ": larger than " + std::to_string(max_bytes >> 20) +
+      throw IoError(path.string() + ": larger than " + std::to_string(max_bytes >> 20) +
                   " MiB, the limit for this kind of file");
     }
   }
-  if (in.bad()) throw Error(path.string() + ": read failed: " + std::strerror(errno));
+  if (in.bad()) throw IoError(path.string() + ": read failed: " + std::strerror(errno));
   return text;
 }
 
 void write_file_atomically(const std::filesystem::path& path, const std::string& content, Durability durability) {
   const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
+  if (fd < 0) throw IoError(tmp + ": cannot create: " + std::strerror(errno));
   size_t written = 0;
   while (written < content.size()) {
     const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
@@ -40,19 +40,19 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
       const std::string reason = std::strerror(errno);
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw Error(tmp + ": write failed: " + reason);
+      throw IoError(tmp + ": write failed: " + reason);
     }
     written += static_cast<size_t>(n);
   }
   if ((durability == Durability::flushed && ::fsync(fd) != 0) || ::close(fd) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(tmp.c_str());
-    throw Error(tmp + ": flush failed: " + reason);
+    throw IoError(tmp + ": flush failed: " + reason);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(tmp.c_str());
-    throw Error(path.string() + ": cannot replace: " + reason);
+    throw IoError(path.string() + ": cannot replace: " + reason);
   }
 }
 

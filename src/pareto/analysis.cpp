@@ -79,6 +79,62 @@ std::string accuracy_text(const Configuration& c) {
   return fmt("%.2f", c.top1_mean) + " +- " + fmt("%.2f", c.top1_std) + " (n=" + std::to_string(c.trials.size()) + ")";
 }
 
+/// Adds one finished trial (a journal event) to its configuration.
+void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_configuration, const fs::path& dir,
+                        const std::string& id, const nlohmann::json& event) {
+  const auto& summary = event.at("summary");
+  const auto& result = event.at("result");
+  const std::string configuration_id = summary.value("configuration_id", id);
+  auto [it, inserted] = by_configuration.emplace(configuration_id, report.configurations.size());
+  if (inserted) {
+    Configuration c;
+    c.configuration_id = configuration_id;
+    c.group = group_name(summary);
+    c.kind = summary.at("kind");
+    c.model = summary.at("model");
+    c.dataset = summary.at("dataset");
+    c.weight_bits = summary.at("weight_bits");
+    c.activation_bits = summary.at("activation_bits");
+    if (!summary.at("complexity_penalty").is_null()) c.complexity_penalty = summary.at("complexity_penalty");
+    report.configurations.push_back(c);
+  }
+  auto& c = report.configurations[it->second];
+  const auto same = std::find_if(c.trials.begin(), c.trials.end(),
+                                 [&](const nlohmann::json& t) { return t.at("id") == id; });
+  if (same != c.trials.end()) {
+    // The same trial in two directories counts once, when both agree. A
+    // trial is deterministic for its config, so differing results mean
+    // different engines or a damaged file: no silent pick.
+    if ((*same).at("top1") != result.at("top1") || (*same).at("bitops") != result.at("bitops")) {
+      throw DataError("trial " + id + " has different results in " + (*same).at("source").get<std::string>() +
+                      " (top-1 " + (*same).at("top1").dump() + ") and " + dir.string() + " (top-1 " +
+                      result.at("top1").dump() + "); analyse them separately");
+    }
+    return;
+  }
+  nlohmann::json trial = {{"id", id},
+                          {"seed", summary.at("seed")},
+                          {"top1", result.at("top1")},
+                          {"bitops", result.at("bitops")},
+                          {"normalised_bits", result.at("normalised_bits")},
+                          {"weight_memory_bits", result.at("weight_memory_bits")},
+                          {"allocation", result.at("allocation")},
+                          {"source", dir.string()}};
+  if (result.contains("search")) {
+    const auto& search = result["search"];
+    trial["expected_normalised_bits"] = search.value("expected_normalised_bits", 0.0);
+    if (search.contains("decision")) {
+      const auto& decision = search["decision"];
+      trial["decided_layers"] = decision.at("decided_layers");
+      trial["searched_layers"] = decision.at("searched_layers");
+      trial["smallest_margin"] = decision.at("smallest_margin");
+      (decision.at("decided").get<bool>() ? c.decided_trials : c.undecided_trials) += 1;
+    }
+  }
+  c.trials.push_back(trial);
+  ++report.trials;
+}
+
 }  // namespace
 
 ParetoReport analyse_sweeps(const ParetoOptions& options) {
@@ -94,47 +150,12 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     report.sources.push_back(dir.string());
     const auto state = read_journal(journal);  // a torn last line of a running sweep is skipped
     for (const auto& [id, event] : state.finished) {
-      const auto& summary = event.at("summary");
-      const auto& result = event.at("result");
-      const std::string configuration_id = summary.value("configuration_id", id);
-      auto [it, inserted] = by_configuration.emplace(configuration_id, report.configurations.size());
-      if (inserted) {
-        Configuration c;
-        c.configuration_id = configuration_id;
-        c.group = group_name(summary);
-        c.kind = summary.at("kind");
-        c.model = summary.at("model");
-        c.dataset = summary.at("dataset");
-        c.weight_bits = summary.at("weight_bits");
-        c.activation_bits = summary.at("activation_bits");
-        if (!summary.at("complexity_penalty").is_null()) c.complexity_penalty = summary.at("complexity_penalty");
-        report.configurations.push_back(c);
+      try {
+        add_finished_trial(report, by_configuration, dir, id, event);
+      } catch (const nlohmann::json::exception& e) {
+        throw DataError(journal.string() + ": the trial_finished event of trial " + id +
+                        " lacks what a finished trial records (" + e.what() + ")");
       }
-      auto& c = report.configurations[it->second];
-      const bool duplicate = std::any_of(c.trials.begin(), c.trials.end(),
-                                         [&](const nlohmann::json& t) { return t.at("id") == id; });
-      if (duplicate) continue;  // the same trial seen in two directories
-      nlohmann::json trial = {{"id", id},
-                              {"seed", summary.at("seed")},
-                              {"top1", result.at("top1")},
-                              {"bitops", result.at("bitops")},
-                              {"normalised_bits", result.at("normalised_bits")},
-                              {"weight_memory_bits", result.at("weight_memory_bits")},
-                              {"allocation", result.at("allocation")},
-                              {"source", dir.string()}};
-      if (result.contains("search")) {
-        const auto& search = result["search"];
-        trial["expected_normalised_bits"] = search.value("expected_normalised_bits", 0.0);
-        if (search.contains("decision")) {
-          const auto& decision = search["decision"];
-          trial["decided_layers"] = decision.at("decided_layers");
-          trial["searched_layers"] = decision.at("searched_layers");
-          trial["smallest_margin"] = decision.at("smallest_margin");
-          (decision.at("decided").get<bool>() ? c.decided_trials : c.undecided_trials) += 1;
-        }
-      }
-      c.trials.push_back(trial);
-      ++report.trials;
     }
   }
   if (report.configurations.empty()) throw ConfigError("pareto: no finished trials yet in the given directories");

@@ -63,13 +63,13 @@ size_t replay(const std::string& text, const fs::path& path, JournalState& state
         state.torn_bytes = text.size() - start;
         return start;
       }
-      throw Error(path.string() + ":" + std::to_string(line_number) +
+      throw IoError(path.string() + ":" + std::to_string(line_number) +
                   ": corrupt journal line (not a JSON event); the sweep's history cannot be trusted");
     }
     try {
       apply_event(state, event);
     } catch (const nlohmann::json::exception& e) {
-      throw Error(path.string() + ":" + std::to_string(line_number) + ": malformed event: " + e.what());
+      throw IoError(path.string() + ":" + std::to_string(line_number) + ": malformed event: " + e.what());
     }
     start = end + 1;
   }
@@ -91,7 +91,7 @@ Journal::Journal(const fs::path& path) : path_(path) {
   const size_t valid = replay(text, path, initial_);
   if (valid < text.size()) fs::resize_file(path, valid);  // drop the torn tail
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(path.string() + ": cannot open journal: " + std::strerror(errno));
+  if (fd_ < 0) throw IoError(path.string() + ": cannot open journal: " + std::strerror(errno));
 }
 
 Journal::~Journal() {
@@ -107,11 +107,11 @@ void Journal::append(nlohmann::json event) {
     const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw Error(path_.string() + ": journal write failed: " + std::strerror(errno));
+      throw IoError(path_.string() + ": journal write failed: " + std::strerror(errno));
     }
     written += size_t(n);
   }
-  if (::fdatasync(fd_) != 0) throw Error(path_.string() + ": journal flush failed: " + std::strerror(errno));
+  if (::fdatasync(fd_) != 0) throw IoError(path_.string() + ": journal flush failed: " + std::strerror(errno));
 }
 
 const std::vector<std::string>& result_columns() {

@@ -113,7 +113,7 @@ void save_checkpoint(const fs::path& path, const TrialState& state, const Networ
   archive.save_to(tmp);
   fsync_path(tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    throw Error(path.string() + ": cannot replace checkpoint: " + std::strerror(errno));
+    throw IoError(path.string() + ": cannot replace checkpoint: " + std::strerror(errno));
   }
 }
 
@@ -126,7 +126,7 @@ std::optional<TrialState> read_checkpoint_state(const fs::path& path) {
     archive.read("state", value);
     return state_from_json(nlohmann::json::parse(value.toStringRef()));
   } catch (const std::exception& e) {
-    throw Error(path.string() + ": unreadable checkpoint (" + e.what() + "); delete it to restart the trial");
+    throw IoError(path.string() + ": unreadable checkpoint (" + e.what() + "); delete it to restart the trial");
   }
 }
 

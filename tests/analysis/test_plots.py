@@ -144,3 +144,32 @@ def test_one_command_makes_the_whole_report(sweep_dir):
     for name in ("pareto.csv", "pareto.json", "report.md"):
         assert (sweep_dir / name).exists()
     check_plot_files(sweep_dir)
+
+
+def test_a_journal_event_without_its_summary_is_a_data_error_naming_the_journal(sweep_dir):
+    journal = sweep_dir / "journal.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    damaged = next(e for e in events if e["event"] == "trial_finished")
+    del damaged["summary"]
+    journal.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = subprocess.run([EDMIPS, "pareto", str(sweep_dir)], capture_output=True, text=True)
+    assert result.returncode == 3
+    assert str(journal) in result.stderr and damaged["trial"] in result.stderr
+
+
+def test_the_same_trial_in_two_directories_counts_once_and_disagreeing_results_are_refused(sweep_dir, tmp_path):
+    twin = tmp_path / "twin"
+    shutil.copytree(sweep_dir, twin)
+    result = subprocess.run([EDMIPS, "pareto", str(sweep_dir), str(twin), "--out", str(tmp_path / "both")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "both" / "pareto.json").read_text())["trials"] == 12
+    journal = twin / "journal.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    changed = next(e for e in events if e["event"] == "trial_finished")
+    changed["result"]["top1"] += 1.0
+    journal.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = subprocess.run([EDMIPS, "pareto", str(sweep_dir), str(twin), "--out", str(tmp_path / "both")],
+                            capture_output=True, text=True)
+    assert result.returncode == 3
+    assert changed["trial"] in result.stderr and "different results" in result.stderr

@@ -37,6 +37,11 @@ std::unique_ptr<DirectoryLock> prepare_output(const SweepDefinition& sweep, cons
   fs::create_directories(out / sweep_files::trials);
   auto lock = std::make_unique<DirectoryLock>(out);
   if (!lock->warning().empty()) std::cerr << "edmips[rank 0]: warning: " << lock->warning() << std::endl;
+  // Temporary files of an earlier run that crashed or met a full disk (ours
+  // now: we hold the lock; trials clean their own directories).
+  for (const auto& entry : fs::directory_iterator(out)) {
+    if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(entry.path());
+  }
   const auto recorded = out / sweep_files::definition;
   if (fs::exists(recorded)) {
     const auto previous = parse_json_text(read_text_file(recorded), recorded.string());

@@ -86,15 +86,11 @@ TrialState state_from_json(const nlohmann::json& j) {
   return s;
 }
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 /// Writes model, optimisers and state to a temporary file, then renames it.
+/// The archive is serialised in memory first: LibTorch's file writer throws
+/// from its destructor when the disk fills (std::terminate); our own atomic
+/// write reports it as an IoError, removes its temporary file and leaves the
+/// last good checkpoint in place.
 void save_checkpoint(const fs::path& path, const TrialState& state, const Network& net,
                      const std::vector<torch::optim::Optimizer*>& optimizers) {
   torch::serialize::OutputArchive archive;
@@ -109,11 +105,18 @@ void save_checkpoint(const fs::path& path, const TrialState& state, const Networ
       archive.write("optimizer" + std::to_string(i), optimizer);
     }
   }
-  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  archive.save_to(tmp);
-  fsync_path(tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    throw IoError(path.string() + ": cannot replace checkpoint: " + std::strerror(errno));
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomically(path, bytes.str());
+}
+
+/// Removes temporary files a crash or a full disk left in `directory`
+/// (`NAME.tmp.PID`, from write_file_atomically); the directory's owner is the
+/// only writer, so none of them is in use.
+void remove_stale_temporaries(const fs::path& directory) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(directory, ec)) {
+    if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(entry.path(), ec);
   }
 }
 
@@ -489,6 +492,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   const auto total_start = Clock::now();
   const std::string id = trial_id(config);
   fs::create_directories(directory);
+  remove_stale_temporaries(directory);
   const auto config_path = directory / trial_files::config;
   if (fs::exists(config_path)) {
     const auto existing = parse_json_text(read_text_file(config_path), config_path.string());

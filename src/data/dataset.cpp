@@ -1,5 +1,7 @@
 #include "data/dataset.h"
 
+#include "data/file_formats.h"
+
 #include <zlib.h>
 
 #include <filesystem>
@@ -10,11 +12,6 @@
 
 namespace edmips {
 namespace fs = std::filesystem;
-
-const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10"};
-  return names;
-}
 
 namespace {
 
@@ -48,10 +45,6 @@ class ZFile {
   gzFile file_;
 };
 
-uint32_t big_endian(const unsigned char* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-
 std::string find_file(const fs::path& dir, const std::string& stem) {
   for (const auto& candidate : {dir / (stem + ".gz"), dir / stem}) {
     if (fs::exists(candidate)) return candidate.string();
@@ -60,25 +53,13 @@ std::string find_file(const fs::path& dir, const std::string& stem) {
 }
 
 torch::Tensor read_cifar_batches(const std::vector<std::string>& paths, torch::Tensor& labels_out) {
-  constexpr int64_t record = 1 + 3 * 32 * 32;
+  constexpr int64_t record = kCifarRecordBytes;
   std::vector<torch::Tensor> images, labels;
   for (const auto& path : paths) {
     std::error_code ec;
     const auto size = fs::file_size(path, ec);
     if (ec) throw DataError(path + ": file not found");
-    if (size == 0 || size % record != 0) {
-      throw DataError(path + ": truncated or not a CIFAR-10 binary batch (" + std::to_string(size) +
-                      " bytes is not a multiple of " + std::to_string(record) + ")");
-    }
-    const int64_t n = int64_t(size) / record;
-    // Every CIFAR-10 batch file holds 10000 images: one cut at a record
-    // boundary would otherwise train on a silently smaller set.
-    constexpr int64_t kImagesPerBatch = 10000;
-    if (n != kImagesPerBatch) {
-      throw DataError(path + ": holds " + std::to_string(n) + " images; every CIFAR-10 batch file holds " +
-                      std::to_string(kImagesPerBatch) + " (" + std::to_string(kImagesPerBatch * record) +
-                      " bytes): truncated or not CIFAR-10");
-    }
+    const int64_t n = cifar_batch_images(size, path);
     auto raw = torch::empty({n, record}, torch::kUInt8);
     ZFile file(path);
     if (file.read(raw.data_ptr<uint8_t>(), size_t(raw.numel())) != size_t(raw.numel())) {
@@ -106,32 +87,11 @@ void normalise(Dataset& d) {
 torch::Tensor read_idx_file(const std::string& path, int expected_dimensions) {
   ZFile file(path);
   unsigned char header[16];
-  const size_t header_size = 4 + 4 * size_t(expected_dimensions);
-  if (file.read(header, header_size) != header_size) throw DataError(path + ": truncated IDX header");
-  const uint32_t magic = big_endian(header);
-  const uint32_t expected_magic = 0x800u + uint32_t(expected_dimensions);
-  if (magic != expected_magic) {
-    char buffer[128];
-    std::snprintf(buffer, sizeof buffer, ": wrong magic number 0x%08x (expected 0x%08x, an IDX %s file)",
-                  magic, expected_magic, expected_dimensions == 1 ? "label" : "image");
-    throw DataError(path + buffer);
-  }
-  std::vector<int64_t> dims;
-  int64_t total = 1;
-  // A damaged or hostile header must not make us allocate what it promises.
-  constexpr int64_t kMaxIdxBytes = int64_t(1) << 32;
-  for (int i = 0; i < expected_dimensions; ++i) {
-    dims.push_back(big_endian(header + 4 + 4 * i));
-    if (dims.back() == 0 || total > kMaxIdxBytes / dims.back()) {
-      std::string shape;
-      for (int k = 0; k < expected_dimensions; ++k) {
-        shape += (k ? " x " : "") + std::to_string(big_endian(header + 4 + 4 * k));
-      }
-      throw DataError(path + ": IDX header promises " + shape + " values, " +
-                      (dims.back() == 0 ? std::string("an empty dataset") : "more than the 4 GiB an IDX file may hold"));
-    }
-    total *= dims.back();
-  }
+  const size_t header_size = idx_header_size(expected_dimensions);
+  const size_t got_header = file.read(header, header_size);
+  const auto parsed = parse_idx_header(header, got_header, expected_dimensions, path);
+  const auto& dims = parsed.dims;
+  const int64_t total = parsed.bytes;
   auto data = torch::empty(dims, torch::kUInt8);
   const size_t got = file.read(data.data_ptr<uint8_t>(), size_t(total));
   if (got != size_t(total)) {

@@ -7,7 +7,7 @@
 
 namespace edmips {
 
-/// Dataset formats this project reads.
+/// Dataset formats this project reads (defined in data/file_formats.cpp).
 const std::vector<std::string>& dataset_names();  // fashion-mnist, mnist, cifar10
 
 struct DatasetConfig {

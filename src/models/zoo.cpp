@@ -239,12 +239,6 @@ Network build(const std::string& name, const ModelInput& in, const NetworkPrecis
 
 }  // namespace
 
-const std::vector<std::string>& model_names() {
-  static const std::vector<std::string> names = {"simple-cnn", "resnet20", "vgg-small", "resnet18",
-                                                 "resnet50"};
-  return names;
-}
-
 Network make_network(const std::string& name, const ModelInput& input, const NetworkPrecision& precision) {
   auto network = build(name, input, precision);
   // One probe sample in eval mode (no BatchNorm statistics touched) tells

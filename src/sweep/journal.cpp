@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_reader.h"
 
 namespace edmips {
 namespace fs = std::filesystem;
@@ -51,9 +52,9 @@ size_t replay(const std::string& text, const fs::path& path, JournalState& state
     bool ok = end != std::string::npos;  // a line without its newline was cut short
     if (ok) {
       try {
-        event = nlohmann::json::parse(line);
+        event = parse_json_text(line, path.string());  // depth-limited, as every JSON input
         ok = event.is_object() && event.contains("event");
-      } catch (const nlohmann::json::exception&) {
+      } catch (const ConfigError&) {
         ok = false;
       }
     }
@@ -77,6 +78,12 @@ size_t replay(const std::string& text, const fs::path& path, JournalState& state
 }
 
 }  // namespace
+
+JournalState parse_journal_text(const std::string& text, const std::string& source) {
+  JournalState state;
+  replay(text, source, state);
+  return state;
+}
 
 JournalState read_journal(const fs::path& path) {
   JournalState state;
@@ -146,7 +153,21 @@ std::string csv_value(const nlohmann::json& v) {
 }
 }  // namespace
 
+namespace {
+std::vector<std::string> result_row_unchecked(const nlohmann::json& e);
+}  // namespace
+
 std::vector<std::string> result_row(const nlohmann::json& e) {
+  try {
+    return result_row_unchecked(e);
+  } catch (const nlohmann::json::exception& error) {
+    throw IoError("journal: the trial_finished event of trial " + e.value("trial", std::string("?")) +
+                  " lacks what a finished trial records (" + error.what() + ")");
+  }
+}
+
+namespace {
+std::vector<std::string> result_row_unchecked(const nlohmann::json& e) {
   const auto& r = e.at("result");
   const auto& s = e.at("summary");
   std::string allocation;
@@ -172,6 +193,7 @@ std::vector<std::string> result_row(const nlohmann::json& e) {
   for (const auto& v : values) row.push_back(csv_value(v));
   return row;
 }
+}  // namespace
 
 void write_results_csv(const fs::path& path, const std::map<std::string, nlohmann::json>& finished) {
   std::string text;

@@ -24,6 +24,9 @@ struct JournalState {
   size_t torn_bytes = 0;
 };
 
+/// Replays journal text (as read_journal, `source` naming it in errors).
+JournalState parse_journal_text(const std::string& text, const std::string& source);
+
 /// Reads a journal; a torn last line is reported in the state, not thrown.
 /// A malformed line elsewhere is an Error naming the file and line.
 JournalState read_journal(const std::filesystem::path& path);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Fuzzes every input parser with libFuzzer (clang from Debian) under
+# AddressSanitizer and UBSan: sweep files, trial configs, allocations,
+# journal lines, IDX headers and CIFAR-10 batch sizes (fuzz/*.cpp). Seeds come
+# from the repository's own examples; findings land in build-fuzz/findings/.
+# Usage: scripts/fuzz.sh [RUNS_PER_HARNESS]   (default 1000000; 0 = until stopped)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-1000000}
+out=$root/build-fuzz
+mkdir -p "$out/findings"
+# The parsers and what they use: no LibTorch, no MPI.
+sources=(core/json_reader.cpp core/files.cpp core/stable_id.cpp trial/trial_config.cpp nn/precision.cpp
+         quant/step_sizes.cpp sweep/sweep_definition.cpp sweep/journal.cpp models/model_names.cpp
+         data/file_formats.cpp)
+flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DJSON_DIAGNOSTICS=1
+       -I"$root/src")
+seed() {  # seed NAME FILES...: the harness's starting corpus
+  local dir=$out/corpus/$1
+  shift
+  mkdir -p "$dir"
+  for f in "$@"; do [[ -f $f ]] && cp "$f" "$dir/$(basename "$(dirname "$f")")-$(basename "$f")"; done
+  return 0
+}
+seed sweep_file "$root"/sweeps/*.json "$root"/tests/analysis/fixture/sweep/sweep.json
+seed trial_config "$root"/sweeps/trials/*.json
+seed allocation "$root"/tests/analysis/fixture/sweep/trials/*/allocation.json
+seed journal "$root"/tests/analysis/fixture/sweep/journal.jsonl
+mkdir -p "$out/corpus/idx_header"
+for f in /usr/share/datasets/fashion-mnist/*.gz; do
+  # head closes the pipe after 16 bytes, so gzip's SIGPIPE is expected.
+  [[ -f $f ]] && { gzip -dc "$f" 2> /dev/null | head -c 16 > "$out/corpus/idx_header/$(basename "$f" .gz)" || true; }
+done
+printf '\x20\x4b\xd4\x01\x00\x00\x00\x00' > "$out/corpus/idx_header/cifar-size"  # 30730000 bytes
+status=0
+for harness in sweep_file trial_config allocation journal idx_header; do
+  binary=$out/fuzz_$harness
+  if [[ ! -x $binary || $root/fuzz/fuzz_$harness.cpp -nt $binary ]]; then
+    clang++ "${flags[@]}" "$root/fuzz/fuzz_$harness.cpp" "${sources[@]/#/$root/src/}" -o "$binary"
+  fi
+  log=$out/$harness.log
+  set +e
+  (cd "$out/findings" && "$binary" -runs="$runs" -max_len=4096 -print_final_stats=1 \
+      -artifact_prefix="$out/findings/$harness-" "$out/corpus/$harness" > "$log" 2>&1)
+  code=$?
+  set -e
+  executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
+  echo "fuzz_$harness: exit $code, $executions executions ($log)"
+  [[ $code -eq 0 ]] || status=1
+done
+exit $status

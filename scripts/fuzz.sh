@@ -7,6 +7,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-1000000}
+if ! command -v clang++ > /dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a > /dev/null 2>&1; then
+  echo "fuzz.sh: installing clang and its fuzzer runtime (Debian: clang, libclang-rt-14-dev)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-rt-14-dev
+fi
 out=$root/build-fuzz
 mkdir -p "$out/findings"
 # The parsers and what they use: no LibTorch, no MPI.

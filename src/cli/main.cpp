@@ -35,7 +35,7 @@ const char* kUsage =
     "  --version                     version, LibTorch, CUDA, where the shared files are\n"
     "\n"
     "Run `edmips <command> --help` for a command's options and their defaults.\n"
-    "Exit codes: 0 ok, 1 a trial failed, 2 invalid input, 3 data error,\n"
+    "Exit codes: 0 ok, 1 a trial failed, 2 invalid input, 3 data or I/O error,\n"
     "4 stopped by a signal after checkpointing, 70 internal error.\n";
 
 po::variables_map parse(const std::vector<std::string>& args, po::options_description& options,

@@ -3,10 +3,15 @@
 # AddressSanitizer and UBSan: sweep files, trial configs, allocations,
 # journal lines, IDX headers and CIFAR-10 batch sizes (fuzz/*.cpp). Seeds come
 # from the repository's own examples; findings land in build-fuzz/findings/.
-# Usage: scripts/fuzz.sh [RUNS_PER_HARNESS]   (default 1000000; 0 = until stopped)
+# Usage: scripts/fuzz.sh [RUNS_PER_HARNESS [HARNESS...]]
+#   RUNS_PER_HARNESS: default 1000000; 0 = until stopped.
+#   HARNESS: sweep_file trial_config allocation journal idx_header (default: all).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-1000000}
+shift || true
+harnesses=("$@")
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(sweep_file trial_config allocation journal idx_header)
 if ! command -v clang++ > /dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a > /dev/null 2>&1; then
   echo "fuzz.sh: installing clang and its fuzzer runtime (Debian: clang, libclang-rt-14-dev)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-rt-14-dev
@@ -37,7 +42,8 @@ for f in /usr/share/datasets/fashion-mnist/*.gz; do
 done
 printf '\x20\x4b\xd4\x01\x00\x00\x00\x00' > "$out/corpus/idx_header/cifar-size"  # 30730000 bytes
 status=0
-for harness in sweep_file trial_config allocation journal idx_header; do
+for harness in "${harnesses[@]}"; do
+  [[ -f $root/fuzz/fuzz_$harness.cpp ]] || { echo "fuzz.sh: no harness $harness" >&2; exit 2; }
   binary=$out/fuzz_$harness
   if [[ ! -x $binary || $root/fuzz/fuzz_$harness.cpp -nt $binary ]]; then
     clang++ "${flags[@]}" "$root/fuzz/fuzz_$harness.cpp" "${sources[@]/#/$root/src/}" -o "$binary"

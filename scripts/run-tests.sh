@@ -6,6 +6,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
 bash "$root/scripts/build.sh"
 (cd "$root/build" && ctest --output-on-failure -j "$(nproc)")
+# The unit and integration tests once more under AddressSanitizer + UBSan
+# (build-asan/). EDMIPS_SKIP_SANITIZERS=1 leaves this out for a quick local run.
+if [[ ${EDMIPS_SKIP_SANITIZERS:-0} != 1 ]]; then
+  bash "$root/scripts/test-sanitizers.sh"
+fi
 # The CUDA variant (a CUDA LibTorch 2.x with the fused CUDA quantizers) must
 # keep compiling and linking; its GPU tests say "skipped" without a GPU.
 if command -v nvcc > /dev/null || [[ -x /usr/local/cuda/bin/nvcc ]]; then

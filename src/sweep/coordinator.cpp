@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <ostream>
 
 #include <unistd.h>
@@ -67,16 +68,28 @@ class Coordinator {
                      [](const PlannedTrial* a, const PlannedTrial* b) { return a->expected_cost > b->expected_cost; });
     pending_.assign(todo.begin(), todo.end());
     size_t finished_in_sweep = 0;
-    for (const auto& t : sweep_.trials) finished_in_sweep += finished_.count(t.id);
+    for (const auto& t : sweep_.trials) {
+      finished_in_sweep += finished_.count(t.id);
+      current_.insert(t.id);
+    }
+    // Trials an earlier version of the sweep file listed: their results stay
+    // (results.csv marks them, pareto counts them); nothing of theirs runs.
+    const size_t no_longer_listed = finished_.size() - finished_in_sweep;
     journal_.append({{"event", "sweep_started"},
                      {"sweep", sweep_.name},
                      {"trials", sweep_.trials.size()},
                      {"already_finished", finished_in_sweep},
+                     {"no_longer_listed", no_longer_listed},
                      {"ranks", endpoint_.worker_count()},
                      {"run", initial.runs + 1}});
     say("sweep " + sweep_.name + ": " + std::to_string(sweep_.trials.size()) + " trials, " +
         std::to_string(finished_in_sweep) + " already finished, " + std::to_string(endpoint_.worker_count()) +
         " ranks");
+    if (no_longer_listed > 0) {
+      say("sweep " + sweep_.name + ": " + std::to_string(no_longer_listed) +
+          " finished trials of this directory are no longer in the sweep file; their results stay in "
+          "results.csv (in_current_sweep 0) and in the report");
+    }
     write_outputs();
 
     active_ = endpoint_.worker_count();  // workers not yet told to stop
@@ -254,12 +267,9 @@ class Coordinator {
   }
 
   void write_outputs() {
-    std::map<std::string, nlohmann::json> in_sweep;
-    for (const auto& t : sweep_.trials) {
-      auto it = finished_.find(t.id);
-      if (it != finished_.end()) in_sweep.insert(*it);
-    }
-    write_results_csv(options_.out / sweep_files::results, in_sweep);
+    size_t done = 0;
+    for (const auto& t : sweep_.trials) done += finished_.count(t.id);
+    write_results_csv(options_.out / sweep_files::results, finished_, current_);
     nlohmann::json running = nlohmann::json::array();
     for (const auto& [worker, run] : running_) {
       running.push_back({{"trial", run.trial->id},
@@ -271,7 +281,7 @@ class Coordinator {
     const double eta = eta_seconds();
     nlohmann::json status = {{"sweep", sweep_.name},
                              {"total", sweep_.trials.size()},
-                             {"done", in_sweep.size()},
+                             {"done", done},
                              {"running", running},
                              {"failed", std::vector<std::string>(failed_final_.begin(), failed_final_.end())},
                              {"pending", pending_.size()},
@@ -285,7 +295,8 @@ class Coordinator {
   CoordinatorEndpoint& endpoint_;
   CoordinatorOptions options_;
   Journal journal_;
-  std::map<std::string, nlohmann::json> finished_;
+  std::map<std::string, nlohmann::json> finished_;  ///< every trial the directory's journal finished
+  std::set<std::string> current_;                   ///< the trials the current sweep file lists
   std::map<std::string, int> failures_before_, failures_now_;
   std::set<std::string> failed_final_;
   std::deque<const PlannedTrial*> pending_;

@@ -129,7 +129,7 @@ const std::vector<std::string>& result_columns() {
       "expected_normalised_bits", "decided_layers", "searched_layers", "smallest_margin",
       "weight_memory_bits", "total_macs", "quantized_macs",
       "allocation",      "search_s",      "train_s",         "rank",
-      "attempt",         "duration_s"};
+      "attempt",         "duration_s",    "in_current_sweep"};
   return columns;
 }
 
@@ -195,14 +195,15 @@ std::vector<std::string> result_row_unchecked(const nlohmann::json& e) {
 }
 }  // namespace
 
-void write_results_csv(const fs::path& path, const std::map<std::string, nlohmann::json>& finished) {
+void write_results_csv(const fs::path& path, const std::map<std::string, nlohmann::json>& finished,
+                       const std::set<std::string>& current) {
   std::string text;
   for (size_t i = 0; i < result_columns().size(); ++i) text += (i ? "," : "") + result_columns()[i];
   text += "\n";
   for (const auto& [id, event] : finished) {
     const auto row = result_row(event);
     for (size_t i = 0; i < row.size(); ++i) text += (i ? "," : "") + row[i];
-    text += "\n";
+    text += (current.empty() || current.count(id)) ? ",1\n" : ",0\n";
   }
   // Rebuilt from the journal at every start, so no fsync is needed.
   write_file_atomically(path, text, Durability::replaceable);

@@ -56,8 +56,13 @@ class Journal {
 const std::vector<std::string>& result_columns();
 /// One results.csv row (flat values) from a trial_finished event.
 std::vector<std::string> result_row(const nlohmann::json& finished_event);
-/// Rewrites DIR/results.csv atomically: header plus one row per finished trial.
-void write_results_csv(const std::filesystem::path& path, const std::map<std::string, nlohmann::json>& finished);
+/// Rewrites DIR/results.csv atomically: header plus one row per finished
+/// trial of the directory (every trial the journal finished, so results.csv,
+/// the journal and `edmips pareto` agree). The last column,
+/// in_current_sweep, is 1 for trials the current sweep file lists and 0 for
+/// those an earlier version listed. With `current` empty, every row says 1.
+void write_results_csv(const std::filesystem::path& path, const std::map<std::string, nlohmann::json>& finished,
+                       const std::set<std::string>& current = {});
 
 /// Current UTC time as ISO 8601 with milliseconds.
 std::string utc_now();

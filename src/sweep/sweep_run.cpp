@@ -2,7 +2,9 @@
 
 #include <boost/mpi/collectives.hpp>
 #include <boost/mpi/communicator.hpp>
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -29,6 +31,18 @@ int positive_env(const char* name) {
   return (end && *end == '\0' && n > 0) ? int(n) : 0;
 }
 
+/// A file time as 20261130T051842Z (UTC), for file names.
+std::string compact_utc(fs::file_time_type time) {
+  const auto system = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+      time - fs::file_time_type::clock::now() + std::chrono::system_clock::now());
+  const std::time_t t = std::chrono::system_clock::to_time_t(system);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y%m%dT%H%M%SZ", &tm);
+  return buffer;
+}
+
 /// Rank 0 prepares the output directory: takes its lock (held until the
 /// returned object goes), records the sweep definition and refuses a
 /// directory that belongs to another sweep.
@@ -43,14 +57,24 @@ std::unique_ptr<DirectoryLock> prepare_output(const SweepDefinition& sweep, cons
     if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(entry.path());
   }
   const auto recorded = out / sweep_files::definition;
+  const auto text = read_text_file(options.sweep_path);
   if (fs::exists(recorded)) {
-    const auto previous = parse_json_text(read_text_file(recorded), recorded.string());
+    const auto previous_text = read_text_file(recorded);
+    const auto previous = parse_json_text(previous_text, recorded.string());
     if (previous.value("name", "") != sweep.name) {
       throw ConfigError(out.string() + " holds sweep \"" + previous.value("name", "?") + "\", not \"" + sweep.name +
                         "\"; choose another --out");
     }
+    if (previous_text != text) {
+      // The sweep file changed since the last run: keep the version the
+      // earlier trials ran under beside the new one.
+      const auto kept = out / ("sweep." + compact_utc(fs::last_write_time(recorded)) + ".json");
+      write_file_atomically(kept, previous_text);
+      std::cerr << "edmips[rank 0]: the sweep file changed since the last run in " << out.string()
+                << "; the previous one is kept as " << kept.filename().string() << std::endl;
+    }
   }
-  write_file_atomically(recorded, read_text_file(options.sweep_path));
+  write_file_atomically(recorded, text);
   return lock;
 }
 

@@ -4,11 +4,12 @@ recovery are checked in seconds. test_sweep_real.py runs real trials."""
 import json
 import random
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import fake_sweep_definition, requires_mpirun
+from conftest import edmips_binary, fake_sweep_definition, requires_mpirun
 
 pytestmark = requires_mpirun
 
@@ -80,6 +81,31 @@ def test_rerunning_a_finished_sweep_runs_nothing_and_new_values_run_alone(sweep_
     assert len(set(after) - set(before)) == 2  # lambda 1.0 for both seeds
     assert all(count == 1 for count in after.values())
     assert len(sweep.csv_rows()) == len(after)
+
+
+def test_a_changed_sweep_file_keeps_old_results_marked_and_the_old_definition(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition())
+    assert sweep.run(2, "--fake-trials", "--fake-duration", "0.02") == 0
+    before = sweep.finished_counts()
+    old_text = (sweep.out / "sweep.json").read_text()
+    sweep.write(fake_sweep_definition(penalties=(0.0, 0.01)))  # lambda 0.1 removed
+    assert sweep.run(2, "--fake-trials", "--fake-duration", "0.02") == 0
+    assert sweep.finished_counts() == before  # nothing new ran, nothing ran twice
+    rows = sweep.csv_rows()
+    assert {r["trial_id"] for r in rows} == set(before)  # no row dropped
+    listed = sweep.plan_ids()
+    for r in rows:
+        assert r["in_current_sweep"] == ("1" if r["trial_id"] in listed else "0")
+    assert sum(r["in_current_sweep"] == "0" for r in rows) == 2  # lambda 0.1, two seeds
+    kept = sorted(sweep.out.glob("sweep.2*.json"))
+    assert len(kept) == 1 and kept[0].read_text() == old_text
+    assert json.loads((sweep.out / "sweep.json").read_text())["axes"] == fake_sweep_definition(penalties=(0.0, 0.01))["axes"]
+    assert "no longer in the sweep file" in (sweep.dir / "run.log").read_text()
+    # The report counts what results.csv holds.
+    report = subprocess.run([edmips_binary(), "pareto", str(sweep.out), "--out", str(sweep.dir / "report")],
+                            capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    assert f"{len(rows)} finished trials" in report.stdout
 
 
 def test_sigusr2_checkpoints_running_trials_and_a_rerun_resumes_them(sweep_factory):

@@ -82,4 +82,17 @@ TEST_CASE("results.csv has a header and exactly one row per finished trial", "[s
   CHECK(std::count(text.begin(), text.end(), '\n') == 3);
   CHECK(text.rfind("trial_id,configuration_id,kind,model", 0) == 0);
   CHECK(text.find("\na,,search,simple-cnn,fashion-mnist,1,0.01,1|2,2|4,81.5,") != std::string::npos);
+  CHECK(text.find(",in_current_sweep\n") != std::string::npos);
+}
+
+TEST_CASE("results.csv keeps trials the sweep file no longer lists, marked", "[sweep][journal]") {
+  TempDir dir;
+  std::map<std::string, nlohmann::json> finished = {{"a", finished_event("a")}, {"b", finished_event("b")}};
+  write_results_csv(dir / "results.csv", finished, {"b", "c"});
+  const auto text = read_text_file(dir / "results.csv");
+  CHECK(std::count(text.begin(), text.end(), '\n') == 3);
+  const auto a = text.substr(text.find("\na,"));
+  CHECK(a.substr(0, a.find('\n', 1)).substr(a.find('\n', 1) - 2) == ",0");
+  const auto b = text.substr(text.find("\nb,"));
+  CHECK(b.substr(0, b.find('\n', 1)).substr(b.find('\n', 1) - 2) == ",1");
 }

@@ -246,6 +246,17 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
   if (bit_sets.empty()) bit_sets.push_back({nullptr, "/base/search"});
   if (penalties.empty()) penalties.push_back({nullptr, "/base/search/complexity_penalty"});
 
+  // The product is checked before anything is expanded, so a typo such as
+  // four axes of 1000 values is an error, not an hour of hashing.
+  double product = double(models.size()) * double(seeds.size()) *
+                   (double(bit_sets.size()) * double(penalties.size()) + double(baselines.size()));
+  for (const auto& field : fields) product *= double(field.second.size());
+  if (product > kMaxSweepTrials) {
+    throw ConfigError(source + ": /axes: the axes multiply to " + std::to_string(static_cast<long long>(product)) +
+                      " trials; a sweep may hold at most " + std::to_string(static_cast<long long>(kMaxSweepTrials)) +
+                      " (split it into several sweep files)");
+  }
+
   std::vector<nlohmann::json> field_combinations = {nlohmann::json::object()};
   for (const auto& [pointer, values] : fields) {
     std::vector<nlohmann::json> next;

@@ -28,6 +28,10 @@ struct SweepDefinition {
   std::vector<PlannedTrial> trials;  ///< in plan order (search trials, then baselines)
 };
 
+/// The most trials one sweep file may stand for (axes multiplied out, plus
+/// baselines). A larger product is refused before anything is expanded.
+constexpr double kMaxSweepTrials = 100000;
+
 /// Parses and validates a sweep; ConfigError names the file and JSON path.
 SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source);
 SweepDefinition load_sweep_file(const std::string& path);

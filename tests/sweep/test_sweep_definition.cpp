@@ -134,3 +134,16 @@ TEST_CASE("longer trials get a larger expected cost", "[sweep][definition]") {
   }
   CHECK(long_cost > short_cost);
 }
+
+TEST_CASE("a sweep whose axes multiply past the trial limit is refused before expanding", "[sweep][definition]") {
+  auto j = small_sweep();
+  // 2 seeds x 3 epochs x (10000 lambdas x 2 bit sets + 2 baselines) = 120012: over 100000.
+  j["axes"]["complexity_penalty"] = {{"from", 1e-6}, {"to", 1e-1}, {"num", 10000}, {"scale", "log"}};
+  j["axes"]["fields"] = {{"/train/epochs", {1, 2, 3}}};
+  CHECK_THROWS_WITH(parse_sweep(j, "s.json"), Catch::Contains("s.json") && Catch::Contains("/axes") &&
+                                                 Catch::Contains("120012 trials") &&
+                                                 Catch::Contains("at most 100000"));
+  j["axes"]["fields"] = {{"/train/epochs", {1, 2}}};
+  j["axes"]["complexity_penalty"]["num"] = 2;
+  CHECK(parse_sweep(j, "s.json").trials.size() == (2 * 2 * 2 + 4) * 2);
+}

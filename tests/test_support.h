@@ -10,6 +10,7 @@
 #include <fcntl.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -142,6 +143,15 @@ inline void write_mnist(const TempDir& dir, uint32_t train = 20, uint32_t test =
   write_gzip(dir / "train-labels-idx1-ubyte.gz", idx_labels(train));
   write_file(dir / "t10k-images-idx3-ubyte", idx_images(test, 6, 5));
   write_file(dir / "t10k-labels-idx1-ubyte", idx_labels(test));
+}
+
+/// The edmips binary beside this test binary (build/tests -> build/src), or
+/// $EDMIPS_BINARY. Found at run time, not compiled in, so the tests' object
+/// files do not depend on where the checkout lies (ccache hits across clones).
+inline std::string edmips_binary() {
+  if (const char* given = std::getenv("EDMIPS_BINARY"); given && *given) return given;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe");
+  return (self.parent_path().parent_path() / "src" / "edmips").string();
 }
 
 inline bool fashion_mnist_available() {

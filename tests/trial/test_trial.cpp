@@ -206,7 +206,7 @@ TEST_CASE("a trial killed mid-run resumes from its checkpoint and ends as an uni
   TempDir work;
   const auto config_path = work / "trial.json";
   edmips::testing::write_file(config_path, fashion_config(1000, 2, 2, 0.01).dump());
-  const std::string binary = EDMIPS_BINARY;
+  const std::string binary = edmips::testing::edmips_binary();
   {
     ChildProcess straight({binary, "trial", config_path.string(), "--out", (work / "straight").string(),
                            "--threads", "1", "--quiet"});

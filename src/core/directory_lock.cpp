@@ -10,20 +10,19 @@
 #include <ctime>
 
 #include "core/error.h"
+#include "core/process.h"
 
 namespace edmips {
 
 namespace {
 
 std::string holder_text() {
-  char host[256] = "?";
-  ::gethostname(host, sizeof host - 1);
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&now, &tm);
   char since[32];
   std::strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return "host " + std::string(host) + ", PID " + std::to_string(::getpid()) + ", since " + since;
+  return "host " + host_name() + ", PID " + std::to_string(::getpid()) + ", since " + since;
 }
 
 std::string read_holder(int fd) {

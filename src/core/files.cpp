@@ -12,6 +12,13 @@
 
 namespace edmips {
 
+namespace {
+constexpr const char* kTemporaryInfix = ".tmp.";  // NAME.tmp.PID
+bool is_temporary(const std::filesystem::path& path) {
+  return path.filename().string().find(kTemporaryInfix) != std::string::npos;
+}
+}  // namespace
+
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(path.string() + ": cannot open for reading: " + std::strerror(errno));
@@ -29,7 +36,7 @@ std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) 
 }
 
 void write_file_atomically(const std::filesystem::path& path, const std::string& content, Durability durability) {
-  const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  const auto tmp = path.string() + kTemporaryInfix + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw IoError(tmp + ": cannot create: " + std::strerror(errno));
   size_t written = 0;
@@ -53,6 +60,18 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
     const std::string reason = std::strerror(errno);
     ::unlink(tmp.c_str());
     throw IoError(path.string() + ": cannot replace: " + reason);
+  }
+}
+
+void remove_stale_temporaries(const std::filesystem::path& directory) {
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    if (is_temporary(entry.path())) std::filesystem::remove(entry.path());
+  }
+}
+
+void remove_stale_temporaries(const std::filesystem::path& directory, std::error_code& error) {
+  for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+    if (is_temporary(entry.path())) std::filesystem::remove(entry.path(), error);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <system_error>
 
 namespace edmips {
 
@@ -18,9 +19,16 @@ enum class Durability {
               ///< version (files rebuilt from the journal, such as status.json)
 };
 
-/// Writes `content` to a temporary file beside `path` and renames it over
-/// `path`, so readers see the old or the new file, never half.
+/// Writes `content` to a temporary file beside `path` (`NAME.tmp.PID`) and
+/// renames it over `path`, so readers see the old or the new file, never half.
 void write_file_atomically(const std::filesystem::path& path, const std::string& content,
                            Durability durability = Durability::flushed);
+
+/// Removes the temporary files write_file_atomically left in `directory`
+/// after a crash or a full disk. Call it only as the directory's sole writer
+/// (none of them is then in use). The first form throws on a failure, the
+/// second reports it in `error` and goes on.
+void remove_stale_temporaries(const std::filesystem::path& directory);
+void remove_stale_temporaries(const std::filesystem::path& directory, std::error_code& error);
 
 }  // namespace edmips

@@ -13,6 +13,12 @@ extern char** environ;
 namespace edmips {
 namespace fs = std::filesystem;
 
+std::string host_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "?";
+  return host;
+}
+
 int run_program(const std::vector<std::string>& argv, bool quiet) {
   if (argv.empty()) return -1;
   std::vector<char*> args;

@@ -14,6 +14,9 @@ namespace edmips {
 /// could not be started.
 int run_program(const std::vector<std::string>& argv, bool quiet = false);
 
+/// This machine's host name, or "?" when it cannot be read.
+std::string host_name();
+
 /// The directory of the running edmips binary.
 std::filesystem::path executable_directory();
 

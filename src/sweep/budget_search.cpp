@@ -36,6 +36,11 @@ std::optional<BudgetProbe> best_under(const BudgetTarget& target, const std::vec
   return best;
 }
 
+std::string jumps_over(const BudgetProbe& lo, const BudgetProbe& hi) {
+  return "the cost jumps over the window between lambda " + number(lo.lambda) + " (cost " + number(lo.cost) +
+         ") and " + number(hi.lambda) + " (cost " + number(hi.cost) + ")";
+}
+
 BudgetDecision give_up(const BudgetTarget& target, const std::vector<BudgetProbe>& probes, std::string reason) {
   BudgetDecision d;
   d.chosen = best_under(target, probes);
@@ -119,9 +124,7 @@ BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<Budge
     }
   }
   if (lo && hi && std::log10(hi->lambda / lo->lambda) < settings.min_bracket_decades) {
-    return give_up(target, finished, "the cost jumps over the window between lambda " + number(lo->lambda) +
-                                         " (cost " + number(lo->cost) + ") and " + number(hi->lambda) +
-                                         " (cost " + number(hi->cost) + ")");
+    return give_up(target, finished, jumps_over(*lo, *hi));
   }
   if (lo && !hi && lo->lambda * settings.step_factor > kMaxLambda) {
     return give_up(target, finished, "the cost stays above the budget up to lambda " + number(lo->lambda));
@@ -137,10 +140,7 @@ BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<Budge
   if (d.next.empty() && running.empty()) {
     // Nothing in flight and nothing new to try: the bracket is as narrow as
     // lambda resolves, or the search ran out of range.
-    return give_up(target, finished, lo && hi ? "the cost jumps over the window between lambda " +
-                                                    number(lo->lambda) + " (cost " + number(lo->cost) + ") and " +
-                                                    number(hi->lambda) + " (cost " + number(hi->cost) + ")"
-                                              : "no lambda left to try");
+    return give_up(target, finished, lo && hi ? jumps_over(*lo, *hi) : "no lambda left to try");
   }
   return d;
 }

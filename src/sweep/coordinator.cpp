@@ -10,10 +10,9 @@
 #include <set>
 #include <ostream>
 
-#include <unistd.h>
-
 #include "core/duration_text.h"
 #include "core/files.h"
+#include "core/process.h"
 #include "sweep/journal.h"
 
 namespace edmips {
@@ -23,12 +22,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 std::string short_id(const std::string& id) { return id.substr(0, 8); }
-
-std::string host_name() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) return "?";
-  return host;
-}
 
 std::string describe(const PlannedTrial& t) {
   const auto& s = t.summary;
@@ -67,11 +60,8 @@ class Coordinator {
     std::stable_sort(todo.begin(), todo.end(),
                      [](const PlannedTrial* a, const PlannedTrial* b) { return a->expected_cost > b->expected_cost; });
     pending_.assign(todo.begin(), todo.end());
-    size_t finished_in_sweep = 0;
-    for (const auto& t : sweep_.trials) {
-      finished_in_sweep += finished_.count(t.id);
-      current_.insert(t.id);
-    }
+    for (const auto& t : sweep_.trials) current_.insert(t.id);
+    const size_t finished_in_sweep = done_in_sweep();
     // Trials an earlier version of the sweep file listed: their results stay
     // (results.csv marks them, pareto counts them); nothing of theirs runs.
     const size_t no_longer_listed = finished_.size() - finished_in_sweep;
@@ -136,8 +126,7 @@ class Coordinator {
 
     const bool interrupted = stopping_;
     const size_t failed = failed_final_.size();
-    size_t done = 0;
-    for (const auto& t : sweep_.trials) done += finished_.count(t.id);
+    const size_t done = done_in_sweep();
     journal_.append({{"event", interrupted ? "sweep_interrupted" : "sweep_finished"},
                      {"done", done},
                      {"failed", failed},
@@ -157,6 +146,13 @@ class Coordinator {
     Clock::time_point since;
     std::string since_utc;
   };
+
+  /// Finished trials that the current sweep file lists.
+  size_t done_in_sweep() const {
+    size_t done = 0;
+    for (const auto& t : sweep_.trials) done += finished_.count(t.id);
+    return done;
+  }
 
   std::string host_of(int worker) const {
     const auto it = hosts_.find(worker);
@@ -258,8 +254,7 @@ class Coordinator {
   }
 
   void summary_line() {
-    size_t done = 0;
-    for (const auto& t : sweep_.trials) done += finished_.count(t.id);
+    const size_t done = done_in_sweep();
     const double eta = eta_seconds();
     say("sweep  done " + std::to_string(done) + "/" + std::to_string(sweep_.trials.size()) + "  running " +
         std::to_string(running_.size()) + "  failed " + std::to_string(failed_final_.size()) + "  pending " +
@@ -267,8 +262,7 @@ class Coordinator {
   }
 
   void write_outputs() {
-    size_t done = 0;
-    for (const auto& t : sweep_.trials) done += finished_.count(t.id);
+    const size_t done = done_in_sweep();
     write_results_csv(options_.out / sweep_files::results, finished_, current_);
     nlohmann::json running = nlohmann::json::array();
     for (const auto& [worker, run] : running_) {

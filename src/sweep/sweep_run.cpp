@@ -53,9 +53,7 @@ std::unique_ptr<DirectoryLock> prepare_output(const SweepDefinition& sweep, cons
   if (!lock->warning().empty()) std::cerr << "edmips[rank 0]: warning: " << lock->warning() << std::endl;
   // Temporary files of an earlier run that crashed or met a full disk (ours
   // now: we hold the lock; trials clean their own directories).
-  for (const auto& entry : fs::directory_iterator(out)) {
-    if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(entry.path());
-  }
+  remove_stale_temporaries(out);
   const auto recorded = out / sweep_files::definition;
   const auto text = read_text_file(options.sweep_path);
   if (fs::exists(recorded)) {

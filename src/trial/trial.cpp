@@ -1,8 +1,5 @@
 #include "trial/trial.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -15,6 +12,7 @@
 #include "core/duration_text.h"
 #include "core/files.h"
 #include "core/json_reader.h"
+#include "core/process.h"
 #include "data/dataset.h"
 #include "models/network.h"
 #include "quant/fused_cuda.h"
@@ -110,16 +108,6 @@ void save_checkpoint(const fs::path& path, const TrialState& state, const Networ
   write_file_atomically(path, bytes.str());
 }
 
-/// Removes temporary files a crash or a full disk left in `directory`
-/// (`NAME.tmp.PID`, from write_file_atomically); the directory's owner is the
-/// only writer, so none of them is in use.
-void remove_stale_temporaries(const fs::path& directory) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(directory, ec)) {
-    if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(entry.path(), ec);
-  }
-}
-
 std::optional<TrialState> read_checkpoint_state(const fs::path& path) {
   if (!fs::exists(path)) return std::nullopt;
   try {
@@ -154,9 +142,8 @@ torch::Device choose_device(const std::string& requested, int node_local_rank) {
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(node_local_rank % std::max(1, count)));
   }
   if (requested == "cuda") {
-    char host[256] = "?";
-    ::gethostname(host, sizeof host - 1);
-    throw ConfigError(std::string("device \"cuda\" requested but LibTorch ") + TORCH_VERSION + " on host " + host +
+    throw ConfigError(std::string("device \"cuda\" requested but LibTorch ") + TORCH_VERSION + " on host " +
+                      host_name() +
                       " sees no CUDA device (a CPU-only LibTorch build, or no GPU or driver visible: check "
                       "nvidia-smi and CUDA_VISIBLE_DEVICES); use \"device\": \"cpu\" or \"auto\"");
   }
@@ -492,7 +479,10 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   const auto total_start = Clock::now();
   const std::string id = trial_id(config);
   fs::create_directories(directory);
-  remove_stale_temporaries(directory);
+  {
+    std::error_code ignored;  // a leftover that cannot go does no harm
+    remove_stale_temporaries(directory, ignored);
+  }
   const auto config_path = directory / trial_files::config;
   if (fs::exists(config_path)) {
     const auto existing = parse_json_text(read_text_file(config_path), config_path.string());

@@ -54,6 +54,15 @@ def lambda_label(value):
     return "λ=0" if value == 0 else f"λ={value:.3g}"
 
 
+def configuration_label(row):
+    """λ for a lambda-axis search, the budget for a budget's result, W/A for a baseline."""
+    if row["kind"] == "budget":
+        return f"budget {row['budget']:g}"
+    if row["kind"] == "search":
+        return lambda_label(row["complexity_penalty"])
+    return f"W{row['weight_bits']}A{row['activation_bits']}"
+
+
 def plot_accuracy_vs_bitops(report, configurations, trials, out):
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for i, group in enumerate(report["groups"]):
@@ -70,10 +79,17 @@ def plot_accuracy_vs_bitops(report, configurations, trials, out):
                 linestyle="--" if group["kind"] == "uniform" else "-", linewidth=1.8, markersize=7,
                 label=f"{group['name']} ({kind})")
         for _, row in front.iterrows():
-            text = (lambda_label(row["complexity_penalty"]) if group["kind"] == "search"
-                    else f"W{row['weight_bits']}A{row['activation_bits']}")
-            ax.annotate(text, (row["bitops_mean"], row["top1_mean"]), textcoords="offset points", xytext=(5, 5),
-                        fontsize=8)
+            ax.annotate(configuration_label(row), (row["bitops_mean"], row["top1_mean"]),
+                        textcoords="offset points", xytext=(5, 5), fontsize=8)
+    # Budget results (docs/budgets.md) stand out: a large star each, labelled.
+    if "budget" in configurations and (configurations["kind"] == "budget").any():
+        budgets = configurations[configurations["kind"] == "budget"]
+        ax.scatter(budgets["bitops_mean"], budgets["top1_mean"], s=160, marker="*", facecolor="none",
+                   edgecolor="black", linewidth=1.2, zorder=5, label="budget results")
+        for _, row in budgets.iterrows():
+            if not row["on_front"]:
+                ax.annotate(configuration_label(row), (row["bitops_mean"], row["top1_mean"]),
+                            textcoords="offset points", xytext=(5, -11), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("BitOps per image (log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
@@ -92,7 +108,7 @@ def plot_bit_allocation(report, configurations, out):
         for cid in group["front"]:
             c = members.loc[cid]
             layers = c["trials"][0]["allocation"]["layers"]
-            rows.append((group["name"], c["complexity_penalty"], layers))
+            rows.append((group["name"], configuration_label(c), layers))
     fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     if not rows:
         for ax in axes:
@@ -101,12 +117,12 @@ def plot_bit_allocation(report, configurations, out):
     else:
         names = [layer.get("layer") or f"layer {k}" for k, layer in enumerate(rows[0][2])]
         width = 0.8 / len(rows)
-        for i, (group, penalty, layers) in enumerate(rows):
+        for i, (group, text, layers) in enumerate(rows):
             xs = [k + (i - (len(rows) - 1) / 2) * width for k in range(len(layers))]
             for ax, key in zip(axes, ("weight_bits", "activation_bits")):
                 ax.bar(xs, [layer[key] for layer in layers], width=width, color=COLOURS[i % len(COLOURS)],
                        hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.5,
-                       label=f"{lambda_label(penalty)}" + (f" ({group})" if len(report["groups"]) > 2 else ""))
+                       label=text + (f" ({group})" if len(report["groups"]) > 2 else ""))
         axes[1].set_xticks(range(len(names)))
         axes[1].set_xticklabels(names, rotation=45, ha="right", fontsize=8)
         axes[0].legend(fontsize=8, ncol=2)

@@ -5,8 +5,11 @@
 #include "slurm/batch_script.h"
 #include "core/files.h"
 #include <filesystem>
+#include "sweep/coordinator.h"
+#include "sweep/journal.h"
 #include "sweep/sweep_definition.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -45,8 +48,13 @@ int run_trial_command(const TrialCommand& command) {
   }
   live.clear();
   char figures[96];
-  std::snprintf(figures, sizeof figures, "top-1 %.2f%%, %.3f normalised bits", result.value("top1", 0.0),
-                result.value("normalised_bits", 0.0));
+  if (result.at("top1").is_null()) {
+    std::snprintf(figures, sizeof figures, "search only, derived allocation %.3f normalised bits",
+                  result.value("normalised_bits", 0.0));
+  } else {
+    std::snprintf(figures, sizeof figures, "top-1 %.2f%%, %.3f normalised bits", result.value("top1", 0.0),
+                  result.value("normalised_bits", 0.0));
+  }
   std::cout << "trial " << result.at("trial_id").get<std::string>() << " finished: " << figures << "; "
             << command.out_dir << "/" << trial_files::result << std::endl;
   return 0;
@@ -57,11 +65,58 @@ int run_validate_command(const std::string& sweep_path) {
   size_t search = 0;
   for (const auto& t : sweep.trials) search += t.kind == "search";
   std::cout << sweep_path << ": ok: sweep \"" << sweep.name << "\", " << sweep.trials.size() << " trials (" << search
-            << " search, " << sweep.trials.size() - search << " uniform baselines)" << std::endl;
+            << " search, " << sweep.trials.size() - search << " uniform baselines)";
+  if (!sweep.budgets.empty()) std::cout << " and " << sweep.budgets.size() << " budgets";
+  std::cout << std::endl;
   return 0;
 }
 
-int run_plan_command(const std::string& sweep_path) {
+namespace {
+
+/// The budget groups of a sweep, with the probes and decisions the journal
+/// in `out` knows of (when given).
+void print_budget_groups(const SweepDefinition& sweep, const std::string& out) {
+  JournalState journal;
+  if (!out.empty()) journal = read_journal(fs::path(out) / sweep_files::journal);
+  const auto& settings = sweep.budget_settings;
+  std::printf("\n%zu budgets: the sweep chooses each one's lambdas while it runs (from %.4g, at most %d probes of "
+              "its own, %d at once), then retrains the allocation found (docs/budgets.md)\n",
+              sweep.budgets.size(), settings.initial_lambda, settings.max_probes, settings.max_parallel);
+  std::printf("%-12s  %-10s  %-13s  %-9s  %-18s  %-5s  %-7s  %-5s  %s\n", "budget_group", "model", "dataset", "budget",
+              "cost", "tol", "bits w", "a", "seed");
+  for (const auto& g : sweep.budgets) {
+    std::printf("%-12s  %-10s  %-13s  %-9.4g  %-18s  %-5.3g  %-7s  %-5s  %llu\n", g.id.c_str(), g.retrain.model.c_str(),
+                g.retrain.dataset.name.c_str(), g.target.value, g.cost.c_str(), g.target.tolerance,
+                g.summary["weight_bits"].get<std::string>().c_str(),
+                g.summary["activation_bits"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(g.retrain.seed));
+    if (out.empty()) continue;
+    std::vector<std::pair<double, std::string>> probes;
+    for (const auto& [id, event] : journal.finished) {
+      const auto& s = event.at("summary");
+      if (s.value("kind", "") != "probe" || s.value("family", "") != g.family) continue;
+      char text[96];
+      std::snprintf(text, sizeof text, "%.4g -> %.4g", s.value("complexity_penalty", 0.0),
+                    event.at("result").value(g.cost, 0.0));
+      probes.emplace_back(s.value("complexity_penalty", 0.0), text);
+    }
+    std::sort(probes.begin(), probes.end());
+    std::string known;
+    for (const auto& p : probes) known += (known.empty() ? "" : ", ") + p.second;
+    std::printf("    probes known (lambda -> %s): %s\n", g.cost.c_str(), known.empty() ? "none yet" : known.c_str());
+    const auto decided = journal.budgets.find(g.id);
+    if (decided != journal.budgets.end()) {
+      const auto& e = decided->second;
+      std::printf("    decided: %s%s%s\n", e.value("state", std::string("?")).c_str(),
+                  e.contains("lambda") ? (" at lambda " + std::to_string(e["lambda"].get<double>())).c_str() : "",
+                  e.contains("retrain") ? (", retraining " + e["retrain"].get<std::string>()).c_str() : "");
+    }
+  }
+}
+
+}  // namespace
+
+int run_plan_command(const std::string& sweep_path, const std::string& out) {
   const auto sweep = load_sweep_file(sweep_path);
   std::printf("%-12s  %-7s  %-10s  %-13s  %-9s  %-7s  %4s\n", "trial_id", "kind", "model", "dataset", "lambda",
               "bits w", "a");
@@ -75,6 +130,7 @@ int run_plan_command(const std::string& sweep_path) {
                 static_cast<unsigned long long>(t.config.seed));
   }
   std::printf("%zu trials\n", sweep.trials.size());
+  if (!sweep.budgets.empty()) print_budget_groups(sweep, out);
   return 0;
 }
 

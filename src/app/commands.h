@@ -18,7 +18,8 @@ int run_trial_command(const TrialCommand& command);
 /// `edmips validate`: checks a sweep file; prints its trial count.
 int run_validate_command(const std::string& sweep_path);
 /// `edmips plan`: lists the trials of a sweep without running anything.
-int run_plan_command(const std::string& sweep_path);
+/// With `out` (a sweep directory), also the budgets' probes and decisions so far.
+int run_plan_command(const std::string& sweep_path, const std::string& out = "");
 
 struct SlurmOverrides;
 struct SlurmCommand {

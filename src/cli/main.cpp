@@ -25,7 +25,7 @@ const char* kUsage =
     "commands:\n"
     "  trial CONFIG.json --out DIR   run (or resume) one EdMIPS trial\n"
     "  validate SWEEP.json           check a sweep file (exit 2 when invalid)\n"
-    "  plan SWEEP.json               list a sweep's trials without running them\n"
+    "  plan SWEEP.json [--out DIR]   list a sweep's trials and budgets (with DIR: probes so far)\n"
     "  sweep SWEEP.json --out DIR    run (or resume) a sweep; under mpirun/srun on many ranks\n"
     "  slurm SWEEP.json [--dry-run]  write the sweep's sbatch script and submit it\n"
     "  status DIR [--watch] [--json] where a sweep stands: done, running, failed, pending, ETA, best so far\n"
@@ -88,6 +88,18 @@ int sweep_file_command(const std::vector<std::string>& args, const std::string& 
   if (wants_help(args, options)) return 0;
   parse(args, options, positional);
   return command(path);
+}
+
+int plan(const std::vector<std::string>& args) {
+  std::string path, out;
+  po::options_description options("edmips plan SWEEP.json [--out DIR]");
+  options.add_options()("help,h", "show this help")("sweep", po::value(&path)->required(), "sweep file (JSON)")(
+      "out,o", po::value(&out), "the sweep's output directory: also list its budgets' probes and decisions so far");
+  po::positional_options_description positional;
+  positional.add("sweep", 1);
+  if (wants_help(args, options)) return 0;
+  parse(args, options, positional);
+  return run_plan_command(path, out);
 }
 
 int sweep(const std::vector<std::string>& args) {
@@ -251,7 +263,7 @@ int main(int argc, char** argv) {
     if (command == "trial") return trial(args);
     if (command == "bench") return bench(args);
     if (command == "validate") return sweep_file_command(args, "validate", run_validate_command);
-    if (command == "plan") return sweep_file_command(args, "plan", run_plan_command);
+    if (command == "plan") return plan(args);
     if (command == "sweep") return sweep(args);
     if (command == "pareto") return pareto(args, false);
     if (command == "report") return pareto(args, true);

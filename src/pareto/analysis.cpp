@@ -6,6 +6,7 @@
 #include <map>
 #include <ostream>
 #include <sstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -63,6 +64,7 @@ std::string group_name(const nlohmann::json& summary) {
 
 std::string label(const Configuration& c) {
   if (c.kind == "uniform") return "W" + c.weight_bits + "A" + c.activation_bits;
+  if (c.kind == "budget") return "budget " + fmt("%.4g", c.budget.value_or(0)) + " " + c.budget_cost;
   return "lambda " + fmt("%.4g", c.complexity_penalty.value_or(0));
 }
 
@@ -84,6 +86,10 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
                         const std::string& id, const nlohmann::json& event) {
   const auto& summary = event.at("summary");
   const auto& result = event.at("result");
+  if (result.at("top1").is_null()) {  // a budget's search-only probe: no accuracy, no point
+    ++report.probes;
+    return;
+  }
   const std::string configuration_id = summary.value("configuration_id", id);
   auto [it, inserted] = by_configuration.emplace(configuration_id, report.configurations.size());
   if (inserted) {
@@ -96,6 +102,10 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
     c.weight_bits = summary.at("weight_bits");
     c.activation_bits = summary.at("activation_bits");
     if (!summary.at("complexity_penalty").is_null()) c.complexity_penalty = summary.at("complexity_penalty");
+    if (summary.contains("budget")) {
+      c.budget = summary.at("budget").get<double>();
+      c.budget_cost = summary.value("budget_cost", "");
+    }
     report.configurations.push_back(c);
   }
   auto& c = report.configurations[it->second];
@@ -120,6 +130,7 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
                           {"weight_memory_bits", result.at("weight_memory_bits")},
                           {"allocation", result.at("allocation")},
                           {"source", dir.string()}};
+  if (summary.contains("probes")) trial["probes"] = summary.at("probes");
   if (result.contains("search")) {
     const auto& search = result["search"];
     trial["expected_normalised_bits"] = search.value("expected_normalised_bits", 0.0);
@@ -133,6 +144,45 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
   }
   c.trials.push_back(trial);
   ++report.trials;
+}
+
+std::string allocation_text(const nlohmann::json& allocation) {
+  std::string text;
+  for (const auto& l : allocation.at("layers")) {
+    text += (text.empty() ? "" : " ") + std::to_string(l.at("weight_bits").get<int>()) + "/" +
+            std::to_string(l.at("activation_bits").get<int>());
+  }
+  return text;
+}
+
+/// Adds one budget's latest decision (and its retraining's accuracy, once finished).
+void add_budget(ParetoReport& report, const fs::path& dir, const JournalState& state, const nlohmann::json& e) {
+  const auto& s = e.at("summary");
+  BudgetResult b;
+  b.group = e.at("group");
+  b.configuration_id = s.value("configuration_id", b.group);
+  b.source = dir.string();
+  b.model = s.at("model");
+  b.dataset = s.at("dataset");
+  b.weight_bits = s.at("weight_bits");
+  b.activation_bits = s.at("activation_bits");
+  b.seed = s.at("seed");
+  b.cost = e.at("cost");
+  b.budget = e.at("budget");
+  b.tolerance = e.at("tolerance");
+  b.state = e.at("state");
+  b.reason = e.value("reason", "");
+  b.own_probes = e.value("own_probes", 0);
+  b.family_probes = e.value("family_probes", 0);
+  if (e.contains("lambda")) b.lambda = e.at("lambda").get<double>();
+  if (e.contains("chosen_cost")) b.chosen_cost = e.at("chosen_cost").get<double>();
+  if (e.contains("allocation")) b.allocation = allocation_text(e.at("allocation"));
+  b.retrain = e.value("retrain", "");
+  const auto retrained = state.finished.find(b.retrain);
+  if (retrained != state.finished.end() && retrained->second.at("result").at("top1").is_number()) {
+    b.top1 = retrained->second.at("result").at("top1").get<double>();
+  }
+  report.budgets.push_back(b);
 }
 
 }  // namespace
@@ -157,18 +207,35 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
                         " lacks what a finished trial records (" + e.what() + ")");
       }
     }
+    for (const auto& [group, event] : state.budgets) {
+      try {
+        add_budget(report, dir, state, event);
+      } catch (const nlohmann::json::exception& e) {
+        throw DataError(journal.string() + ": the budget_decided event of budget " + group +
+                        " lacks what a decision records (" + e.what() + ")");
+      }
+    }
   }
-  if (report.configurations.empty()) throw ConfigError("pareto: no finished trials yet in the given directories");
+  std::sort(report.budgets.begin(), report.budgets.end(), [](const BudgetResult& a, const BudgetResult& b) {
+    return std::tie(a.cost, a.budget, a.model, a.weight_bits, a.activation_bits, a.seed, a.source) <
+           std::tie(b.cost, b.budget, b.model, b.weight_bits, b.activation_bits, b.seed, b.source);
+  });
+  if (report.configurations.empty()) {
+    throw ConfigError("pareto: no finished trials yet in the given directories" +
+                      std::string(report.probes ? " (only budget probes, which are not evaluated)" : ""));
+  }
 
   for (auto& c : report.configurations) {
-    std::vector<double> top1, bitops, bits, memory, expected;
+    std::vector<double> top1, bitops, bits, memory, expected, probes;
     for (const auto& t : c.trials) {
       top1.push_back(t.at("top1"));
       bitops.push_back(t.at("bitops"));
       bits.push_back(t.at("normalised_bits"));
       memory.push_back(t.at("weight_memory_bits"));
       if (t.contains("expected_normalised_bits")) expected.push_back(t.at("expected_normalised_bits"));
+      if (t.contains("probes")) probes.push_back(t.at("probes"));
     }
+    if (!probes.empty()) c.probes_mean = mean(probes);
     c.top1_mean = mean(top1);
     c.top1_std = sample_std(top1);
     c.bitops_mean = mean(bitops);
@@ -196,7 +263,9 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
   for (size_t i = 0; i < report.configurations.size(); ++i) {
     const auto& c = report.configurations[i];
     auto [it, inserted] = group_index.emplace(c.group, report.groups.size());
-    if (inserted) report.groups.push_back({c.group, c.kind, c.model, c.dataset, c.kind == "uniform" ? "" : c.weight_bits,
+    // A mixed group ("search") holds lambda-axis searches and budget results alike.
+    if (inserted) report.groups.push_back({c.group, c.kind == "uniform" ? "uniform" : "search", c.model, c.dataset,
+                                           c.kind == "uniform" ? "" : c.weight_bits,
                                            c.kind == "uniform" ? "" : c.activation_bits, {}, {}, 0});
     report.groups[it->second].configurations.push_back(i);
   }
@@ -266,7 +335,21 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"on_front", c.on_front},
                               {"decided_trials", c.decided_trials},
                               {"undecided_trials", c.undecided_trials},
+                              {"budget", optional(c.budget)},
+                              {"budget_cost", c.budget ? nlohmann::json(c.budget_cost) : nlohmann::json()},
+                              {"probes_mean", optional(c.probes_mean)},
                               {"trials", c.trials}});
+  }
+  nlohmann::json budgets = nlohmann::json::array();
+  for (const auto& b : r.budgets) {
+    budgets.push_back({{"group", b.group}, {"configuration_id", b.configuration_id}, {"source", b.source},
+                       {"model", b.model}, {"dataset", b.dataset}, {"weight_bits", b.weight_bits},
+                       {"activation_bits", b.activation_bits}, {"seed", b.seed}, {"cost", b.cost},
+                       {"budget", b.budget}, {"tolerance", b.tolerance}, {"state", b.state}, {"reason", b.reason},
+                       {"lambda", optional(b.lambda)}, {"chosen_cost", optional(b.chosen_cost)},
+                       {"own_probes", b.own_probes}, {"family_probes", b.family_probes},
+                       {"retrain", b.retrain.empty() ? nlohmann::json() : nlohmann::json(b.retrain)},
+                       {"top1", optional(b.top1)}, {"allocation", b.allocation}});
   }
   nlohmann::json groups = nlohmann::json::array();
   for (const auto& g : r.groups) {
@@ -297,7 +380,9 @@ nlohmann::json to_json(const ParetoReport& r) {
           {"reference", {{"cost", r.reference.cost}, {"top1", r.reference.accuracy}}},
           {"sources", r.sources},
           {"trials", r.trials},
+          {"probes", r.probes},
           {"configurations", configurations},
+          {"budgets", budgets},
           {"groups", groups},
           {"dominance", dominance}};
 }
@@ -402,6 +487,38 @@ std::string verdict(const ParetoReport& r) {
   return out.str();
 }
 
+/// One table per budget (cost measure, value, model, data, candidate
+/// bits), a row per seed: what the budget search found and how it trained.
+std::string budget_tables(const ParetoReport& r, bool markdown) {
+  std::ostringstream out;
+  std::string heading;
+  for (const auto& b : r.budgets) {
+    const std::string h = "budget " + fmt("%.4g", b.budget) + " " + b.cost + " (tolerance " +
+                          fmt("%.3g", 100 * b.tolerance) + "%): " + b.model + "/" + b.dataset + "/w" + b.weight_bits +
+                          " a" + b.activation_bits;
+    if (h != heading) {
+      heading = h;
+      if (markdown) {
+        out << "\n### " << h << "\n\n| seed | state | lambda found | cost | top-1 (%) | probes (own / family) | "
+               "allocation (w/a per layer) |\n|---:|---|---:|---:|---:|---:|---|\n";
+      } else {
+        out << h << "\n";
+      }
+    }
+    const char* sep = markdown ? " | " : "  ";
+    std::string state = b.state == "gave_up" ? "gave up (closest under the budget)" : b.state;
+    if (b.state == "met" || b.state == "gave_up") {
+      if (!b.top1) state += ", retraining";
+    }
+    out << (markdown ? "| " : "  seed ") << b.seed << sep << state << sep
+        << (b.lambda ? fmt("%.4g", *b.lambda) : "-") << sep << (b.chosen_cost ? fmt("%.4g", *b.chosen_cost) : "-")
+        << sep << (b.top1 ? fmt("%.2f", *b.top1) : "-") << sep << b.own_probes << " / " << b.family_probes << sep
+        << (b.allocation.empty() ? (b.reason.empty() ? "-" : b.reason) : b.allocation) << (markdown ? " |" : "")
+        << "\n";
+  }
+  return out.str();
+}
+
 std::string group_heading(const ParetoReport& r, const Group& g) {
   return g.name + ": " + std::to_string(g.configurations.size()) + " configurations, " + std::to_string(g.front.size()) +
          " on the front, hypervolume " + fmt("%.4g", g.hypervolume) + " (cost " + to_string(r.cost) + ")";
@@ -419,6 +536,9 @@ void print_report(std::ostream& out, const ParetoReport& r) {
         << "Summary (seed means):\n" << verdict(r) << "\n";
   }
   for (const auto& g : r.groups) out << group_heading(r, g) << "\n" << group_table(r, g, false) << "\n";
+  if (!r.budgets.empty()) {
+    out << "Budgets (" << r.probes << " search-only probes in all):\n" << budget_tables(r, false) << "\n";
+  }
 }
 
 void write_report_files(const ParetoReport& r, const fs::path& directory) {
@@ -428,7 +548,7 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
   std::ostringstream csv;
   csv << "group,configuration_id,kind,model,dataset,weight_bits,activation_bits,complexity_penalty,seeds,top1_mean,"
          "top1_std,bitops_mean,normalised_bits_mean,expected_normalised_bits_mean,weight_memory_bits_mean,cost,on_front,"
-         "trial_ids\n";
+         "budget,probes,trial_ids\n";
   for (const auto& c : r.configurations) {
     std::string ids;
     for (const auto& t : c.trials) ids += (ids.empty() ? "" : " ") + t.at("id").get<std::string>();
@@ -439,7 +559,8 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
         << fmt("%.6g", c.normalised_bits_mean) << ','
         << (c.expected_normalised_bits_mean ? fmt("%.6g", *c.expected_normalised_bits_mean) : "") << ','
         << fmt("%.10g", c.weight_memory_bits_mean) << ',' << fmt("%.10g", c.cost) << ',' << (c.on_front ? 1 : 0) << ','
-        << ids << '\n';
+        << (c.budget ? fmt("%.10g", *c.budget) : "") << ',' << (c.probes_mean ? fmt("%.4g", *c.probes_mean) : "")
+        << ',' << ids << '\n';
   }
   write_file_atomically(directory / "pareto.csv", csv.str());
 
@@ -460,6 +581,13 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
      << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 " << fmt("%.2f", r.reference.accuracy)
      << "% (the same for every group).\n\n";
   for (const auto& g : r.groups) md << "### " << group_heading(r, g) << "\n\n" << group_table(r, g, true) << "\n";
+  if (!r.budgets.empty()) {
+    md << "## Budgets\n\nFor each budget the sweep searched lambda with search-only probes (" << r.probes
+       << " in all) until a derived allocation's cost lay within the tolerance under the budget, then retrained it "
+          "(docs/budgets.md). \"gave up\" retrains the most expensive probe still under the budget; \"own\" probes "
+          "are those the budget started, \"family\" all of its model, bits and seed it could use.\n"
+       << budget_tables(r, true) << "\n";
+  }
   md << "## Bit allocations on the front\n\n![bit allocation](plots/bit_allocation.png)\n\n"
      << "## How the penalty maps to a budget\n\n![lambda vs normalised bits](plots/lambda_vs_bits.png)\n\n"
      << "## Search dynamics\n\n![expected bits per epoch](plots/search_dynamics.png)\n\n"

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,7 +32,7 @@ struct ParetoOptions {
 struct Configuration {
   std::string configuration_id;
   std::string group;
-  std::string kind;  ///< "search" or "uniform"
+  std::string kind;  ///< "search", "uniform" or "budget" (a budget's retrained allocation)
   std::string model, dataset, weight_bits, activation_bits;
   std::optional<double> complexity_penalty;
   std::vector<nlohmann::json> trials;  ///< id, seed, top1, bitops, normalised_bits, allocation
@@ -44,6 +45,25 @@ struct Configuration {
   /// (trials of engines that did not record it count in neither).
   int decided_trials = 0, undecided_trials = 0;
   bool undecided() const { return undecided_trials > 0; }
+  std::optional<double> budget;  ///< kind "budget": the budget (in budget_cost)
+  std::string budget_cost;
+  std::optional<double> probes_mean;  ///< kind "budget": probes each seed's budget started
+};
+
+/// One budget of a sweep (one seed): what the budget search decided and,
+/// once retrained, how the allocation performs.
+struct BudgetResult {
+  std::string group, configuration_id, source;
+  std::string model, dataset, weight_bits, activation_bits, cost;
+  uint64_t seed = 0;
+  double budget = 0, tolerance = 0;
+  std::string state;  ///< met, gave_up, impossible, failed
+  std::string reason;
+  std::optional<double> lambda, chosen_cost;
+  int own_probes = 0, family_probes = 0;
+  std::string retrain;  ///< the retraining's trial ID (met, gave_up)
+  std::optional<double> top1;  ///< once retrained
+  std::string allocation;  ///< "w/a" per layer, once decided
 };
 
 struct Group {
@@ -69,7 +89,9 @@ struct ParetoReport {
   ParetoPoint reference;
   std::vector<std::string> sources;
   size_t trials = 0;
+  size_t probes = 0;  ///< search-only budget probes (not points: nothing was evaluated)
   std::vector<Configuration> configurations;
+  std::vector<BudgetResult> budgets;  ///< by budget, model, bits, seed
   std::vector<Group> groups;
   std::vector<Dominance> dominance;
 };

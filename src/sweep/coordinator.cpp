@@ -13,6 +13,7 @@
 #include "core/duration_text.h"
 #include "core/files.h"
 #include "core/process.h"
+#include "sweep/budget_planner.h"
 #include "sweep/journal.h"
 
 namespace edmips {
@@ -26,7 +27,14 @@ std::string short_id(const std::string& id) { return id.substr(0, 8); }
 std::string describe(const PlannedTrial& t) {
   const auto& s = t.summary;
   std::string text = t.config.model + " seed " + std::to_string(t.config.seed);
-  if (t.kind == "search") {
+  if (t.kind == "probe" || t.kind == "budget") {
+    char buffer[96];
+    std::snprintf(buffer, sizeof buffer, " %s for budget %.4g %s", t.kind == "probe" ? "probe" : "retraining",
+                  s.value("budget", 0.0), s.value("budget_cost", std::string("?")).c_str());
+    text += buffer;
+    std::snprintf(buffer, sizeof buffer, " lambda %.4g", s.value("complexity_penalty", 0.0));
+    text += buffer;
+  } else if (t.kind == "search") {
     char buffer[64];
     std::snprintf(buffer, sizeof buffer, " lambda %.4g", t.config.search.complexity_penalty);
     text += buffer;
@@ -41,7 +49,7 @@ class Coordinator {
  public:
   Coordinator(const SweepDefinition& sweep, CoordinatorEndpoint& endpoint, const CoordinatorOptions& options)
       : sweep_(sweep), endpoint_(endpoint), options_(options),
-        journal_(options.out / sweep_files::journal) {
+        journal_(options.out / sweep_files::journal), budgets_(sweep, journal_.initial_state()) {
   }
 
   ExitCode run() {
@@ -61,25 +69,36 @@ class Coordinator {
                      [](const PlannedTrial* a, const PlannedTrial* b) { return a->expected_cost > b->expected_cost; });
     pending_.assign(todo.begin(), todo.end());
     for (const auto& t : sweep_.trials) current_.insert(t.id);
+    for (const auto& g : sweep_.budgets) {
+      budget_families_.insert(g.family);
+      budget_groups_.insert(g.id);
+    }
+    for (const auto& [id, event] : finished_) {
+      if (is_current_budget_trial(event)) current_.insert(id);
+    }
     const size_t finished_in_sweep = done_in_sweep();
     // Trials an earlier version of the sweep file listed: their results stay
     // (results.csv marks them, pareto counts them); nothing of theirs runs.
-    const size_t no_longer_listed = finished_.size() - finished_in_sweep;
+    size_t no_longer_listed = 0;
+    for (const auto& [id, event] : finished_) no_longer_listed += !current_.count(id);
     journal_.append({{"event", "sweep_started"},
                      {"sweep", sweep_.name},
                      {"trials", sweep_.trials.size()},
+                     {"budgets", budgets_.size()},
                      {"already_finished", finished_in_sweep},
                      {"no_longer_listed", no_longer_listed},
                      {"ranks", endpoint_.worker_count()},
                      {"run", initial.runs + 1}});
-    say("sweep " + sweep_.name + ": " + std::to_string(sweep_.trials.size()) + " trials, " +
-        std::to_string(finished_in_sweep) + " already finished, " + std::to_string(endpoint_.worker_count()) +
-        " ranks");
+    say("sweep " + sweep_.name + ": " + std::to_string(sweep_.trials.size()) + " trials" +
+        (budgets_.size() ? " and " + std::to_string(budgets_.size()) + " budgets" : std::string()) + ", " +
+        std::to_string(finished_in_sweep) + " trials already finished, " +
+        std::to_string(endpoint_.worker_count()) + " ranks");
     if (no_longer_listed > 0) {
       say("sweep " + sweep_.name + ": " + std::to_string(no_longer_listed) +
           " finished trials of this directory are no longer in the sweep file; their results stay in "
           "results.csv (in_current_sweep 0) and in the report");
     }
+    plan_budgets();
     write_outputs();
 
     active_ = endpoint_.worker_count();  // workers not yet told to stop
@@ -111,6 +130,8 @@ class Coordinator {
       if (!next) idle_.push_back(worker);
       if (done && type == "finished") on_finished(worker, *done, m);
       if (done && type == "failed") on_failed(worker, *done, m);
+      // A finished probe may decide a budget or call for the next probe.
+      if (done && !stopping_) plan_budgets();
       if (next) journal_started(worker, *next);
       // Idle workers take what came back to the queue (a retry).
       while (!idle_.empty() && !pending_.empty() && !stopping_) {
@@ -125,18 +146,18 @@ class Coordinator {
     }
 
     const bool interrupted = stopping_;
-    const size_t failed = failed_final_.size();
-    const size_t done = done_in_sweep();
+    const size_t failed = failed_count();
+    const size_t done = done_count();
     journal_.append({{"event", interrupted ? "sweep_interrupted" : "sweep_finished"},
                      {"done", done},
                      {"failed", failed},
-                     {"total", sweep_.trials.size()}});
+                     {"total", total()}});
     write_outputs();
     say("sweep " + sweep_.name + (interrupted ? " interrupted" : " finished") + ": " + std::to_string(done) + "/" +
-        std::to_string(sweep_.trials.size()) + " done, " + std::to_string(failed) + " failed" +
+        std::to_string(total()) + " done, " + std::to_string(failed) + " failed" +
         (interrupted ? "; run the same command again to resume" : ""));
     if (interrupted) return ExitCode::interrupted;
-    return done == sweep_.trials.size() ? ExitCode::ok : ExitCode::failure;
+    return done == total() ? ExitCode::ok : ExitCode::failure;
   }
 
  private:
@@ -152,6 +173,40 @@ class Coordinator {
     size_t done = 0;
     for (const auto& t : sweep_.trials) done += finished_.count(t.id);
     return done;
+  }
+
+  /// A probe of a family, or a retraining of a budget, the current sweep file has.
+  bool is_current_budget_trial(const nlohmann::json& event) const {
+    const auto& s = event.at("summary");
+    const std::string kind = s.value("kind", "");
+    if (kind == "probe") return budget_families_.count(s.value("family", "")) > 0;
+    if (kind == "budget") return budget_groups_.count(s.value("budget_group", "")) > 0;
+    return false;
+  }
+
+  /// What the sweep stands for: its trials and its budgets (each done once
+  /// its allocation is retrained, or found impossible).
+  size_t total() const { return sweep_.trials.size() + budgets_.size(); }
+  size_t done_count() const { return done_in_sweep() + budgets_.done(); }
+  /// Trials of the sweep file that failed after their retries, and budgets
+  /// whose probe or retraining did.
+  size_t failed_count() const {
+    size_t failed = budgets_.failed();
+    for (const auto& t : sweep_.trials) failed += failed_final_.count(t.id);
+    return failed;
+  }
+
+  /// Starts what the budgets need next (ahead of the other pending trials:
+  /// later probes and retrainings wait on them) and journals their decisions.
+  void plan_budgets() {
+    if (budgets_.size() == 0) return;
+    std::set<std::string> in_flight;
+    for (const auto* t : pending_) in_flight.insert(t->id);
+    for (const auto& [worker, run] : running_) in_flight.insert(run.trial->id);
+    auto step = budgets_.plan(finished_, in_flight, failed_final_);
+    for (auto& event : step.events) journal_.append(std::move(event));
+    for (const auto& line : step.log) say(line);
+    for (auto it = step.start.rbegin(); it != step.start.rend(); ++it) pending_.push_front(*it);
   }
 
   std::string host_of(int worker) const {
@@ -170,7 +225,10 @@ class Coordinator {
     pending_.pop_front();
     const int attempt = failures_before_[t->id] + failures_now_[t->id] + 1;
     running_[worker] = {t, attempt, Clock::now(), utc_now()};
-    endpoint_.send(worker, {{"type", "run"}, {"trial", t->id}, {"attempt", attempt}});
+    nlohmann::json message = {{"type", "run"}, {"trial", t->id}, {"attempt", attempt}};
+    // Probes and retrainings are not in the workers' sweep file: they get the config.
+    if (t->dynamic) message["config"] = to_json(t->config);
+    endpoint_.send(worker, message);
     return running_[worker];
   }
 
@@ -192,10 +250,14 @@ class Coordinator {
                             {"result", result}};
     journal_.append(event);
     finished_[run.trial->id] = event;
+    if (run.trial->dynamic) current_.insert(run.trial->id);
     char line[256];
-    std::snprintf(line, sizeof line, "done   %s  rank %d  top1 %.2f%%  bits %.3f  %s", short_id(run.trial->id).c_str(),
-                  worker, result.value("top1", 0.0), result.value("normalised_bits", 0.0),
-                  format_duration(duration).c_str());
+    char accuracy[32] = "search only";
+    if (result.contains("top1") && result["top1"].is_number()) {
+      std::snprintf(accuracy, sizeof accuracy, "top1 %.2f%%", result["top1"].get<double>());
+    }
+    std::snprintf(line, sizeof line, "done   %s  rank %d  %s  bits %.3f  %s", short_id(run.trial->id).c_str(), worker,
+                  accuracy, result.value("normalised_bits", 0.0), format_duration(duration).c_str());
     say(line);
   }
 
@@ -254,15 +316,15 @@ class Coordinator {
   }
 
   void summary_line() {
-    const size_t done = done_in_sweep();
+    const size_t done = done_count();
     const double eta = eta_seconds();
-    say("sweep  done " + std::to_string(done) + "/" + std::to_string(sweep_.trials.size()) + "  running " +
-        std::to_string(running_.size()) + "  failed " + std::to_string(failed_final_.size()) + "  pending " +
+    say("sweep  done " + std::to_string(done) + "/" + std::to_string(total()) + "  running " +
+        std::to_string(running_.size()) + "  failed " + std::to_string(failed_count()) + "  pending " +
         std::to_string(pending_.size()) + "  eta " + (eta < 0 ? std::string("?") : format_duration(eta)));
   }
 
   void write_outputs() {
-    const size_t done = done_in_sweep();
+    const size_t done = done_count();
     write_results_csv(options_.out / sweep_files::results, finished_, current_);
     nlohmann::json running = nlohmann::json::array();
     for (const auto& [worker, run] : running_) {
@@ -274,7 +336,7 @@ class Coordinator {
     }
     const double eta = eta_seconds();
     nlohmann::json status = {{"sweep", sweep_.name},
-                             {"total", sweep_.trials.size()},
+                             {"total", total()},
                              {"done", done},
                              {"running", running},
                              {"failed", std::vector<std::string>(failed_final_.begin(), failed_final_.end())},
@@ -282,6 +344,7 @@ class Coordinator {
                              {"eta_s", eta < 0 ? nlohmann::json() : nlohmann::json(eta)},
                              {"stopping", stopping_},
                              {"updated", utc_now()}};
+    if (budgets_.size()) status["budgets"] = budgets_.status();
     write_file_atomically(options_.out / sweep_files::status, status.dump(2) + "\n", Durability::replaceable);
   }
 
@@ -289,8 +352,10 @@ class Coordinator {
   CoordinatorEndpoint& endpoint_;
   CoordinatorOptions options_;
   Journal journal_;
+  BudgetPlanner budgets_;
   std::map<std::string, nlohmann::json> finished_;  ///< every trial the directory's journal finished
-  std::set<std::string> current_;                   ///< the trials the current sweep file lists
+  std::set<std::string> current_;  ///< the trials the current sweep file lists, and its budgets' trials
+  std::set<std::string> budget_families_, budget_groups_;
   std::map<std::string, int> failures_before_, failures_now_;
   std::set<std::string> failed_final_;
   std::deque<const PlannedTrial*> pending_;
@@ -318,10 +383,28 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     const auto message = endpoint.receive();
     if (message.value("type", "") != "run") return;  // "stop"
     const std::string id = message.at("trial");
-    const auto it = by_id.find(id);
-    if (it == by_id.end()) {
-      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", "unknown trial (sweep files differ between ranks?)"}});
-      continue;
+    TrialConfig config;
+    if (message.contains("config")) {
+      // A budget's probe or retraining: chosen by the coordinator as the sweep runs.
+      try {
+        config = parse_trial_config(message["config"], "the coordinator's trial " + id);
+      } catch (const std::exception& e) {
+        endpoint.send({{"type", "failed"}, {"trial", id}, {"error", e.what()}});
+        continue;
+      }
+      if (trial_id(config) != id) {
+        endpoint.send({{"type", "failed"}, {"trial", id},
+                       {"error", "the coordinator's config hashes to " + trial_id(config) +
+                                     " (edmips versions differ between ranks?)"}});
+        continue;
+      }
+    } else {
+      const auto it = by_id.find(id);
+      if (it == by_id.end()) {
+        endpoint.send({{"type", "failed"}, {"trial", id}, {"error", "unknown trial (sweep files differ between ranks?)"}});
+        continue;
+      }
+      config = it->second->config;
     }
     if (options.stop_requested && options.stop_requested->load()) {
       endpoint.send({{"type", "interrupted"}, {"trial", id}, {"message", "stop requested before start"}});
@@ -347,7 +430,7 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
       if (options.live) options.live->clear();
     };
     try {
-      const auto result = executor.run(it->second->config, directory, run_options);
+      const auto result = executor.run(config, directory, run_options);
       clear_live();
       endpoint.send({{"type", "finished"}, {"trial", id}, {"result", result}});
     } catch (const Interrupted& e) {

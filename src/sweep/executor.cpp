@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json_reader.h"
+#include "sweep/synthetic_cost.h"
 
 namespace edmips {
 namespace fs = std::filesystem;
@@ -68,22 +69,43 @@ class FakeExecutor : public TrialExecutor {
     }
     // A plausible trade-off: more penalty, fewer bits, a little less accuracy.
     const double penalty = config.mode == TrialMode::search ? config.search.complexity_penalty : 0.0;
-    const double bits = config.mode == TrialMode::uniform
-                            ? std::sqrt(double(config.uniform_weight_bits * config.uniform_activation_bits))
-                            : 1.5 + 2.0 / (1.0 + 100.0 * penalty);
+    const bool search_only = config.mode == TrialMode::search && !config.search.retrain;
+    double bits = config.mode == TrialMode::uniform
+                      ? std::sqrt(double(config.uniform_weight_bits * config.uniform_activation_bits))
+                      : 1.5 + 2.0 / (1.0 + 100.0 * penalty);
+    nlohmann::json allocation = {{"model", config.model},
+                                 {"layers", {{{"layer", "conv2"}, {"weight_bits", 2}, {"activation_bits", 2}}}}};
+    if (search_only) {
+      // Budget probes: a noisy stepwise cost(lambda), one random curve per
+      // seed, and an allocation of 50 layers whose mean bits are that cost,
+      // so retraining it (below) costs exactly what the probe said.
+      bits = SyntheticCostCurve::random(config.seed + 1)(penalty);
+      const int step = int(std::llround(bits * 50));
+      nlohmann::json layers = nlohmann::json::array();
+      for (int i = 0; i < 50; ++i) {
+        const int b = step / 50 + (i < step % 50 ? 1 : 0);
+        layers.push_back({{"layer", "fake" + std::to_string(i)}, {"weight_bits", b}, {"activation_bits", b}});
+      }
+      allocation["layers"] = layers;
+    } else if (config.mode == TrialMode::allocation) {
+      allocation = to_json(config.allocation);
+      double sum = 0;
+      for (const auto& l : config.allocation.layers) sum += std::sqrt(double(l.weight_bits * l.activation_bits));
+      bits = sum / double(std::max<size_t>(1, config.allocation.layers.size()));
+    }
     nlohmann::json result = {
         {"trial_id", trial_id(config)},
         {"status", "finished"},
         {"fake", true},
         {"resumed_from_step", progress["resumed_from_step"]},
-        {"top1", 80.0 + 3.0 * std::log2(bits) + 0.1 * double(config.seed % 5)},
-        {"test_loss", 0.5},
+        {"top1", search_only ? nlohmann::json() : nlohmann::json(80.0 + 3.0 * std::log2(bits) + 0.1 * double(config.seed % 5))},
+        {"test_loss", search_only ? nlohmann::json() : nlohmann::json(0.5)},
         {"bitops", bits * bits * 1e6},
         {"normalised_bits", bits},
         {"weight_memory_bits", bits * 1e5},
         {"total_macs", 1200000},
         {"quantized_macs", 1000000},
-        {"allocation", {{"model", config.model}, {"layers", {{{"layer", "conv2"}, {"weight_bits", 2}, {"activation_bits", 2}}}}}},
+        {"allocation", allocation},
         {"timings", {{"search_s", 0.0}, {"train_s", options_.duration_s}, {"eval_s", 0.0}}}};
     if (config.mode == TrialMode::search) result["search"] = {{"expected_normalised_bits", bits}};
     write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");

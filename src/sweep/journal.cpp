@@ -35,7 +35,11 @@ void apply_event(JournalState& state, const nlohmann::json& e) {
   const std::string type = e.value("event", "");
   ++state.events;
   if (type == "sweep_started") ++state.runs;
-  else if (type == "trial_started") state.started.insert(e.at("trial").get<std::string>());
+  else if (type == "trial_started") {
+    const std::string trial = e.at("trial");
+    state.started.insert(trial);
+    if (e.contains("summary")) state.started_summaries[trial] = e.at("summary");
+  } else if (type == "budget_decided") state.budgets[e.at("group").get<std::string>()] = e;
   else if (type == "trial_finished") state.finished[e.at("trial").get<std::string>()] = e;
   else if (type == "trial_failed") ++state.failures[e.at("trial").get<std::string>()];
 }
@@ -129,7 +133,8 @@ const std::vector<std::string>& result_columns() {
       "expected_normalised_bits", "decided_layers", "searched_layers", "smallest_margin",
       "weight_memory_bits", "total_macs", "quantized_macs",
       "allocation",      "search_s",      "train_s",         "rank",
-      "attempt",         "duration_s",    "in_current_sweep"};
+      "attempt",         "duration_s",    "budget",          "probes",
+      "in_current_sweep"};
   return columns;
 }
 
@@ -188,7 +193,10 @@ std::vector<std::string> result_row_unchecked(const nlohmann::json& e) {
       expected,               decision_value("decided_layers"), decision_value("searched_layers"),
       decision_value("smallest_margin"), r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),
       allocation,             r.at("timings").at("search_s"), r.at("timings").at("train_s"), e.at("rank"),
-      e.at("attempt"),        e.at("duration_s")};
+      e.at("attempt"),        e.at("duration_s"),
+      // Budget retrainings: the budget and the probes it started; probes: the
+      // budget that started them.
+      s.value("budget", nlohmann::json()), s.value("probes", nlohmann::json())};
   std::vector<std::string> row;
   for (const auto& v : values) row.push_back(csv_value(v));
   return row;

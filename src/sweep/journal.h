@@ -18,6 +18,8 @@ struct JournalState {
   std::map<std::string, nlohmann::json> finished;  ///< trial ID -> its trial_finished event
   std::map<std::string, int> failures;              ///< trial ID -> failed attempts (all runs)
   std::set<std::string> started;                    ///< trials that ever started
+  std::map<std::string, nlohmann::json> started_summaries;  ///< trial ID -> summary of its latest trial_started
+  std::map<std::string, nlohmann::json> budgets;    ///< budget group ID -> its latest budget_decided event
   int runs = 0;                                     ///< how many times the sweep was started
   size_t events = 0;
   bool torn_tail = false;       ///< the last line was cut short by a crash (dropped)

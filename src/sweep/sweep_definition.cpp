@@ -3,10 +3,12 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "core/error.h"
 #include "core/json_reader.h"
+#include "core/stable_id.h"
 #include "models/model_names.h"
 #include "quant/step_sizes.h"
 
@@ -68,6 +70,50 @@ nlohmann::json summarise(const PlannedTrial& t) {
   return s;
 }
 
+/// The "budgets" axis as given.
+struct BudgetAxis {
+  std::string cost = "normalised_bits";
+  std::vector<double> values;
+  double tolerance = 0.05;
+  std::string path;
+};
+
+std::string budget_group_id(const std::string& family, const std::string& cost, const BudgetTarget& target) {
+  return stable_id(nlohmann::json{{"budget_family", family}, {"cost", cost}, {"value", target.value},
+                                  {"tolerance", target.tolerance}}
+                       .dump());
+}
+
+BudgetGroup make_budget_group(const TrialConfig& search, const BudgetAxis& axis, double value) {
+  BudgetGroup g;
+  g.retrain = search;
+  g.retrain.search.retrain = true;
+  g.probe = search;
+  g.probe.search.retrain = false;
+  g.probe.search.complexity_penalty = 0;
+  g.family = trial_id(g.probe);
+  TrialConfig unseeded = g.probe;
+  unseeded.seed = 0;
+  g.siblings = trial_id(unseeded);
+  g.cost = axis.cost;
+  g.target = {value, axis.tolerance};
+  g.id = budget_group_id(g.family, g.cost, g.target);
+  PlannedTrial as_trial;
+  as_trial.id = g.id;
+  as_trial.config = g.retrain;
+  as_trial.kind = "budget";
+  g.summary = summarise(as_trial);
+  g.summary.erase("trial_id");
+  // Seeds of one budget are one configuration: pareto averages them.
+  g.summary["configuration_id"] = budget_group_id(g.siblings, g.cost, g.target);
+  g.summary["complexity_penalty"] = nullptr;
+  g.summary["budget_group"] = g.id;
+  g.summary["budget"] = value;
+  g.summary["budget_cost"] = g.cost;
+  g.summary["budget_tolerance"] = axis.tolerance;
+  return g;
+}
+
 /// One value of an axis, with the JSON path it came from (for errors).
 struct AxisValue {
   nlohmann::json value;
@@ -80,6 +126,47 @@ void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::
 }
 
 }  // namespace
+
+const std::vector<std::string>& budget_cost_names() {
+  static const std::vector<std::string> names = {"normalised_bits", "bitops", "weight_memory_bits"};
+  return names;
+}
+
+PlannedTrial make_budget_probe(const BudgetGroup& group, double lambda) {
+  PlannedTrial t;
+  t.config = group.probe;
+  t.config.search.complexity_penalty = lambda;
+  t.id = trial_id(t.config);
+  t.kind = "probe";
+  t.dynamic = true;
+  TrialConfig no_retraining = t.config;
+  no_retraining.train.epochs = 0;
+  t.expected_cost = expected_cost(no_retraining);
+  t.summary = summarise(t);
+  t.summary["family"] = group.family;
+  t.summary["siblings"] = group.siblings;
+  t.summary["budget_group"] = group.id;
+  t.summary["budget"] = group.target.value;
+  t.summary["budget_cost"] = group.cost;
+  return t;
+}
+
+PlannedTrial make_budget_retrain(const BudgetGroup& group, const BitAllocation& allocation, double lambda,
+                                 int probes) {
+  PlannedTrial t;
+  t.config = group.retrain;
+  t.config.mode = TrialMode::allocation;
+  t.config.allocation = allocation;
+  t.id = trial_id(t.config);
+  t.kind = "budget";
+  t.dynamic = true;
+  t.expected_cost = expected_cost(t.config);
+  t.summary = group.summary;
+  t.summary["trial_id"] = t.id;
+  t.summary["complexity_penalty"] = lambda;
+  t.summary["probes"] = probes;
+  return t;
+}
 
 std::vector<double> expand_range(double from, double to, int num, const std::string& scale) {
   std::vector<double> out;
@@ -120,6 +207,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
 
   // Axes.
   std::vector<AxisValue> penalties, bit_sets, seeds, models;
+  std::optional<BudgetAxis> budgets;
   std::vector<std::pair<std::string, std::vector<AxisValue>>> fields;
   if (root.has("axes")) {
     auto axes = root.object("axes");
@@ -218,7 +306,36 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
         fields.emplace_back(item.key(), values);
       }
     }
-    axes.reject_unknown_keys({"complexity_penalty", "bits", "seeds", "models", "fields"});
+    if (axes.has("budgets")) {
+      auto b = axes.object("budgets");
+      budgets.emplace();
+      budgets->path = axes.path_of("budgets");
+      budgets->cost = b.choice("cost", budget_cost_names(), std::string("normalised_bits"));
+      const auto& values = b.raw("values");
+      const std::string values_path = b.path_of("values");
+      if (!values.is_array() || values.empty()) b.fail("values", "a non-empty list of budgets (numbers > 0)");
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (!values[i].is_number() || !(values[i].get<double>() > 0) || !std::isfinite(values[i].get<double>())) {
+          b.fail_at(values_path + "/" + std::to_string(i), "a budget > 0", values[i]);
+        }
+        budgets->values.push_back(values[i].get<double>());
+      }
+      budgets->tolerance = b.number_value("tolerance", 1e-6, 0.99, 0.05);
+      auto& settings = sweep.budget_settings;
+      settings.initial_lambda = b.number_value("initial_lambda", 1e-9, 100.0, settings.initial_lambda);
+      settings.max_probes = int(b.int_value("max_probes", 1, 100, settings.max_probes));
+      settings.max_parallel = int(b.int_value("parallel", 1, 16, settings.max_parallel));
+      b.reject_unknown_keys();
+      if (!penalties.empty()) {
+        b.fail_at(budgets->path, "either a \"complexity_penalty\" axis or \"budgets\" (the budget search "
+                                 "chooses lambda), not both", axes.raw("budgets"));
+      }
+    }
+    axes.reject_unknown_keys({"complexity_penalty", "bits", "seeds", "models", "fields", "budgets"});
+  }
+  if (budgets && base.contains("search") && base["search"].contains("complexity_penalty")) {
+    throw ConfigError(source + ": /base/search/complexity_penalty: a sweep with \"budgets\" chooses lambda "
+                      "itself; remove it");
   }
 
   std::vector<std::pair<int, int>> baselines;
@@ -244,12 +361,15 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
                                         "/base/model/name"});
   if (seeds.empty()) seeds.push_back({base.value("seed", 0), "/base/seed"});
   if (bit_sets.empty()) bit_sets.push_back({nullptr, "/base/search"});
-  if (penalties.empty()) penalties.push_back({nullptr, "/base/search/complexity_penalty"});
+  if (penalties.empty() && !budgets) penalties.push_back({nullptr, "/base/search/complexity_penalty"});
 
   // The product is checked before anything is expanded, so a typo such as
   // four axes of 1000 values is an error, not an hour of hashing.
+  // A budget counts as its most probes plus its retraining.
+  const double per_bit_set = budgets ? double(budgets->values.size()) * (sweep.budget_settings.max_probes + 1)
+                                     : double(penalties.size());
   double product = double(models.size()) * double(seeds.size()) *
-                   (double(bit_sets.size()) * double(penalties.size()) + double(baselines.size()));
+                   (double(bit_sets.size()) * per_bit_set + double(baselines.size()));
   for (const auto& field : fields) product *= double(field.second.size());
   if (product > kMaxSweepTrials) {
     throw ConfigError(source + ": /axes: the axes multiply to " + std::to_string(static_cast<long long>(product)) +
@@ -270,7 +390,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
     field_combinations = next;
   }
 
-  std::set<std::string> ids;
+  std::set<std::string> ids, budget_ids;
   auto add_trial = [&](nlohmann::json trial, const std::string& kind, const std::string& origin) {
     const TrialConfig config = parse_trial_config(trial, source + " (trial from " + origin + ")");
     PlannedTrial planned;
@@ -295,6 +415,20 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
           origin += ", /axes/fields" + item.key();
         }
         for (const auto& bits : bit_sets) {
+          if (budgets) {
+            nlohmann::json search_trial = trial;
+            if (!bits.value.is_null()) {
+              search_trial["search"]["weight_bits"] = bits.value["weights"];
+              search_trial["search"]["activation_bits"] = bits.value["activations"];
+            }
+            const TrialConfig config =
+                parse_trial_config(search_trial, source + " (budgets from " + origin + ", " + bits.path + ")");
+            for (double value : budgets->values) {
+              auto group = make_budget_group(config, *budgets, value);
+              if (budget_ids.insert(group.id).second) sweep.budgets.push_back(std::move(group));
+            }
+            continue;
+          }
           for (const auto& penalty : penalties) {
             nlohmann::json search_trial = trial;
             if (!bits.value.is_null()) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sweep/budget_search.h"
 #include "trial/trial_config.h"
 
 namespace edmips {
@@ -18,6 +19,23 @@ struct PlannedTrial {
   std::string kind;            ///< "search" or "uniform"
   double expected_cost = 0;    ///< relative; larger runs first
   nlohmann::json summary;      ///< flat description for plan tables and CSVs
+  bool dynamic = false;        ///< made while the sweep runs (budgets): workers get its config with the trial
+};
+
+/// One budget of a "budgets" axis for one model x fields x seed x bit set:
+/// the coordinator runs search-only probes (the `probe` config with lambdas
+/// it chooses, docs/budgets.md) until a derived allocation's cost meets the
+/// budget, then retrains that allocation (an allocation trial made from
+/// `retrain`) as the budget's result.
+struct BudgetGroup {
+  std::string id;          ///< stable: the family, the cost measure, the value and the tolerance
+  std::string family;      ///< the probes' family: trial ID of the probe config at lambda 0
+  std::string siblings;    ///< the family with seed 0: families that differ only in their seed share it
+  std::string cost;        ///< the result key the budget bounds: "normalised_bits", "bitops", "weight_memory_bits"
+  BudgetTarget target;
+  TrialConfig probe;       ///< search-only; the lambda is set per probe
+  TrialConfig retrain;     ///< the search trial the budget stands for (its train schedule retrains)
+  nlohmann::json summary;  ///< flat description (kind "budget") for plan tables, the journal and CSVs
 };
 
 struct SweepDefinition {
@@ -26,7 +44,22 @@ struct SweepDefinition {
   int max_retries = 1;
   nlohmann::json slurm;        ///< optional "slurm" section, as given (null if absent)
   std::vector<PlannedTrial> trials;  ///< in plan order (search trials, then baselines)
+  std::vector<BudgetGroup> budgets;  ///< from the "budgets" axis (its trials are chosen while the sweep runs)
+  BudgetSearchSettings budget_settings;
 };
+
+/// The result keys a budget may bound.
+const std::vector<std::string>& budget_cost_names();
+
+/// The search-only probe of `group` at `lambda`, as a planned trial (kind
+/// "probe"; its summary names the family and the group that started it).
+PlannedTrial make_budget_probe(const BudgetGroup& group, double lambda);
+
+/// The retraining of the allocation a budget chose (kind "budget"): an
+/// allocation trial of the group's model, data, seed and train schedule.
+/// Two budgets that choose the same allocation share it (same ID).
+PlannedTrial make_budget_retrain(const BudgetGroup& group, const BitAllocation& allocation, double lambda,
+                                 int probes);
 
 /// The most trials one sweep file may stand for (axes multiplied out, plus
 /// baselines). A larger product is refused before anything is expanded.

@@ -435,6 +435,60 @@ NetworkPrecision base_precision(const TrialConfig& config) {
   return p;
 }
 
+/// The end of a search-only trial (a budget probe): the derived allocation's
+/// cost, measured on the fixed network it describes, without retraining.
+/// top1 and test_loss are null: nothing was evaluated.
+nlohmann::json finish_search_only(const TrialConfig& config, const std::string& id, const fs::path& directory,
+                                  const ModelInput& input, const TrialState& state, int threads,
+                                  const torch::Device& device, Clock::time_point total_start,
+                                  const TrialRunOptions& options) {
+  const auto allocation = bit_allocation_from_json(state.allocation, (directory / trial_files::checkpoint).string());
+  auto precision = base_precision(config);
+  precision.mode = PrecisionMode::fixed;
+  precision.fixed_bits = allocation.layers;
+  auto net = make_network(config.model, input, precision);
+  const auto reports = net->layer_reports();
+  const auto cost = network_cost(reports);
+  nlohmann::json result = {
+      {"trial_id", id},
+      {"status", "finished"},
+      {"name", config.name},
+      {"mode", "search-only"},
+      {"model", config.model},
+      {"dataset", config.dataset.name},
+      {"seed", config.seed},
+      {"top1", nullptr},
+      {"test_loss", nullptr},
+      {"bitops", cost.bitops},
+      {"normalised_bits", cost.normalised_bits()},
+      {"weight_memory_bits", cost.weight_memory_bits},
+      {"total_macs", cost.total_macs},
+      {"quantized_macs", cost.quantized_macs},
+      {"allocation", to_json(allocation)},
+      {"timings",
+       {{"search_s", state.search_seconds},
+        {"train_s", 0.0},
+        {"eval_s", 0.0},
+        {"this_run_s", seconds_since(total_start)}}},
+      {"threads", threads},
+      {"device", device.str()},
+      {"complexity_penalty", config.search.complexity_penalty},
+      {"weight_candidates", config.search.weight_bits},
+      {"activation_candidates", config.search.activation_bits},
+      {"search", state.search_summary}};
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : reports) layers.push_back(to_json(l));
+  result["layers"] = layers;
+  write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
+  if (options.progress) {
+    char line[200];
+    std::snprintf(line, sizeof line, "result (search only) normalised bits %.3f  BitOps %.4g  weights %.1f KiB",
+                  cost.normalised_bits(), cost.bitops, cost.weight_memory_bits / 8192.0);
+    options.progress(line);
+  }
+  return result;
+}
+
 }  // namespace
 
 struct TrialRunner::Impl {
@@ -543,7 +597,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
                            search.complexity_penalty,
                            search.normaliser == "total" ? ComplexityNormaliser::total
                                                         : ComplexityNormaliser::first_layer,
-                           config.train.epochs};
+                           search.retrain ? config.train.epochs : 0};
     PhaseRunner(spec, config, *data, device, directory, options, state).run();
 
     const auto reports = net->layer_reports();
@@ -562,6 +616,10 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     state.progress = PhaseProgress{};
     write_file_atomically(directory / trial_files::allocation, state.allocation.dump(2) + "\n");
     save_checkpoint(checkpoint_path, state, nullptr, {});
+  }
+
+  if (config.mode == TrialMode::search && !config.search.retrain) {
+    return finish_search_only(config, id, directory, input, state, threads, device, total_start, options);
   }
 
   // Retrain the derived (or given, or uniform) network from scratch.

@@ -125,6 +125,7 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     c.search.normaliser = s.choice("normaliser", {"first-layer", "total"}, std::string("first-layer"));
     c.search.arch = parse_arch_settings(s);
     c.search.schedule = parse_schedule(s, Schedule{});
+    c.search.retrain = s.bool_value("retrain", true);
     if (c.search.arch.warmup_epochs < 0) c.search.arch.warmup_epochs = c.search.schedule.epochs / 4;
     if (c.search.arch.warmup_epochs >= c.search.schedule.epochs) {
       s.fail("arch_warmup_epochs", "fewer warm-up epochs than search epochs (" +
@@ -186,6 +187,8 @@ nlohmann::json to_json(const TrialConfig& c) {
       s["arch_warmup_epochs"] = a.warmup_epochs;
       s["arch_init"] = a.init;
       s["arch_final_temperature"] = a.final_temperature;
+      // Written only when off, so the IDs of ordinary search trials stay as they were.
+      if (!c.search.retrain) s["retrain"] = false;
       j["search"] = s;
       break;
     }
@@ -203,6 +206,9 @@ std::string trial_id(const TrialConfig& config) {
   j.erase("name");
   j.erase("threads");
   j.erase("device");
+  // A search-only trial computes the same whatever retraining would follow,
+  // so probes are shared by budgets and sweeps that retrain differently.
+  if (config.mode == TrialMode::search && !config.search.retrain) j.erase("train");
   // Results of an older engine (other model layouts, other search) must never
   // be taken for this one's: the ID hashes the engine's version too.
   j["engine"] = kEngineVersion;

@@ -58,6 +58,10 @@ struct SearchConfig {
   std::string normaliser = "first-layer";  ///< "first-layer" or "total"
   ArchSettings arch;
   Schedule schedule;
+  /// false: a search-only trial (search + derive, no retraining; the result
+  /// has the derived allocation and its cost, top1 null). The budget search
+  /// runs these as probes. Its ID ignores the "train" schedule.
+  bool retrain = true;
 };
 
 enum class TrialMode {

@@ -73,7 +73,12 @@ class Sweep:
     def plan_ids(self):
         out = subprocess.run([edmips_binary(), "plan", str(self.file)], check=True,
                              capture_output=True, text=True).stdout.splitlines()
-        return {line.split()[0] for line in out[1:-1]}
+        ids = set()
+        for line in out[1:]:
+            if line.endswith(" trials"):  # the count ends the table (budgets follow it)
+                break
+            ids.add(line.split()[0])
+        return ids
 
     def kill_everything(self, proc):
         """kill -9 the whole job: mpirun's process group and any rank of this run."""

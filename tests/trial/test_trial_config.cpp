@@ -68,6 +68,22 @@ TEST_CASE("the resolved config parses back to the same trial", "[trial][config]"
   CHECK(trial_id(again) == trial_id(c));
 }
 
+TEST_CASE("a search-only trial is its own trial, whatever retraining its sweep would do", "[trial][config]") {
+  auto j = minimal();
+  const auto full = parse_trial_config(j, "t.json");
+  CHECK(full.search.retrain);
+  CHECK(!to_json(full)["search"].contains("retrain"));  // so existing trial IDs stay what they were
+  j["search"]["retrain"] = false;
+  const auto probe = parse_trial_config(j, "t.json");
+  CHECK(!probe.search.retrain);
+  CHECK(trial_id(probe) != trial_id(full));
+  CHECK(trial_id(parse_trial_config(to_json(probe), "resolved")) == trial_id(probe));
+  j["train"] = {{"epochs", 40}, {"lr", 0.05}};
+  CHECK(trial_id(parse_trial_config(j, "t.json")) == trial_id(probe));
+  j["search"]["retrain"] = true;
+  CHECK(trial_id(parse_trial_config(j, "t.json")) != trial_id(full));
+}
+
 TEST_CASE("the trial ID ignores name, threads and device but not what is computed", "[trial][config]") {
   auto j = minimal();
   const auto id = trial_id(parse_trial_config(j, "t.json"));

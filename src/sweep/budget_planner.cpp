@@ -1,0 +1,242 @@
+#include "sweep/budget_planner.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace edmips {
+
+namespace {
+
+std::string number(double x) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.4g", x);
+  return buffer;
+}
+
+std::string describe(const BudgetGroup& g) {
+  return g.retrain.model + " seed " + std::to_string(g.retrain.seed) + " budget " + number(g.target.value) + " " +
+         g.cost;
+}
+
+bool is_probe_of(const nlohmann::json& summary, const char* key, const std::string& value) {
+  return summary.value("kind", "") == "probe" && summary.value(key, "") == value;
+}
+
+/// A finished probe's lambda and cost (the group's measure); none when the
+/// event lacks them.
+std::optional<BudgetProbe> probe_of(const std::string& id, const nlohmann::json& event, const std::string& cost) {
+  const auto& s = event.at("summary");
+  const auto& r = event.at("result");
+  if (!s.contains("complexity_penalty") || !s["complexity_penalty"].is_number()) return std::nullopt;
+  if (!r.contains(cost) || !r[cost].is_number()) return std::nullopt;
+  return BudgetProbe{s["complexity_penalty"].get<double>(), r[cost].get<double>(), id};
+}
+
+}  // namespace
+
+BudgetPlanner::BudgetPlanner(const SweepDefinition& sweep, const JournalState& initial) : sweep_(sweep) {
+  std::map<std::string, size_t> by_id;
+  for (const auto& g : sweep.budgets) {
+    Run run;
+    run.group = &g;
+    const auto decided = initial.budgets.find(g.id);
+    if (decided != initial.budgets.end()) {
+      const auto& e = decided->second;
+      const std::string state = e.value("state", "");
+      // A journaled decision is final, so its retraining runs exactly once;
+      // a budget that failed (a probe or its retraining kept failing) is
+      // searched again, as failed trials are retried by a new run.
+      if (state == "met" || state == "gave_up") {
+        const auto allocation = bit_allocation_from_json(e.at("allocation"), "journal: budget_decided " + g.id);
+        run.lambda = e.at("lambda").get<double>();
+        run.own_probes = e.value("own_probes", 0);
+        run.state = state;
+        run.phase = Phase::retraining;
+        run.retrain = keep(make_budget_retrain(g, allocation, run.lambda, run.own_probes))->id;
+      } else if (state == "impossible") {
+        run.state = state;
+        run.phase = Phase::done;
+        run.own_probes = e.value("own_probes", 0);
+      }
+    }
+    by_id[g.id] = groups_.size();
+    groups_.push_back(run);
+  }
+  // Probes in flight when the last run stopped resume first (their
+  // checkpoints are there), whatever the decisions would pick now.
+  for (const auto& [id, summary] : initial.started_summaries) {
+    if (initial.finished.count(id) || summary.value("kind", "") != "probe") continue;
+    const auto group = by_id.find(summary.value("budget_group", ""));
+    if (group == by_id.end() || groups_[group->second].phase != Phase::searching) continue;
+    if (!summary.contains("complexity_penalty") || !summary["complexity_penalty"].is_number()) continue;
+    auto probe = make_budget_probe(*groups_[group->second].group, summary["complexity_penalty"].get<double>());
+    if (probe.id != id) continue;  // another engine or sweep file made it; it is not ours to resume
+    resume_.push_back(keep(std::move(probe)));
+  }
+}
+
+const PlannedTrial* BudgetPlanner::keep(PlannedTrial trial) {
+  const auto [it, inserted] = trials_.emplace(trial.id, std::move(trial));
+  return &it->second;
+}
+
+BudgetPlanner::Step BudgetPlanner::plan(const std::map<std::string, nlohmann::json>& finished,
+                                        const std::set<std::string>& in_flight_now,
+                                        const std::set<std::string>& failed) {
+  Step step;
+  std::set<std::string> in_flight = in_flight_now;
+  for (const auto* t : resume_) {
+    if (finished.count(t->id) || in_flight.count(t->id)) continue;
+    step.start.push_back(t);
+    in_flight.insert(t->id);
+  }
+  resume_.clear();
+  for (auto& run : groups_) {
+    if (run.phase == Phase::searching) decide(run, finished, in_flight, failed, step);
+    if (run.phase != Phase::retraining) continue;
+    if (finished.count(run.retrain)) {
+      run.phase = Phase::done;
+      step.log.push_back("budget " + describe(*run.group) + ": retrained (" + run.retrain.substr(0, 8) + ")");
+    } else if (failed.count(run.retrain)) {
+      fail(run, "its retraining " + run.retrain + " failed after its retries", step);
+    } else if (!in_flight.count(run.retrain)) {
+      step.start.push_back(&trials_.at(run.retrain));
+      in_flight.insert(run.retrain);
+    }
+  }
+  return step;
+}
+
+void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>& finished,
+                           std::set<std::string>& in_flight, const std::set<std::string>& failed, Step& step) {
+  const auto& g = *run.group;
+  for (const auto& id : failed) {
+    const auto t = trials_.find(id);
+    if (t != trials_.end() && is_probe_of(t->second.summary, "family", g.family)) {
+      fail(run, "its probe " + id + " (lambda " + number(t->second.config.search.complexity_penalty) +
+                    ") failed after its retries",
+           step);
+      return;
+    }
+  }
+  std::vector<BudgetProbe> probes;
+  int own = 0;
+  for (const auto& [id, event] : finished) {
+    const auto& s = event.at("summary");
+    if (!is_probe_of(s, "family", g.family)) continue;
+    if (auto p = probe_of(id, event, g.cost)) probes.push_back(*p);
+    own += s.value("budget_group", "") == g.id;
+  }
+  std::vector<double> running;
+  int own_in_flight = 0;
+  for (const auto& id : in_flight) {
+    const auto t = trials_.find(id);
+    if (t == trials_.end() || !is_probe_of(t->second.summary, "family", g.family)) continue;
+    running.push_back(t->second.config.search.complexity_penalty);
+    own_in_flight += t->second.summary.value("budget_group", "") == g.id;
+  }
+  own += own_in_flight;
+
+  auto settings = sweep_.budget_settings;
+  if (probes.empty() && running.empty()) {
+    // A new seed of a searched configuration starts where its siblings'
+    // probes came closest to the budget.
+    const double goal = std::log(g.target.value * (1 - g.target.tolerance / 2));
+    double best = INFINITY;
+    for (const auto& [id, event] : finished) {
+      if (!is_probe_of(event.at("summary"), "siblings", g.siblings)) continue;
+      const auto p = probe_of(id, event, g.cost);
+      if (!p || !(p->cost > 0)) continue;
+      const double distance = std::abs(std::log(p->cost) - goal);
+      if (distance < best) {
+        best = distance;
+        settings.initial_lambda = p->lambda;
+      }
+    }
+  }
+  const auto d = decide_budget(g.target, probes, running, own, settings.max_parallel - own_in_flight, settings);
+  run.own_probes = own;
+  if (d.state == BudgetState::searching) {
+    for (double lambda : d.next) {
+      auto probe = make_budget_probe(g, lambda);
+      if (finished.count(probe.id) || in_flight.count(probe.id)) continue;
+      const auto* kept = keep(std::move(probe));
+      step.start.push_back(kept);
+      in_flight.insert(kept->id);
+    }
+    if (d.next.empty() && running.empty()) fail(run, "the budget search proposed nothing to run", step);
+    return;
+  }
+  run.state = to_string(d.state);
+  nlohmann::json event = {{"event", "budget_decided"}, {"group", g.id},           {"state", run.state},
+                          {"budget", g.target.value},  {"cost", g.cost},          {"tolerance", g.target.tolerance},
+                          {"own_probes", own},         {"family_probes", probes.size()},
+                          {"reason", d.reason},        {"summary", g.summary}};
+  if (d.state == BudgetState::impossible) {
+    run.phase = Phase::done;
+    step.log.push_back("budget " + describe(g) + ": impossible: " + d.reason);
+  } else {
+    const auto& chosen = finished.at(d.chosen->trial);
+    const auto allocation = bit_allocation_from_json(chosen.at("result").at("allocation"),
+                                                     "journal: allocation of probe " + d.chosen->trial);
+    run.lambda = d.chosen->lambda;
+    run.retrain = keep(make_budget_retrain(g, allocation, run.lambda, own))->id;
+    run.phase = Phase::retraining;
+    event["chosen"] = d.chosen->trial;
+    event["lambda"] = d.chosen->lambda;
+    event["chosen_cost"] = d.chosen->cost;
+    event["allocation"] = chosen.at("result").at("allocation");
+    event["retrain"] = run.retrain;
+    step.log.push_back("budget " + describe(g) + ": " + run.state + " at lambda " + number(run.lambda) + ", cost " +
+                       number(d.chosen->cost) + " after " + std::to_string(own) + " probes of its own (" +
+                       std::to_string(probes.size()) + " in its family)" +
+                       (d.reason.empty() ? "" : ": " + d.reason) + "; retraining " + run.retrain.substr(0, 8));
+  }
+  step.events.push_back(std::move(event));
+}
+
+void BudgetPlanner::fail(Run& run, const std::string& why, Step& step) {
+  run.phase = Phase::failed;
+  run.state = "failed";
+  step.events.push_back({{"event", "budget_decided"}, {"group", run.group->id}, {"state", "failed"},
+                         {"budget", run.group->target.value}, {"cost", run.group->cost},
+                         {"tolerance", run.group->target.tolerance}, {"own_probes", run.own_probes},
+                         {"reason", why}, {"summary", run.group->summary}});
+  step.log.push_back("budget " + describe(*run.group) + ": failed: " + why);
+}
+
+size_t BudgetPlanner::done() const {
+  size_t n = 0;
+  for (const auto& r : groups_) n += r.phase == Phase::done;
+  return n;
+}
+
+size_t BudgetPlanner::failed() const {
+  size_t n = 0;
+  for (const auto& r : groups_) n += r.phase == Phase::failed;
+  return n;
+}
+
+nlohmann::json BudgetPlanner::status() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& r : groups_) {
+    const auto& g = *r.group;
+    list.push_back({{"group", g.id},
+                    {"budget", g.target.value},
+                    {"cost", g.cost},
+                    {"model", g.retrain.model},
+                    {"seed", g.retrain.seed},
+                    {"weight_bits", g.summary.value("weight_bits", nlohmann::json())},
+                    {"activation_bits", g.summary.value("activation_bits", nlohmann::json())},
+                    {"state", r.state},
+                    {"retraining", r.phase == Phase::retraining},
+                    {"lambda", r.retrain.empty() ? nlohmann::json() : nlohmann::json(r.lambda)},
+                    {"retrain", r.retrain.empty() ? nlohmann::json() : nlohmann::json(r.retrain)},
+                    {"own_probes", r.own_probes}});
+  }
+  return list;
+}
+
+}  // namespace edmips

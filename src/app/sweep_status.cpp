@@ -101,6 +101,15 @@ nlohmann::json best_per_baseline(const fs::path& directory) {
     if (!d.at("best_mixed").is_null()) {
       const auto& c = by_id.at(d.at("best_mixed").get<std::string>());
       row["best_mixed_lambda"] = c.at("complexity_penalty");
+      char label[96];
+      if (c.at("kind") == "budget") {
+        std::snprintf(label, sizeof label, "budget %.4g %s", c.at("budget").get<double>(),
+                      c.at("budget_cost").get<std::string>().c_str());
+      } else {
+        std::snprintf(label, sizeof label, "lambda %.4g", c.at("complexity_penalty").is_number()
+                                                              ? c.at("complexity_penalty").get<double>() : 0.0);
+      }
+      row["best_mixed_label"] = label;
       row["best_mixed_undecided"] = c.at("undecided_trials").get<int>() > 0;
     }
     rows.push_back(row);
@@ -129,7 +138,7 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
     if (type == "sweep_started") {
       state = "running";
       name = e.value("sweep", name);
-      total = e.value("trials", total);
+      total = e.value("trials", total) + e.value("budgets", size_t(0));
       started = time;
       finished_this_run = 0;
     } else if (type == "sweep_finished") {
@@ -163,7 +172,9 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
   // from copies of a sweep) adds what runs now and the coordinator's ETA.
   nlohmann::json failed = nlohmann::json::array();
   for (const auto& id : given_up) failed.push_back({{"trial", id}, {"error", last_error[id]}});
-  const int done = int(finished.size());
+  // The coordinator's count (trials of the current sweep file, budgets
+  // retrained) when it wrote one; else every finished trial of the journal.
+  const int done = recorded.contains("done") ? recorded.value("done", 0) : int(finished.size());
   const int pending = recorded.contains("pending")
                           ? recorded.value("pending", 0)
                           : std::max(0, int(total) - done - int(failed.size()) - int(running.size()));
@@ -181,6 +192,7 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
           {"trials_per_hour", hours > 0 ? nlohmann::json(double(finished_this_run) / hours) : nlohmann::json()},
           {"run_started", started > 0 ? nlohmann::json(started) : nlohmann::json()},
           {"last_event_age_s", last_event > 0 ? nlohmann::json(now_s() - last_event) : nlohmann::json()},
+          {"budgets", recorded.value("budgets", nlohmann::json::array())},
           {"best_per_baseline", best_per_baseline(directory)}};
 }
 
@@ -210,17 +222,28 @@ void print_sweep_status(std::ostream& out, const nlohmann::json& s) {
     out << "  failed  " << f.at("trial").get<std::string>().substr(0, 12) << ": " << f.at("error").get<std::string>()
         << "\n";
   }
+  if (!s.at("budgets").empty()) {
+    std::map<std::string, int> states;
+    for (const auto& b : s.at("budgets")) {
+      std::string state = b.value("state", "?");
+      if (b.value("retraining", false)) state += ", retraining";
+      ++states[state];
+    }
+    out << "budgets " << s.at("budgets").size() << ":";
+    for (const auto& [state, n] : states) out << "  " << state << " " << n;
+    out << "\n";
+  }
   if (!s.at("best_per_baseline").empty()) out << "best so far against each uniform baseline (top-1 %, seed means):\n";
   for (const auto& b : s.at("best_per_baseline")) {
     std::snprintf(line, sizeof line, "  %-6s %6.2f  ", b.at("baseline").get<std::string>().c_str(),
                   b.at("baseline_top1").get<double>());
     out << line;
-    if (b.at("best_mixed_lambda").is_null()) {
+    if (!b.contains("best_mixed_label")) {
       out << "no mixed configuration at or below its BitOps yet\n";
       continue;
     }
-    std::snprintf(line, sizeof line, "best mixed at no more BitOps: lambda %.4g %6.2f (%+.2f)%s",
-                  b.at("best_mixed_lambda").get<double>(), b.at("best_mixed_top1").get<double>(),
+    std::snprintf(line, sizeof line, "best mixed at no more BitOps: %s %6.2f (%+.2f)%s",
+                  b.value("best_mixed_label", std::string("?")).c_str(), b.at("best_mixed_top1").get<double>(),
                   b.at("gain").get<double>(), b.value("best_mixed_undecided", false) ? " undecided!" : "");
     out << line << "\n";
   }

@@ -519,6 +519,12 @@ std::string budget_tables(const ParetoReport& r, bool markdown) {
   return out.str();
 }
 
+/// "23 search-only probes for 6 budgets, 3.83 per budget".
+std::string probe_count_text(const ParetoReport& r) {
+  return std::to_string(r.probes) + " search-only probes for " + std::to_string(r.budgets.size()) + " budgets, " +
+         fmt("%.2f", double(r.probes) / double(std::max<size_t>(1, r.budgets.size()))) + " per budget";
+}
+
 std::string group_heading(const ParetoReport& r, const Group& g) {
   return g.name + ": " + std::to_string(g.configurations.size()) + " configurations, " + std::to_string(g.front.size()) +
          " on the front, hypervolume " + fmt("%.4g", g.hypervolume) + " (cost " + to_string(r.cost) + ")";
@@ -537,7 +543,7 @@ void print_report(std::ostream& out, const ParetoReport& r) {
   }
   for (const auto& g : r.groups) out << group_heading(r, g) << "\n" << group_table(r, g, false) << "\n";
   if (!r.budgets.empty()) {
-    out << "Budgets (" << r.probes << " search-only probes in all):\n" << budget_tables(r, false) << "\n";
+    out << "Budgets (" << probe_count_text(r) << "):\n" << budget_tables(r, false) << "\n";
   }
 }
 
@@ -582,8 +588,8 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
      << "% (the same for every group).\n\n";
   for (const auto& g : r.groups) md << "### " << group_heading(r, g) << "\n\n" << group_table(r, g, true) << "\n";
   if (!r.budgets.empty()) {
-    md << "## Budgets\n\nFor each budget the sweep searched lambda with search-only probes (" << r.probes
-       << " in all) until a derived allocation's cost lay within the tolerance under the budget, then retrained it "
+    md << "## Budgets\n\nFor each budget the sweep searched lambda with search-only probes (" << probe_count_text(r)
+       << ") until a derived allocation's cost lay within the tolerance under the budget, then retrained it "
           "(docs/budgets.md). \"gave up\" retrains the most expensive probe still under the budget; \"own\" probes "
           "are those the budget started, \"family\" all of its model, bits and seed it could use.\n"
        << budget_tables(r, true) << "\n";

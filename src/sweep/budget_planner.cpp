@@ -87,12 +87,15 @@ BudgetPlanner::Step BudgetPlanner::plan(const std::map<std::string, nlohmann::js
                                         const std::set<std::string>& failed) {
   Step step;
   std::set<std::string> in_flight = in_flight_now;
+  // Probes cut short by the last stop, until they run again.
+  std::vector<const PlannedTrial*> waiting;
   for (const auto* t : resume_) {
     if (finished.count(t->id) || in_flight.count(t->id)) continue;
+    waiting.push_back(t);
     step.start.push_back(t);
     in_flight.insert(t->id);
   }
-  resume_.clear();
+  resume_ = waiting;
   for (auto& run : groups_) {
     if (run.phase == Phase::searching) decide(run, finished, in_flight, failed, step);
     if (run.phase != Phase::retraining) continue;
@@ -156,7 +159,7 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
       }
     }
   }
-  const auto d = decide_budget(g.target, probes, running, own, settings.max_parallel - own_in_flight, settings);
+  const auto d = decide_budget(g.target, probes, running, own, settings.max_parallel, settings);
   run.own_probes = own;
   if (d.state == BudgetState::searching) {
     for (double lambda : d.next) {

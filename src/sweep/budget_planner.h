@@ -32,10 +32,14 @@ class BudgetPlanner {
     std::vector<std::string> log;            ///< lines for the coordinator's log
   };
 
-  /// The next step. `finished`: every finished trial's trial_finished event;
-  /// `in_flight`: IDs of trials pending or running; `failed`: IDs of trials
-  /// that failed after their retries in this run. The pointers stay valid
-  /// for the planner's life.
+  /// What to start now, from what is known now. `finished`: every finished
+  /// trial's trial_finished event; `in_flight`: IDs of trials pending or
+  /// running; `failed`: IDs of trials that failed after their retries in
+  /// this run. A pure function of these and the decisions taken so far: the
+  /// coordinator asks whenever a rank is free and starts the first trial of
+  /// `start` (the rest is proposed again, from fresher results, next time).
+  /// Decisions are taken (and given in `events`) once. The pointers stay
+  /// valid for the planner's life.
   Step plan(const std::map<std::string, nlohmann::json>& finished, const std::set<std::string>& in_flight,
             const std::set<std::string>& failed);
 

@@ -134,7 +134,18 @@ BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<Budge
                                          ", below the window: the budget is above what the search space reaches");
   }
 
-  const int slots = std::min({free_slots, settings.max_parallel, settings.max_probes - own_probes});
+  // Probes in flight where this budget's search goes next (any, before the
+  // first result; beyond the frontier when bracketing; inside the bracket)
+  // will inform it, whichever budget started them: they take its slots, so
+  // budgets of one family do not probe past each other.
+  int useful_running = 0;
+  for (double l : running) {
+    if (lo && hi) useful_running += l > lo->lambda && l < hi->lambda;
+    else if (lo) useful_running += l > lo->lambda;
+    else if (hi) useful_running += l < hi->lambda;
+    else ++useful_running;
+  }
+  const int slots = std::min({free_slots, settings.max_parallel - useful_running, settings.max_probes - own_probes});
   if (slots <= 0) return {};
   BudgetDecision d = propose_next(target, finished, running, lo, hi, slots, settings);
   if (d.next.empty() && running.empty()) {

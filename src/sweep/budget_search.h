@@ -62,8 +62,10 @@ bool meets_budget(const BudgetTarget& target, double cost);
 /// family (any order, whichever budget or sweep started it); `running`:
 /// lambdas of the family's probes in flight; `own_probes`: how many probes
 /// this budget has started (finished or running; probes reused from others
-/// are free); `free_slots`: how many probes the caller could start now (at
-/// most settings.max_parallel are proposed).
+/// are free); `free_slots`: how many probes the caller could start now. At
+/// most settings.max_parallel probes that can inform this budget (any
+/// before the first result, then those beyond the bracketing frontier or
+/// inside the bracket, whichever budget started them) are in flight at once.
 BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<BudgetProbe>& finished,
                              const std::vector<double>& running, int own_probes, int free_slots,
                              const BudgetSearchSettings& settings = {});

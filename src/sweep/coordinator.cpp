@@ -98,7 +98,6 @@ class Coordinator {
           " finished trials of this directory are no longer in the sweep file; their results stay in "
           "results.csv (in_current_sweep 0) and in the report");
     }
-    plan_budgets();
     write_outputs();
 
     active_ = endpoint_.worker_count();  // workers not yet told to stop
@@ -115,8 +114,9 @@ class Coordinator {
         --active_;  // an interrupted worker has left its loop
         continue;
       }
-      // "ready", or done with a trial. The worker gets its next trial first,
-      // so the journal's disk flushes below overlap with its work.
+      // "ready", or done with a trial. The result is recorded before the
+      // worker's next trial is chosen: a finished probe changes what the
+      // budgets run next.
       std::optional<Running> done;
       if (type == "finished" || type == "failed") {
         auto it = running_.find(worker);
@@ -126,21 +126,19 @@ class Coordinator {
         }
       }
       if (done && type == "failed") requeue_if_retrying(*done);
-      const auto next = dispatch(worker);
-      if (!next) idle_.push_back(worker);
       if (done && type == "finished") on_finished(worker, *done, m);
       if (done && type == "failed") on_failed(worker, *done, m);
-      // A finished probe may decide a budget or call for the next probe.
-      if (done && !stopping_) plan_budgets();
-      if (next) journal_started(worker, *next);
-      // Idle workers take what came back to the queue (a retry).
-      while (!idle_.empty() && !pending_.empty() && !stopping_) {
-        const int w = idle_.front();
+      idle_.push_back(worker);
+      // Idle workers take what there is now (a retry, a probe, a retraining).
+      while (!idle_.empty() && !stopping_) {
+        const auto next = dispatch(idle_.front());
+        if (!next) break;
+        journal_started(idle_.front(), *next);
         idle_.erase(idle_.begin());
-        journal_started(w, *dispatch(w));
       }
-      // Nothing left to run anywhere: release every idle worker.
-      if ((pending_.empty() && running_.empty()) || stopping_) release_idle_workers();
+      // Nothing runs and nothing could start: every trial and budget is
+      // settled, so release every idle worker.
+      if (running_.empty() || stopping_) release_idle_workers();
       write_outputs();
       if (done) summary_line();
     }
@@ -196,17 +194,19 @@ class Coordinator {
     return failed;
   }
 
-  /// Starts what the budgets need next (ahead of the other pending trials:
-  /// later probes and retrainings wait on them) and journals their decisions.
-  void plan_budgets() {
-    if (budgets_.size() == 0) return;
+  /// What the budgets need next, chosen from the results known now (so a
+  /// probe's lambda is never older than the rank that runs it); their
+  /// decisions are journaled. Budget work goes ahead of the other pending
+  /// trials: later probes and retrainings wait on it.
+  const PlannedTrial* next_budget_trial() {
+    if (budgets_.size() == 0) return nullptr;
     std::set<std::string> in_flight;
     for (const auto* t : pending_) in_flight.insert(t->id);
     for (const auto& [worker, run] : running_) in_flight.insert(run.trial->id);
     auto step = budgets_.plan(finished_, in_flight, failed_final_);
     for (auto& event : step.events) journal_.append(std::move(event));
     for (const auto& line : step.log) say(line);
-    for (auto it = step.start.rbegin(); it != step.start.rend(); ++it) pending_.push_front(*it);
+    return step.start.empty() ? nullptr : step.start.front();
   }
 
   std::string host_of(int worker) const {
@@ -218,11 +218,16 @@ class Coordinator {
     if (options_.log) *options_.log << line << std::endl;
   }
 
-  /// Sends the next pending trial to `worker`; the caller journals it.
+  /// Sends the next trial (a budget's, else the next pending one) to
+  /// `worker`; the caller journals it.
   std::optional<Running> dispatch(int worker) {
-    if (stopping_ || pending_.empty()) return std::nullopt;
-    const PlannedTrial* t = pending_.front();
-    pending_.pop_front();
+    if (stopping_) return std::nullopt;
+    const PlannedTrial* t = next_budget_trial();
+    if (!t) {
+      if (pending_.empty()) return std::nullopt;
+      t = pending_.front();
+      pending_.pop_front();
+    }
     const int attempt = failures_before_[t->id] + failures_now_[t->id] + 1;
     running_[worker] = {t, attempt, Clock::now(), utc_now()};
     nlohmann::json message = {{"type", "run"}, {"trial", t->id}, {"attempt", attempt}};

@@ -6,6 +6,7 @@ exactly-once are checked in seconds; the last test runs real Fashion-MNIST
 searches."""
 import json
 import random
+import signal
 import subprocess
 import time
 
@@ -135,6 +136,24 @@ def test_resume_after_kill_9_continues_the_search_and_retrains_each_budget_once(
     assert sweep.run(3, "--fake-trials", "--fake-duration", "0.3") == 0
     after = sweep.journal()[before:]
     assert not [e for e in after if e["event"] in ("trial_started", "budget_decided")]
+
+
+def test_preemption_checkpoints_probes_and_the_rerun_resumes_them(sweep_factory):
+    sweep = sweep_factory(budget_definition(values=(2.0, 3.0), seeds=(1, 2), baselines=()))
+    proc = sweep.start(2, "--fake-trials", "--fake-duration", "2")
+    deadline = time.time() + 60
+    while started_count(sweep) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGUSR2)  # what Slurm sends before preempting; mpirun forwards it
+    assert proc.wait(timeout=60) == 4
+    paused = {e["trial"] for e in sweep.journal() if e["event"] == "trial_interrupted"}
+    assert paused
+    assert sweep.run(2, "--fake-trials", "--fake-duration", "0.2") == 0
+    check_budgets_met_once(sweep, budget_groups(sweep))
+    done = finished(sweep)
+    for trial in paused:
+        assert done[trial]["result"]["resumed_from_step"] > 0, "a preempted probe restarted from zero"
 
 
 def test_a_new_budget_and_a_new_seed_reuse_the_probes_already_run(sweep_factory):

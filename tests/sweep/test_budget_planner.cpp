@@ -185,6 +185,18 @@ TEST_CASE("the planner lands every budget in its window and retrains each exactl
   CHECK(planner.plan(sim.finished, {}, {}).start.empty());
 }
 
+TEST_CASE("with two probes in flight per budget the planner still lands every budget once", "[sweep][budget]") {
+  const auto sweep =
+      parse_sweep(budget_sweep(R"({"values": [1.8, 2.4, 3.0], "tolerance": 0.05, "parallel": 2})"), "b.json");
+  CHECK(sweep.budget_settings.max_parallel == 2);
+  Simulation sim{sweep};
+  BudgetPlanner planner(sweep, sim.journal);
+  sim.run(planner);
+  CHECK(planner.done() == sweep.budgets.size());
+  for (const auto& [id, n] : sim.runs) CHECK(n == 1);
+  for (const auto& [group, e] : sim.journal.budgets) CHECK(e.at("chosen_cost").get<double>() <= e.at("budget").get<double>());
+}
+
 TEST_CASE("after a crash the planner resumes the probes in flight and keeps journaled decisions", "[sweep][budget]") {
   const auto sweep = parse_sweep(budget_sweep(R"({"values": [2.0, 2.8]})"), "b.json");
   // Uninterrupted, for reference.

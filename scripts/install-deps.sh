@@ -21,11 +21,16 @@ packages=(
   nlohmann-json3-dev
   # tests and benchmarks
   catch2 libbenchmark-dev
-  # real data
-  dataset-fashion-mnist
+  # real data; image folders: JPEG through libjpeg-turbo (its libjpeg API
+  # decodes only a crop's rows and columns, DCT-scaled; TurboJPEG reads
+  # headers and writes the synthetic folders), PNG through libpng
+  dataset-fashion-mnist libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
   # analysis and plots (Debian's interpreter, see scripts/python.sh); pip
   # fetches the CUDA LibTorch for scripts/build-cuda.sh
   python3 python3-matplotlib python3-pandas python3-pytest python3-jsonschema python3-pip
+  # the data benchmark's anchor (torchvision's ImageFolder + DataLoader on the
+  # same files; not used by the product) and the image-folder generator (Pillow)
+  python3-torchvision python3-pil
   # real single-node Slurm cluster for the tests
   slurm-wlm munge procps
 )

@@ -8,6 +8,8 @@
 #include "app/commands.h"
 #include "app/sweep_status.h"
 #include "core/allocator.h"
+#include "bench/data_benchmark.h"
+#include "data/synthetic_folder.h"
 #include "bench/step_benchmark.h"
 #include "pareto/analysis.h"
 #include "slurm/batch_script.h"
@@ -32,6 +34,8 @@ const char* kUsage =
     "  pareto DIR [DIR...]           fronts, hypervolume, dominance over uniform; writes the report tables\n"
     "  report DIR [DIR...]           pareto, then the plots (the whole report in DIR)\n"
     "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
+    "  bench --data DIR [--generate] image-folder loading: images/s against torchvision, data wait\n"
+    "  generate-folder DIR           write a synthetic image folder (train/ and val/, one folder per class)\n"
     "  --version                     version, LibTorch, CUDA, where the shared files are\n"
     "\n"
     "Run `edmips <command> --help` for a command's options and their defaults.\n"
@@ -214,7 +218,66 @@ std::vector<int> parse_bits(const std::string& text) {
   return bits;
 }
 
+/// `edmips generate-folder DIR`: a synthetic image folder (tests, examples, the data benchmark).
+int generate_folder(const std::vector<std::string>& args) {
+  SyntheticFolderOptions o;
+  std::string dir;
+  po::options_description options("edmips generate-folder DIR [options]  (synthetic ImageFolder-layout JPEGs)");
+  options.add_options()("help,h", "show this help")("dir", po::value(&dir)->required(), "folder to write")(
+      "classes", po::value(&o.classes)->default_value(o.classes), "class folders")(
+      "train-per-class", po::value(&o.train_per_class)->default_value(o.train_per_class), "training images per class")(
+      "val-per-class", po::value(&o.val_per_class)->default_value(o.val_per_class), "validation images per class")(
+      "width", po::value(&o.width)->default_value(o.width), "image width (before --vary-sizes)")(
+      "height", po::value(&o.height)->default_value(o.height), "image height")(
+      "quality", po::value(&o.quality)->default_value(o.quality), "JPEG quality")(
+      "vary-sizes", po::bool_switch(&o.vary_sizes), "sizes from 0.5x to 1.5x, some portrait")(
+      "odd-formats", po::bool_switch(&o.odd_formats), "per class one greyscale JPEG, one CMYK JPEG and one PNG")(
+      "seed", po::value(&o.seed)->default_value(o.seed), "seed of the pictures");
+  po::positional_options_description positional;
+  positional.add("dir", 1);
+  if (wants_help(args, options)) return 0;
+  parse(args, options, positional);
+  if (std::filesystem::exists(std::filesystem::path(dir) / "train")) {
+    throw ConfigError(dir + "/train exists already; generate-folder writes only into a new folder");
+  }
+  write_synthetic_folder(dir, o);
+  std::cout << "wrote " << o.classes * (o.train_per_class + o.val_per_class) << " images to " << dir << "/train and "
+            << dir << "/val" << std::endl;
+  return 0;
+}
+
+/// `edmips bench --data DIR ...`: the image-folder data path's benchmark.
+int data_bench(const std::vector<std::string>& args) {
+  DataBenchmarkOptions o;
+  po::options_description options("edmips bench --data DIR [options]");
+  options.add_options()("help,h", "show this help")(
+      "data", po::value(&o.folder)->required(), "an image folder (train/<class>/*.jpg ...)")(
+      "generate", po::bool_switch(&o.generate), "first write a synthetic ImageNet-like folder there if it has no train/")(
+      "generate-images", po::value(&o.generate_images)->default_value(o.generate_images), "training images to generate")(
+      "images", po::value(&o.images)->default_value(o.images), "images decoded per measurement")(
+      "batch,b", po::value(&o.batch)->default_value(o.batch), "batch size of the loaders")(
+      "size", po::value(&o.size)->default_value(o.size), "crop size")(
+      "threads,t", po::value(&o.threads)->default_value(o.threads), "the \"all cores\" row's threads (0: every core)")(
+      "no-torchvision", "skip the torchvision anchor")(
+      "step-model", po::value(&o.step_model)->default_value(o.step_model),
+      "model of the data-wait measurement (\"\" to skip it)")(
+      "step-batch", po::value(&o.step_batch)->default_value(o.step_batch), "its batch size")(
+      "steps", po::value(&o.steps)->default_value(o.steps), "its measured steps");
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << options;
+      return 0;
+    }
+  }
+  const auto vm = parse(args, options, {});
+  o.torchvision = !vm.count("no-torchvision");
+  return run_data_benchmark(std::cout, o);
+}
+
 int bench(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "--data" || a.rfind("--data=", 0) == 0) return data_bench(args);
+  }
   StepBenchmarkOptions o;
   std::string weight_bits = "1,2,3,4", activation_bits = "2,3,4";
   po::options_description options("edmips bench [options]");
@@ -264,6 +327,7 @@ int main(int argc, char** argv) {
     if (command == "bench") return bench(args);
     if (command == "validate") return sweep_file_command(args, "validate", run_validate_command);
     if (command == "plan") return plan(args);
+    if (command == "generate-folder") return generate_folder(args);
     if (command == "sweep") return sweep(args);
     if (command == "pareto") return pareto(args, false);
     if (command == "report") return pareto(args, true);

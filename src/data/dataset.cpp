@@ -128,6 +128,10 @@ Dataset load_dataset(const DatasetConfig& config) {
     d.train_images = read_cifar_batches(train_paths, d.train_labels);
     d.test_images = read_cifar_batches({(base / "test_batch.bin").string()}, d.test_labels);
     d.input.classes = 10;
+  } else if (config.name == "image-folder") {
+    d.folder = std::make_shared<FolderData>(scan_image_folder(dir, config.classes, default_cache_dir()), config);
+    d.input = {3, config.image_size, config.image_size, int64_t(d.folder->index().classes.size())};
+    return d;
   } else {
     throw ConfigError("unknown dataset \"" + config.name + "\"");
   }
@@ -197,6 +201,33 @@ std::pair<torch::Tensor, torch::Tensor> EpochBatches::batch(int64_t index) {
     out[i].copy_(crop);
   }
   return {out, labels};
+}
+
+}  // namespace edmips
+
+namespace edmips {
+
+BatchStream::BatchStream(const Dataset& data, bool train, int64_t batch_size, const DatasetConfig& config,
+                         uint64_t seed, bool shuffle, bool augment, int64_t first_batch, int threads, bool pinned) {
+  if (!data.folder) {
+    memory_.emplace(train ? data.train_images : data.test_images, train ? data.train_labels : data.test_labels,
+                    batch_size, config, seed, shuffle, augment);
+    return;
+  }
+  std::vector<int64_t> order(size_t(data.folder->size(train)));
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffle) {
+    std::mt19937_64 rng(seed);
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  folder_ = std::make_unique<FolderBatches>(*data.folder, train, std::move(order), batch_size, seed, 0, augment,
+                                            threads, first_batch, pinned);
+}
+
+int64_t BatchStream::batch_count() const { return folder_ ? folder_->batch_count() : memory_->batch_count(); }
+
+std::pair<torch::Tensor, torch::Tensor> BatchStream::batch(int64_t index) {
+  return folder_ ? folder_->batch(index) : memory_->batch(index);
 }
 
 }  // namespace edmips

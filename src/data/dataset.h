@@ -9,19 +9,28 @@
 #include <random>
 #include <string>
 
+#include <memory>
+#include <optional>
+
 #include "data/dataset_config.h"
+#include "data/image_folder.h"
 #include "models/network.h"
 
 namespace edmips {
 
-/// A loaded, normalised dataset.
+/// A loaded, normalised dataset: in memory (IDX, CIFAR-10), or an image
+/// folder streamed from disk (only its file list is held).
 struct Dataset {
   std::string name;
-  torch::Tensor train_images;  ///< float [N, C, H, W], normalised per channel
+  torch::Tensor train_images;  ///< float [N, C, H, W], normalised per channel (in-memory datasets)
   torch::Tensor train_labels;  ///< int64 [N]
   torch::Tensor test_images;
   torch::Tensor test_labels;
+  std::shared_ptr<FolderData> folder;  ///< image-folder datasets
   ModelInput input;
+
+  int64_t train_size() const { return folder ? folder->size(true) : train_images.size(0); }
+  int64_t test_size() const { return folder ? folder->size(false) : test_images.size(0); }
 };
 
 /// Loads and normalises the dataset described by `config` (DataError on any
@@ -48,6 +57,25 @@ class EpochBatches {
   DatasetConfig augmentation_;
   bool augment_;
   uint64_t seed_;
+};
+
+/// The batches of one epoch of either kind of dataset. In memory: as
+/// EpochBatches. A folder: decoded ahead by `threads` threads (pinned host
+/// memory when `pinned`), the order shuffled from `seed`, each sample's crop
+/// and flip from (seed, its index). Batches are asked for in order from
+/// `first_batch`.
+class BatchStream {
+ public:
+  BatchStream(const Dataset& data, bool train, int64_t batch_size, const DatasetConfig& config, uint64_t seed,
+              bool shuffle, bool augment, int64_t first_batch, int threads, bool pinned);
+  int64_t batch_count() const;
+  std::pair<torch::Tensor, torch::Tensor> batch(int64_t index);
+  /// Seconds spent waiting for decoded batches (0 for in-memory data).
+  double waited_s() const { return folder_ ? folder_->waited_s() : 0.0; }
+
+ private:
+  std::optional<EpochBatches> memory_;
+  std::unique_ptr<FolderBatches> folder_;
 };
 
 }  // namespace edmips

@@ -8,7 +8,7 @@
 namespace edmips {
 
 /// Dataset formats this project reads (defined in data/file_formats.cpp).
-const std::vector<std::string>& dataset_names();  // fashion-mnist, mnist, cifar10
+const std::vector<std::string>& dataset_names();  // fashion-mnist, mnist, cifar10, image-folder
 
 struct DatasetConfig {
   std::string name = "fashion-mnist";
@@ -18,6 +18,11 @@ struct DatasetConfig {
   uint64_t subset_seed = 0;   ///< seed of the training subset (independent of the trial seed)
   int crop_padding = 0;       ///< random crop after zero-padding by this many pixels (0 = off)
   bool horizontal_flip = false;
+  // image-folder only (data/image_folder.h):
+  int image_size = 224;       ///< network input: random-resized crops (training), centre crops (evaluation)
+  int64_t classes = 0;        ///< 0 = every class folder; else the first N (sorted names)
+  bool skip_corrupt = false;  ///< count and replace unreadable images instead of stopping with exit 3
+  int loader_threads = 0;     ///< decode threads; 0 = the trial's threads (not part of the trial ID)
 };
 
 }  // namespace edmips

@@ -7,7 +7,7 @@
 namespace edmips {
 
 const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10"};
+  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10", "image-folder"};
   return names;
 }
 

@@ -316,7 +316,10 @@ class Coordinator {
     double mean = 0;
     for (double d : durations_) mean += d;
     mean /= double(durations_.size());
-    const double work = double(pending_.size()) + 0.5 * double(running_.size());
+    // A budget still open is counted as two trials (a probe or two and its
+    // retraining): a rough figure, refined as budgets settle.
+    const double open_budgets = double(budgets_.size() - budgets_.done() - budgets_.failed());
+    const double work = double(pending_.size()) + 0.5 * double(running_.size()) + 2.0 * open_budgets;
     return mean * work / std::max(1, endpoint_.worker_count());
   }
 

@@ -198,16 +198,22 @@ struct Evaluation {
   double loss = 0;
 };
 
-Evaluation evaluate(const Network& net, const Dataset& data, torch::Device device) {
+/// Decode threads of a folder dataset: the config's, else the trial's.
+int loader_threads(const TrialConfig& config) {
+  return config.dataset.loader_threads > 0 ? config.dataset.loader_threads : torch::get_num_threads();
+}
+
+Evaluation evaluate(const Network& net, const Dataset& data, const TrialConfig& config, torch::Device device) {
   torch::NoGradGuard no_grad;
   net->eval();
-  const int64_t n = data.test_images.size(0), chunk = 500;
+  const int64_t n = data.test_size(), chunk = data.folder ? 100 : 500;
   int64_t correct = 0;
   double loss = 0;
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t size = std::min(chunk, n - start);
-    const auto x = data.test_images.narrow(0, start, size).to(device);
-    const auto y = data.test_labels.narrow(0, start, size).to(device);
+  BatchStream batches(data, false, chunk, config.dataset, 0, false, false, 0, loader_threads(config), device.is_cuda());
+  for (int64_t b = 0; b < batches.batch_count(); ++b) {
+    auto [x, y] = batches.batch(b);
+    x = x.to(device, /*non_blocking=*/true);
+    y = y.to(device, /*non_blocking=*/true);
     const auto logits = net->forward(x);
     loss += torch::nn::functional::cross_entropy(
                 logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
@@ -254,8 +260,9 @@ class PhaseRunner {
       // Before the warm-up ends only the weights train: the alphas keep their
       // initial (equal) values and the penalty, which only they feel, is off.
       const bool arch_moves = searching && progress.epoch >= spec_.arch_warmup_epochs;
-      EpochBatches batches(data_.train_images, data_.train_labels, schedule.batch_size, config_.dataset,
-                           epoch_seed(config_.seed, spec_.phase, progress.epoch), true, true);
+      BatchStream batches(data_, true, schedule.batch_size, config_.dataset,
+                          epoch_seed(config_.seed, spec_.phase, progress.epoch), true, true, progress.batch,
+                          loader_threads(config_), device_.is_cuda());
       spec_.net->train();
       int64_t batches_this_run = 0;
       for (; progress.batch < batches.batch_count(); ++progress.batch) {
@@ -304,7 +311,7 @@ class PhaseRunner {
                             std::to_string(progress.epoch + 1) + " batch " + std::to_string(progress.batch));
         }
       }
-      finish_epoch(decay, arch_moves, seconds_since(epoch_start));
+      finish_epoch(decay, arch_moves, seconds_since(epoch_start), batches.waited_s());
     }
   }
 
@@ -342,7 +349,7 @@ class PhaseRunner {
     return state_;
   }
 
-  void finish_epoch(double decay, bool arch_moved, double epoch_seconds) {
+  void finish_epoch(double decay, bool arch_moved, double epoch_seconds, double data_wait_s) {
     auto& progress = state_.progress;
     const auto reports = spec_.net->layer_reports();
     const auto cost = network_cost(reports);
@@ -367,6 +374,8 @@ class PhaseRunner {
     }
     progress.seconds += epoch_seconds;
     record["seconds"] = progress.seconds;
+    // Time the step waited for decoded batches (streamed datasets), this run of the epoch.
+    if (data_.folder) record["data_wait_s"] = data_wait_s;
     state_.history.push_back(record);
     const int done = progress.epoch + 1;
     progress = PhaseProgress{done, 0, 0, 0, 0, 0, progress.seconds};
@@ -435,18 +444,30 @@ NetworkPrecision base_precision(const TrialConfig& config) {
   return p;
 }
 
+/// A folder dataset's corrupt images that were skipped (skip_corrupt), in
+/// result.json and the trial's log.
+void add_data_report(nlohmann::json& result, const Dataset& data, const TrialRunOptions& options) {
+  if (!data.folder) return;
+  const auto skipped = data.folder->skipped();
+  result["data"] = {{"skipped_corrupt_images", skipped.size()}, {"skipped_files", skipped}};
+  if (!skipped.empty() && options.progress) {
+    options.progress("skipped " + std::to_string(skipped.size()) + " corrupt image(s), each replaced by the next image "
+                     "of its split, first " + skipped.front());
+  }
+}
+
 /// The end of a search-only trial (a budget probe): the derived allocation's
 /// cost, measured on the fixed network it describes, without retraining.
 /// top1 and test_loss are null: nothing was evaluated.
 nlohmann::json finish_search_only(const TrialConfig& config, const std::string& id, const fs::path& directory,
-                                  const ModelInput& input, const TrialState& state, int threads,
+                                  const Dataset& data, const TrialState& state, int threads,
                                   const torch::Device& device, Clock::time_point total_start,
                                   const TrialRunOptions& options) {
   const auto allocation = bit_allocation_from_json(state.allocation, (directory / trial_files::checkpoint).string());
   auto precision = base_precision(config);
   precision.mode = PrecisionMode::fixed;
   precision.fixed_bits = allocation.layers;
-  auto net = make_network(config.model, input, precision);
+  auto net = make_network(config.model, data.input, precision);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
   nlohmann::json result = {
@@ -479,6 +500,7 @@ nlohmann::json finish_search_only(const TrialConfig& config, const std::string& 
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : reports) layers.push_back(to_json(l));
   result["layers"] = layers;
+  add_data_report(result, data, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {
     char line[200];
@@ -495,7 +517,8 @@ struct TrialRunner::Impl {
   std::map<std::string, std::shared_ptr<Dataset>> datasets;
 
   std::shared_ptr<Dataset> dataset(const DatasetConfig& config) {
-    nlohmann::json key = {config.name, config.path, config.train_subset, config.test_subset, config.subset_seed};
+    nlohmann::json key = {config.name,       config.path,    config.train_subset, config.test_subset,
+                          config.subset_seed, config.image_size, config.classes,    config.skip_corrupt};
     auto& slot = datasets[key.dump()];
     if (!slot) slot = std::make_shared<Dataset>(load_dataset(config));
     return slot;
@@ -582,7 +605,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     const auto& s = search.schedule;
     torch::optim::SGD weights(net->weight_parameters(),
                               torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
-    const double arch_lr = effective_arch_lr(search, data->train_images.size(0));
+    const double arch_lr = effective_arch_lr(search, data->train_size());
     const auto arch = make_arch_optimizer(search, s, net->arch_parameters(), arch_lr);
     std::vector<torch::optim::Optimizer*> optimizers = {&weights, arch.get()};
     if (resuming && state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
@@ -619,7 +642,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   }
 
   if (config.mode == TrialMode::search && !config.search.retrain) {
-    return finish_search_only(config, id, directory, input, state, threads, device, total_start, options);
+    return finish_search_only(config, id, directory, *data, state, threads, device, total_start, options);
   }
 
   // Retrain the derived (or given, or uniform) network from scratch.
@@ -651,7 +674,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   PhaseRunner(spec, config, *data, device, directory, options, state).run();
 
   const auto eval_start = Clock::now();
-  const auto evaluation = evaluate(net, *data, device);
+  const auto evaluation = evaluate(net, *data, config, device);
   const double eval_seconds = seconds_since(eval_start);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
@@ -682,6 +705,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : reports) layers.push_back(to_json(l));
   result["layers"] = layers;
+  add_data_report(result, *data, options);
   if (config.mode == TrialMode::search) {
     result["complexity_penalty"] = config.search.complexity_penalty;
     result["weight_candidates"] = config.search.weight_bits;

@@ -96,6 +96,16 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     c.dataset.subset_seed = uint64_t(d.int_value("subset_seed", 0, std::numeric_limits<int64_t>::max(), 0));
     c.dataset.crop_padding = int(d.int_value("crop_padding", 0, 64, 0));
     c.dataset.horizontal_flip = d.bool_value("horizontal_flip", false);
+    if (c.dataset.name == "image-folder") {
+      c.dataset.image_size = int(d.int_value("image_size", 16, 1024, 224));
+      c.dataset.classes = d.int_value("classes", 0, int64_t(1) << 30, 0);
+      c.dataset.skip_corrupt = d.bool_value("skip_corrupt", false);
+      c.dataset.loader_threads = int(d.int_value("loader_threads", 0, 1024, 0));
+      if (c.dataset.crop_padding > 0 || c.dataset.horizontal_flip) {
+        d.fail("crop_padding", "no crop_padding or horizontal_flip for an image folder (it trains with random "
+                               "resized crops and flips)");
+      }
+    }
     d.reject_unknown_keys();
   }
   if (root.has("model")) {
@@ -167,6 +177,12 @@ nlohmann::json to_json(const TrialConfig& c) {
                   {"subset_seed", c.dataset.subset_seed},
                   {"crop_padding", c.dataset.crop_padding},
                   {"horizontal_flip", c.dataset.horizontal_flip}};
+  if (c.dataset.name == "image-folder") {  // only there, so the other datasets' trial IDs stay as they were
+    j["dataset"]["image_size"] = c.dataset.image_size;
+    j["dataset"]["classes"] = c.dataset.classes;
+    j["dataset"]["skip_corrupt"] = c.dataset.skip_corrupt;
+    j["dataset"]["loader_threads"] = c.dataset.loader_threads;
+  }
   j["model"] = {{"name", c.model},
                 {"full_precision_first", c.full_precision_first},
                 {"full_precision_last", c.full_precision_last}};
@@ -206,6 +222,7 @@ std::string trial_id(const TrialConfig& config) {
   j.erase("name");
   j.erase("threads");
   j.erase("device");
+  if (j["dataset"].contains("loader_threads")) j["dataset"].erase("loader_threads");  // how, not what
   // A search-only trial computes the same whatever retraining would follow,
   // so probes are shared by budgets and sweeps that retrain differently.
   if (config.mode == TrialMode::search && !config.search.retrain) j.erase("train");

@@ -40,6 +40,7 @@ BitAllocation allocation_costing(double cost) {
 /// Plays the coordinator: runs what the planner starts (all of it at once,
 /// then one round later the next), journaling like the real one does.
 struct Simulation {
+  explicit Simulation(const SweepDefinition& s) : sweep(s) {}
   const SweepDefinition& sweep;
   std::map<std::string, nlohmann::json> finished;
   std::map<std::string, int> runs;  // trial -> times run

@@ -293,7 +293,8 @@ int bench(const std::vector<std::string>& args) {
       "warmup", po::value(&o.warmup)->default_value(o.warmup), "warm-up steps")(
       "threads,t", po::value(&o.threads)->default_value(o.threads), "torch threads")(
       "device", po::value(&o.device)->default_value(o.device), "cpu or cuda (GPU 0 of CUDA_VISIBLE_DEVICES)")(
-      "no-naive", "skip the naive |W|x|A| search form");
+      "no-naive", "skip the naive |W|x|A| search form")(
+      "data", po::value<std::string>(), "an image folder: benchmark its loading instead (edmips bench --data DIR --help)");
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
       std::cout << options;

@@ -456,6 +456,58 @@ void add_data_report(nlohmann::json& result, const Dataset& data, const TrialRun
   }
 }
 
+/// What result.json records, whatever the trial's mode: `top1` and `test_loss`
+/// null when nothing was evaluated (a search-only trial).
+struct Outcome {
+  std::string mode;
+  nlohmann::json top1, test_loss;
+  double train_s = 0, eval_s = 0;
+};
+
+nlohmann::json trial_result(const TrialConfig& config, const std::string& id, const Outcome& outcome,
+                            const std::vector<LayerReport>& reports, const BitAllocation& allocation,
+                            const TrialState& state, const Dataset& data, int threads, const torch::Device& device,
+                            Clock::time_point total_start, const TrialRunOptions& options) {
+  const auto cost = network_cost(reports);
+  nlohmann::json result = {
+      {"trial_id", id},
+      {"status", "finished"},
+      {"name", config.name},
+      {"mode", outcome.mode},
+      {"model", config.model},
+      {"dataset", config.dataset.name},
+      {"seed", config.seed},
+      {"top1", outcome.top1},
+      {"test_loss", outcome.test_loss},
+      {"bitops", cost.bitops},
+      {"normalised_bits", cost.normalised_bits()},
+      {"weight_memory_bits", cost.weight_memory_bits},
+      {"total_macs", cost.total_macs},
+      {"quantized_macs", cost.quantized_macs},
+      {"allocation", to_json(allocation)},
+      {"timings",
+       {{"search_s", state.search_seconds},
+        {"train_s", outcome.train_s},
+        {"eval_s", outcome.eval_s},
+        {"this_run_s", seconds_since(total_start)}}},
+      {"threads", threads},
+      {"device", device.str()}};
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : reports) layers.push_back(to_json(l));
+  result["layers"] = layers;
+  add_data_report(result, data, options);
+  if (config.mode == TrialMode::search) {
+    result["complexity_penalty"] = config.search.complexity_penalty;
+    result["weight_candidates"] = config.search.weight_bits;
+    result["activation_candidates"] = config.search.activation_bits;
+    result["search"] = state.search_summary;
+  } else if (config.mode == TrialMode::uniform) {
+    result["uniform_weight_bits"] = config.uniform_weight_bits;
+    result["uniform_activation_bits"] = config.uniform_activation_bits;
+  }
+  return result;
+}
+
 /// The end of a search-only trial (a budget probe): the derived allocation's
 /// cost, measured on the fixed network it describes, without retraining.
 /// top1 and test_loss are null: nothing was evaluated.
@@ -470,37 +522,8 @@ nlohmann::json finish_search_only(const TrialConfig& config, const std::string& 
   auto net = make_network(config.model, data.input, precision);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
-  nlohmann::json result = {
-      {"trial_id", id},
-      {"status", "finished"},
-      {"name", config.name},
-      {"mode", "search-only"},
-      {"model", config.model},
-      {"dataset", config.dataset.name},
-      {"seed", config.seed},
-      {"top1", nullptr},
-      {"test_loss", nullptr},
-      {"bitops", cost.bitops},
-      {"normalised_bits", cost.normalised_bits()},
-      {"weight_memory_bits", cost.weight_memory_bits},
-      {"total_macs", cost.total_macs},
-      {"quantized_macs", cost.quantized_macs},
-      {"allocation", to_json(allocation)},
-      {"timings",
-       {{"search_s", state.search_seconds},
-        {"train_s", 0.0},
-        {"eval_s", 0.0},
-        {"this_run_s", seconds_since(total_start)}}},
-      {"threads", threads},
-      {"device", device.str()},
-      {"complexity_penalty", config.search.complexity_penalty},
-      {"weight_candidates", config.search.weight_bits},
-      {"activation_candidates", config.search.activation_bits},
-      {"search", state.search_summary}};
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : reports) layers.push_back(to_json(l));
-  result["layers"] = layers;
-  add_data_report(result, data, options);
+  const auto result = trial_result(config, id, {"search-only", nullptr, nullptr, 0.0, 0.0}, reports, allocation, state,
+                                   data, threads, device, total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {
     char line[200];
@@ -679,42 +702,10 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
 
-  nlohmann::json result = {
-      {"trial_id", id},
-      {"status", "finished"},
-      {"name", config.name},
-      {"mode", to_string(config.mode)},
-      {"model", config.model},
-      {"dataset", config.dataset.name},
-      {"seed", config.seed},
-      {"top1", evaluation.top1},
-      {"test_loss", evaluation.loss},
-      {"bitops", cost.bitops},
-      {"normalised_bits", cost.normalised_bits()},
-      {"weight_memory_bits", cost.weight_memory_bits},
-      {"total_macs", cost.total_macs},
-      {"quantized_macs", cost.quantized_macs},
-      {"allocation", to_json(allocation)},
-      {"timings",
-       {{"search_s", state.search_seconds},
-        {"train_s", state.progress.seconds},
-        {"eval_s", eval_seconds},
-        {"this_run_s", seconds_since(total_start)}}},
-      {"threads", threads},
-      {"device", device.str()}};
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : reports) layers.push_back(to_json(l));
-  result["layers"] = layers;
-  add_data_report(result, *data, options);
-  if (config.mode == TrialMode::search) {
-    result["complexity_penalty"] = config.search.complexity_penalty;
-    result["weight_candidates"] = config.search.weight_bits;
-    result["activation_candidates"] = config.search.activation_bits;
-    result["search"] = state.search_summary;
-  } else if (config.mode == TrialMode::uniform) {
-    result["uniform_weight_bits"] = config.uniform_weight_bits;
-    result["uniform_activation_bits"] = config.uniform_activation_bits;
-  }
+  const auto result = trial_result(config, id,
+                                   {to_string(config.mode), evaluation.top1, evaluation.loss, state.progress.seconds,
+                                    eval_seconds},
+                                   reports, allocation, state, *data, threads, device, total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {
     char line[200];

@@ -101,15 +101,7 @@ nlohmann::json best_per_baseline(const fs::path& directory) {
     if (!d.at("best_mixed").is_null()) {
       const auto& c = by_id.at(d.at("best_mixed").get<std::string>());
       row["best_mixed_lambda"] = c.at("complexity_penalty");
-      char label[96];
-      if (c.at("kind") == "budget") {
-        std::snprintf(label, sizeof label, "budget %.4g %s", c.at("budget").get<double>(),
-                      c.at("budget_cost").get<std::string>().c_str());
-      } else {
-        std::snprintf(label, sizeof label, "lambda %.4g", c.at("complexity_penalty").is_number()
-                                                              ? c.at("complexity_penalty").get<double>() : 0.0);
-      }
-      row["best_mixed_label"] = label;
+      row["best_mixed_label"] = d.at("best_mixed_label");  // as edmips pareto names it
       row["best_mixed_undecided"] = c.at("undecided_trials").get<int>() > 0;
     }
     rows.push_back(row);

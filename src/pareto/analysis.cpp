@@ -146,15 +146,6 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
   ++report.trials;
 }
 
-std::string allocation_text(const nlohmann::json& allocation) {
-  std::string text;
-  for (const auto& l : allocation.at("layers")) {
-    text += (text.empty() ? "" : " ") + std::to_string(l.at("weight_bits").get<int>()) + "/" +
-            std::to_string(l.at("activation_bits").get<int>());
-  }
-  return text;
-}
-
 /// Adds one budget's latest decision (and its retraining's accuracy, once finished).
 void add_budget(ParetoReport& report, const fs::path& dir, const JournalState& state, const nlohmann::json& e) {
   const auto& s = e.at("summary");
@@ -370,6 +361,7 @@ nlohmann::json to_json(const ParetoReport& r) {
          {"baseline_bitops", base.bitops_mean},
          {"mixed_group", d.mixed_group},
          {"best_mixed", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].configuration_id) : nlohmann::json()},
+         {"best_mixed_label", d.best_mixed ? nlohmann::json(label(r.configurations[*d.best_mixed])) : nlohmann::json()},
          {"best_mixed_top1", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].top1_mean) : nlohmann::json()},
          {"best_mixed_bitops", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].bitops_mean) : nlohmann::json()},
          {"accuracy_gain", optional(d.accuracy_gain)},

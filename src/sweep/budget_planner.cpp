@@ -34,6 +34,15 @@ std::optional<BudgetProbe> probe_of(const std::string& id, const nlohmann::json&
   return BudgetProbe{s["complexity_penalty"].get<double>(), r[cost].get<double>(), id};
 }
 
+/// A budget_decided event with what every decision records; the chosen
+/// probe's fields are added for met and gave_up.
+nlohmann::json decision_event(const BudgetGroup& g, const std::string& state, int own_probes,
+                              const std::string& reason) {
+  return {{"event", "budget_decided"}, {"group", g.id},         {"state", state},
+          {"budget", g.target.value},  {"cost", g.cost},        {"tolerance", g.target.tolerance},
+          {"own_probes", own_probes},  {"reason", reason},      {"summary", g.summary}};
+}
+
 }  // namespace
 
 BudgetPlanner::BudgetPlanner(const SweepDefinition& sweep, const JournalState& initial) : sweep_(sweep) {
@@ -173,10 +182,8 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
     return;
   }
   run.state = to_string(d.state);
-  nlohmann::json event = {{"event", "budget_decided"}, {"group", g.id},           {"state", run.state},
-                          {"budget", g.target.value},  {"cost", g.cost},          {"tolerance", g.target.tolerance},
-                          {"own_probes", own},         {"family_probes", probes.size()},
-                          {"reason", d.reason},        {"summary", g.summary}};
+  auto event = decision_event(g, run.state, own, d.reason);
+  event["family_probes"] = probes.size();
   if (d.state == BudgetState::impossible) {
     run.phase = Phase::done;
     step.log.push_back("budget " + describe(g) + ": impossible: " + d.reason);
@@ -203,10 +210,7 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
 void BudgetPlanner::fail(Run& run, const std::string& why, Step& step) {
   run.phase = Phase::failed;
   run.state = "failed";
-  step.events.push_back({{"event", "budget_decided"}, {"group", run.group->id}, {"state", "failed"},
-                         {"budget", run.group->target.value}, {"cost", run.group->cost},
-                         {"tolerance", run.group->target.tolerance}, {"own_probes", run.own_probes},
-                         {"reason", why}, {"summary", run.group->summary}});
+  step.events.push_back(decision_event(*run.group, "failed", run.own_probes, why));
   step.log.push_back("budget " + describe(*run.group) + ": failed: " + why);
 }
 

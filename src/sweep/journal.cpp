@@ -171,15 +171,20 @@ std::vector<std::string> result_row(const nlohmann::json& e) {
   }
 }
 
+std::string allocation_text(const nlohmann::json& allocation) {
+  std::string text;
+  for (const auto& l : allocation.at("layers")) {
+    text += (text.empty() ? "" : " ") + std::to_string(l.at("weight_bits").get<int>()) + "/" +
+            std::to_string(l.at("activation_bits").get<int>());
+  }
+  return text;
+}
+
 namespace {
 std::vector<std::string> result_row_unchecked(const nlohmann::json& e) {
   const auto& r = e.at("result");
   const auto& s = e.at("summary");
-  std::string allocation;
-  for (const auto& l : r.at("allocation").at("layers")) {
-    allocation += (allocation.empty() ? "" : " ") + std::to_string(l.at("weight_bits").get<int>()) + "/" +
-                  std::to_string(l.at("activation_bits").get<int>());
-  }
+  const std::string allocation = allocation_text(r.at("allocation"));
   const nlohmann::json expected =
       r.contains("search") ? r["search"].value("expected_normalised_bits", nlohmann::json()) : nlohmann::json();
   // How decided the search ended (search trials of this engine; empty otherwise).

@@ -54,6 +54,10 @@ class Journal {
   JournalState initial_;
 };
 
+/// An allocation as results.csv and the report write it: "w/a" per layer,
+/// separated by spaces ("2/3 1/2 ...").
+std::string allocation_text(const nlohmann::json& allocation);
+
 /// Columns of results.csv, in order.
 const std::vector<std::string>& result_columns();
 /// One results.csv row (flat values) from a trial_finished event.

@@ -2,14 +2,16 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace edmips {
 
 QuantLayer LayerBuilder::make(const std::string& name, const LayerShape& shape, bool quantize,
-                              bool is_data) {
+                              bool is_data, LayerInput input) {
   LayerPrecision p;
-  p.input_is_data = is_data;
+  p.input = is_data ? LayerInput::data : input;
   p.arch_init = precision_.arch_init;
   p.mode = quantize ? precision_.mode : PrecisionMode::full_precision;
   if (p.mode == PrecisionMode::search) {
@@ -34,13 +36,13 @@ QuantLayer LayerBuilder::make(const std::string& name, const LayerShape& shape, 
 }
 
 QuantLayer LayerBuilder::first(const std::string& name, const LayerShape& shape) {
-  return make(name, shape, !precision_.full_precision_first, true);
+  return make(name, shape, !precision_.full_precision_first, true, LayerInput::data);
 }
-QuantLayer LayerBuilder::inner(const std::string& name, const LayerShape& shape) {
-  return make(name, shape, true, false);
+QuantLayer LayerBuilder::inner(const std::string& name, const LayerShape& shape, LayerInput input) {
+  return make(name, shape, true, false, input);
 }
-QuantLayer LayerBuilder::last(const std::string& name, const LayerShape& shape) {
-  return make(name, shape, !precision_.full_precision_last, false);
+QuantLayer LayerBuilder::last(const std::string& name, const LayerShape& shape, LayerInput input) {
+  return make(name, shape, !precision_.full_precision_last, false, input);
 }
 
 std::vector<QuantLayer> LayerBuilder::finish(const std::string& model) const {
@@ -58,6 +60,14 @@ std::vector<QuantLayer> LayerBuilder::finish(const std::string& model) const {
 
 void NetworkImpl::set_naive_search(bool naive) {
   for (auto& layer : layers_) layer->set_naive_search(naive);
+}
+
+bool NetworkImpl::needs_calibration() const {
+  return std::any_of(layers_.begin(), layers_.end(), [](const QuantLayer& l) { return l->scales_input(); });
+}
+
+void NetworkImpl::set_calibrating(bool on) {
+  for (auto& layer : layers_) layer->set_calibrating(on);
 }
 
 void NetworkImpl::set_temperature(double temperature) {

@@ -32,14 +32,17 @@ class LayerBuilder {
   /// The network's first layer (its input is the image).
   QuantLayer first(const std::string& name, const LayerShape& shape);
   /// An inner layer: quantized unless the network is full precision.
-  QuantLayer inner(const std::string& name, const LayerShape& shape);
+  QuantLayer inner(const std::string& name, const LayerShape& shape,
+                   LayerInput input = LayerInput::pre_activation);
   /// The classifier.
-  QuantLayer last(const std::string& name, const LayerShape& shape);
+  QuantLayer last(const std::string& name, const LayerShape& shape,
+                  LayerInput input = LayerInput::pre_activation);
   /// Checks a fixed allocation matched the layers; returns every layer made.
   std::vector<QuantLayer> finish(const std::string& model) const;
 
  private:
-  QuantLayer make(const std::string& name, const LayerShape& shape, bool quantize, bool is_data);
+  QuantLayer make(const std::string& name, const LayerShape& shape, bool quantize, bool is_data,
+                  LayerInput input);
   NetworkPrecision precision_;
   std::vector<QuantLayer> layers_;
   size_t quantized_count_ = 0;
@@ -52,6 +55,11 @@ class NetworkImpl : public torch::nn::Module {
   void set_naive_search(bool naive);
   /// Sets every search layer's softmax temperature.
   void set_temperature(double temperature);
+  /// Whether some layer scales its quantized input by a measured scale (an
+  /// imported graph, quantized): such a network is calibrated before use.
+  bool needs_calibration() const;
+  /// Switches calibration of those scales on or off (QuantLayerImpl::set_calibrating).
+  void set_calibrating(bool on);
   /// Calls `probe` at the model's named points during forward (tests of the
   /// layout); an empty function switches it off.
   void set_probe(ForwardProbe probe) { *probe_ = std::move(probe); }
@@ -87,5 +95,13 @@ using Network = std::shared_ptr<NetworkImpl>;
 /// MACs. Throws ConfigError for an unknown name (suggesting the near one).
 Network make_network(const std::string& name, const ModelInput& input,
                      const NetworkPrecision& precision);
+
+/// Which network a trial builds: a built-in model, or an imported ONNX graph.
+struct ModelSpec {
+  std::string name;               ///< the built-in model's, or the imported model's display name
+  std::string onnx_path;          ///< non-empty: import this file (models/onnx_network.h)
+  bool imported_weights = false;  ///< ONNX: start from the file's weights, else from random ones
+};
+Network make_network(const ModelSpec& model, const ModelInput& input, const NetworkPrecision& precision);
 
 }  // namespace edmips

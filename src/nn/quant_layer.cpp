@@ -18,7 +18,7 @@ torch::Tensor bits_tensor(const std::vector<int>& bits) {
 
 QuantLayerImpl::QuantLayerImpl(std::string name, LayerShape shape, LayerPrecision precision)
     : name_(std::move(name)), shape_(shape), precision_(std::move(precision)) {
-  if (precision_.input_is_data && quantized()) precision_.activation_bits = {kDataBits};
+  if (precision_.input == LayerInput::data && quantized()) precision_.activation_bits = {kDataBits};
   if (quantized() && (precision_.weight_bits.empty() || precision_.activation_bits.empty())) {
     throw Error("layer " + name_ + ": quantized layer without bit-widths");
   }
@@ -29,7 +29,7 @@ QuantLayerImpl::QuantLayerImpl(std::string name, LayerShape shape, LayerPrecisio
   if (shape_.kind == LayerKind::conv) {
     weight = register_parameter(
         "weight", torch::empty({shape_.out_channels, shape_.in_channels / shape_.groups,
-                                shape_.kernel, shape_.kernel}));
+                                shape_.kernel[0], shape_.kernel[1]}));
     torch::nn::init::kaiming_normal_(weight, 0.0, torch::kFanOut, torch::kReLU);
   } else {
     weight = register_parameter("weight", torch::empty({shape_.out_channels, shape_.in_channels}));
@@ -37,7 +37,7 @@ QuantLayerImpl::QuantLayerImpl(std::string name, LayerShape shape, LayerPrecisio
   }
   if (shape_.bias) {
     const double bound = 1.0 / std::sqrt(double(shape_.in_channels / shape_.groups) *
-                                         shape_.kernel * shape_.kernel);
+                                         double(shape_.kernel[0] * shape_.kernel[1]));
     bias = register_parameter("bias", torch::empty({shape_.out_channels}).uniform_(-bound, bound));
   }
   if (searching()) {
@@ -51,6 +51,29 @@ QuantLayerImpl::QuantLayerImpl(std::string name, LayerShape shape, LayerPrecisio
     weight_candidate_bits = register_buffer("weight_candidate_bits", bits_tensor(precision_.weight_bits));
     activation_candidate_bits = register_buffer("activation_candidate_bits", bits_tensor(precision_.activation_bits));
   }
+  if (scales_input()) input_scale = register_buffer("input_scale", torch::zeros({}));
+}
+
+void QuantLayerImpl::set_calibrating(bool on) {
+  calibrating_ = on && scales_input();
+  calibration_batches_ = 0;
+}
+
+torch::Tensor QuantLayerImpl::current_input_scale(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto batch = x.detach().square().mean().sqrt();
+  // A half-wave's RMS is 1/sqrt 2 of the Gaussian's it was cut from.
+  if (precision_.input == LayerInput::non_negative) batch = batch * std::sqrt(2.0);
+  batch = batch.clamp_min(1e-12);
+  if (calibrating_) {
+    const double n = double(++calibration_batches_);
+    input_scale.mul_((n - 1) / n).add_(batch / n);
+    return input_scale.clone();
+  }
+  // Stays on the device: no host synchronisation per layer.
+  const auto measured = input_scale > 0;
+  if (is_training()) input_scale.copy_(torch::where(measured, input_scale * 0.9 + batch * 0.1, batch));
+  return torch::where(measured, input_scale, batch);
 }
 
 torch::Tensor QuantLayerImpl::weight_probabilities() const {
@@ -68,14 +91,15 @@ torch::Tensor QuantLayerImpl::expected_weight_bits() const {
 }
 
 torch::Tensor QuantLayerImpl::expected_activation_bits() const {
-  if (searching() && !precision_.input_is_data) {
+  if (searching() && precision_.input != LayerInput::data) {
     return (activation_probabilities() * activation_candidate_bits).sum();
   }
   return torch::tensor(quantized() ? float(precision_.activation_bits[0]) : 32.0f);
 }
 
-torch::Tensor QuantLayerImpl::activate(const torch::Tensor& x) const {
-  if (precision_.input_is_data) return x;
+torch::Tensor QuantLayerImpl::activate(const torch::Tensor& x) {
+  if (precision_.input == LayerInput::data) return x;
+  if (precision_.input != LayerInput::pre_activation) return activate_scaled(x);
   switch (precision_.mode) {
     case PrecisionMode::full_precision: return torch::relu(x);
     case PrecisionMode::fixed: return quantize_activation(x, precision_.activation_bits[0]);
@@ -83,6 +107,23 @@ torch::Tensor QuantLayerImpl::activate(const torch::Tensor& x) const {
       return composite_activation(x, activation_probabilities(), precision_.activation_bits);
   }
   return x;
+}
+
+torch::Tensor QuantLayerImpl::activate_scaled(const torch::Tensor& x) {
+  if (!quantized()) return x;  // the graph applies its own activation functions
+  const auto scale = current_input_scale(x);
+  const auto unit = x / scale;
+  const bool is_signed = precision_.input == LayerInput::signed_values;
+  torch::Tensor q;
+  if (precision_.mode == PrecisionMode::fixed) {
+    const int bits = precision_.activation_bits[0];
+    q = is_signed ? quantize_signed_activation(unit, bits) : quantize_activation(unit, bits);
+  } else {
+    const auto probs = activation_probabilities();
+    q = is_signed ? composite_signed_activation(unit, probs, precision_.activation_bits)
+                  : composite_activation(unit, probs, precision_.activation_bits);
+  }
+  return q * scale;
 }
 
 torch::Tensor QuantLayerImpl::quantized_weight() const {
@@ -97,7 +138,7 @@ torch::Tensor QuantLayerImpl::quantized_weight() const {
 
 torch::Tensor QuantLayerImpl::apply(const torch::Tensor& input, const torch::Tensor& w) const {
   if (shape_.kind == LayerKind::linear) return torch::nn::functional::linear(input, w, bias);
-  return torch::conv2d(input, w, bias, shape_.stride, shape_.padding, 1, shape_.groups);
+  return torch::conv2d(input, w, bias, shape_.stride, shape_.padding, shape_.dilation, shape_.groups);
 }
 
 void QuantLayerImpl::record_macs(const torch::Tensor& output) {
@@ -105,7 +146,7 @@ void QuantLayerImpl::record_macs(const torch::Tensor& output) {
     macs_ = shape_.in_channels * shape_.out_channels;
   } else {
     macs_ = output.size(1) * output.size(2) * output.size(3) *
-            (shape_.in_channels / shape_.groups) * shape_.kernel * shape_.kernel;
+            (shape_.in_channels / shape_.groups) * shape_.kernel[0] * shape_.kernel[1];
   }
 }
 
@@ -118,7 +159,13 @@ torch::Tensor QuantLayerImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor QuantLayerImpl::forward_naive(const torch::Tensor& x) {
-  if (!searching() || precision_.input_is_data) return forward(x);
+  // The naive form is the built-in layers' (pre-activation input); any other
+  // layer computes its one composite convolution.
+  if (!searching() || precision_.input != LayerInput::pre_activation) {
+    auto output = apply(activate(x), quantized_weight());
+    if (macs_ == 0) record_macs(output);
+    return output;
+  }
   const auto pw = weight_probabilities();
   const auto pa = activation_probabilities();
   torch::Tensor output;
@@ -157,7 +204,7 @@ LayerReport QuantLayerImpl::report() const {
   r.activation_candidates = precision_.activation_bits;
   r.weight_probabilities = to_vector(weight_probabilities());
   r.activation_probabilities =
-      precision_.input_is_data ? std::vector<double>{1.0} : to_vector(activation_probabilities());
+      precision_.input == LayerInput::data ? std::vector<double>{1.0} : to_vector(activation_probabilities());
   auto argmax = [](const std::vector<double>& p) {
     return size_t(std::max_element(p.begin(), p.end()) - p.begin());
   };

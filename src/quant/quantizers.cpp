@@ -25,6 +25,23 @@ at::Tensor quantize_weight_reference(const at::Tensor& w, int bits) {
   return quantized + (w - w.detach());
 }
 
+at::Tensor quantize_signed_activation(const at::Tensor& x, int bits) {
+  const double step = weight_step(bits);
+  const double limit = step * ((1 << (bits - 1)) - 0.5);
+  const auto clipped = torch::clamp(x, -limit, limit);
+  const auto quantized = torch::clamp((torch::round(clipped.detach() / step + 0.5) - 0.5) * step, -limit, limit);
+  return quantized + (clipped - clipped.detach());
+}
+
+at::Tensor composite_signed_activation(const at::Tensor& x, const at::Tensor& probs, const std::vector<int>& bits) {
+  at::Tensor out;
+  for (size_t j = 0; j < bits.size(); ++j) {
+    auto term = quantize_signed_activation(x, bits[j]) * probs[static_cast<int64_t>(j)];
+    out = j == 0 ? term : out + term;
+  }
+  return out;
+}
+
 at::Tensor composite_activation_reference(const at::Tensor& x, const at::Tensor& probs,
                                           const std::vector<int>& bits) {
   at::Tensor out;

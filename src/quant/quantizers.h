@@ -23,6 +23,15 @@ at::Tensor quantize_activation_reference(const at::Tensor& x, int bits);
 at::Tensor quantize_weight(const at::Tensor& w, int bits);
 at::Tensor quantize_weight_reference(const at::Tensor& w, int bits);
 
+/// The signed activation quantizer of imported graphs, for an input already
+/// divided by its scale: the weights' mid-rise levels (odd multiples of
+/// weight_step(bits)/2, MSE-optimal for a unit Gaussian) with a clipped
+/// straight-through gradient (inside the outermost levels). LibTorch only.
+at::Tensor quantize_signed_activation(const at::Tensor& x, int bits);
+/// sum_j probs[j] * quantize_signed_activation(x, bits[j]).
+at::Tensor composite_signed_activation(const at::Tensor& x, const at::Tensor& probs,
+                                       const std::vector<int>& bits);
+
 /// sum_j probs[j] * quantize_activation(x, bits[j]); differentiable in x and probs.
 at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs,
                                 const std::vector<int>& bits);

@@ -5,13 +5,13 @@
 # from the repository's own examples; findings land in build-fuzz/findings/.
 # Usage: scripts/fuzz.sh [RUNS_PER_HARNESS [HARNESS...]]
 #   RUNS_PER_HARNESS: default 1000000; 0 = until stopped.
-#   HARNESS: sweep_file trial_config allocation journal idx_header (default: all).
+#   HARNESS: sweep_file trial_config allocation journal idx_header onnx_graph (default: all).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-1000000}
 shift || true
 harnesses=("$@")
-[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(sweep_file trial_config allocation journal idx_header)
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(sweep_file trial_config allocation journal idx_header onnx_graph)
 if ! command -v clang++ > /dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a > /dev/null 2>&1; then
   echo "fuzz.sh: installing clang and its fuzzer runtime (Debian: clang, libclang-rt-14-dev)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-rt-14-dev
@@ -41,16 +41,25 @@ for f in /usr/share/datasets/fashion-mnist/*.gz; do
   [[ -f $f ]] && { gzip -dc "$f" 2> /dev/null | head -c 16 > "$out/corpus/idx_header/$(basename "$f" .gz)" || true; }
 done
 printf '\x20\x4b\xd4\x01\x00\x00\x00\x00' > "$out/corpus/idx_header/cifar-size"  # 30730000 bytes
+mkdir -p "$out/corpus/onnx_graph"
+[[ -n $(ls "$out/corpus/onnx_graph") ]] || bash "$root/scripts/python.sh" "$root/fuzz/onnx_seeds.py" "$out/corpus/onnx_graph" > /dev/null
+# The ONNX reader links Debian's libonnx and protobuf (not instrumented: the
+# harness's coverage is the reader's own code).
+onnx_flags=(-DONNX_NAMESPACE=onnx -DONNX_ML=1 "$root/src/onnx/onnx_graph.cpp" -lonnx -lonnx_proto -lprotobuf)
 status=0
 for harness in "${harnesses[@]}"; do
   [[ -f $root/fuzz/fuzz_$harness.cpp ]] || { echo "fuzz.sh: no harness $harness" >&2; exit 2; }
   binary=$out/fuzz_$harness
   if [[ ! -x $binary || $root/fuzz/fuzz_$harness.cpp -nt $binary ]]; then
-    clang++ "${flags[@]}" "$root/fuzz/fuzz_$harness.cpp" "${sources[@]/#/$root/src/}" -o "$binary"
+    extra=()
+    [[ $harness != onnx_graph ]] || extra=("${onnx_flags[@]}")
+    clang++ "${flags[@]}" "$root/fuzz/fuzz_$harness.cpp" "${sources[@]/#/$root/src/}" "${extra[@]}" -o "$binary"
   fi
   log=$out/$harness.log
   set +e
-  (cd "$out/findings" && "$binary" -runs="$runs" -max_len=4096 -print_final_stats=1 \
+  max_len=4096
+  [[ $harness != onnx_graph ]] || max_len=16384  # the seeds are 1-3 KB
+  (cd "$out/findings" && "$binary" -runs="$runs" -max_len=$max_len -print_final_stats=1 \
       -artifact_prefix="$out/findings/$harness-" "$out/corpus/$harness" > "$log" 2>&1)
   code=$?
   set -e

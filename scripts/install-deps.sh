@@ -19,6 +19,9 @@ packages=(
   libboost-program-options-dev zlib1g-dev
   # JSON configs and journal
   nlohmann-json3-dev
+  # ONNX models in: the protobuf messages and ONNX's checker (ONNX 1.12 on
+  # protobuf 3.21, the protobuf Debian's LibTorch uses)
+  libonnx-dev libprotobuf-dev
   # tests and benchmarks
   catch2 libbenchmark-dev
   # real data; image folders: JPEG through libjpeg-turbo (its libjpeg API

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -152,6 +153,20 @@ inline std::string edmips_binary() {
   if (const char* given = std::getenv("EDMIPS_BINARY"); given && *given) return given;
   const auto self = std::filesystem::read_symlink("/proc/self/exe");
   return (self.parent_path().parent_path() / "src" / "edmips").string();
+}
+
+/// The checkout's root, from $EDMIPS_SOURCE_DIR (CTest sets it; run by hand,
+/// set it yourself): tests that run the project's Python scripts need it.
+inline std::filesystem::path source_dir() {
+  const char* given = std::getenv("EDMIPS_SOURCE_DIR");
+  if (!given || !*given) throw std::runtime_error("set EDMIPS_SOURCE_DIR to the checkout's root");
+  return given;
+}
+
+/// Runs one of the project's Python scripts with Debian's interpreter
+/// (scripts/python.sh); returns its exit status.
+inline int run_python(const std::string& script_and_arguments) {
+  return run_command("bash '" + (source_dir() / "scripts" / "python.sh").string() + "' " + script_and_arguments);
 }
 
 inline bool fashion_mnist_available() {

@@ -11,6 +11,7 @@
 #include "core/json_reader.h"
 #include "models/model_names.h"
 #include "models/network.h"
+#include "models/onnx_network.h"
 
 namespace edmips {
 namespace {
@@ -248,6 +249,11 @@ Network make_network(const std::string& name, const ModelInput& input, const Net
   network->forward(torch::zeros({1, input.channels, input.height, input.width}));
   network->train();
   return network;
+}
+
+Network make_network(const ModelSpec& model, const ModelInput& input, const NetworkPrecision& precision) {
+  if (model.onnx_path.empty()) return make_network(model.name, input, precision);
+  return make_onnx_network(onnx::read_graph(model.onnx_path), model.name, input, precision, model.imported_weights);
 }
 
 }  // namespace edmips

@@ -26,7 +26,8 @@ namespace edmips {
 namespace fs = std::filesystem;
 
 int run_trial_command(const TrialCommand& command) {
-  const auto config = parse_trial_config(load_json_file(command.config_path), command.config_path);
+  const auto config = parse_trial_config(load_json_file(command.config_path), command.config_path, "",
+                                         fs::path(command.config_path).parent_path());
   const auto& stop = install_stop_signal_handlers();
   TrialRunOptions options;
   options.threads = command.threads;

@@ -178,7 +178,8 @@ std::vector<double> expand_range(double from, double to, int num, const std::str
   return out;
 }
 
-SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) {
+SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
+                            const std::filesystem::path& relative_to) {
   JsonObjectReader root(j, "", source);
   root.reject_unknown_keys({"name", "description", "max_retries", "slurm", "base", "axes", "baselines"});
   SweepDefinition sweep;
@@ -203,7 +204,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
     throw ConfigError(source + ": /base: expected a search trial config; uniform baselines go in /baselines");
   }
   if (!base.contains("search")) base["search"] = nlohmann::json::object();
-  parse_trial_config(base, source, "/base");
+  parse_trial_config(base, source, "/base", relative_to);
 
   // Axes.
   std::vector<AxisValue> penalties, bit_sets, seeds, models;
@@ -355,9 +356,12 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
   }
 
   // Cartesian product: models x fields x seeds x (bit sets x penalties | baselines).
+  // An imported model without a name keeps the one its file gives it (null here).
+  const bool base_imported = base.contains("model") && base["model"].contains("onnx");
   if (models.empty()) models.push_back({base.contains("model") && base["model"].contains("name")
                                             ? base["model"]["name"]
-                                            : nlohmann::json(TrialConfig{}.model),
+                                        : base_imported ? nlohmann::json()
+                                                        : nlohmann::json(TrialConfig{}.model),
                                         "/base/model/name"});
   if (seeds.empty()) seeds.push_back({base.value("seed", 0), "/base/seed"});
   if (bit_sets.empty()) bit_sets.push_back({nullptr, "/base/search"});
@@ -392,7 +396,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
 
   std::set<std::string> ids, budget_ids;
   auto add_trial = [&](nlohmann::json trial, const std::string& kind, const std::string& origin) {
-    const TrialConfig config = parse_trial_config(trial, source + " (trial from " + origin + ")");
+    const TrialConfig config = parse_trial_config(trial, source + " (trial from " + origin + ")", "", relative_to);
     PlannedTrial planned;
     planned.id = trial_id(config);
     if (!ids.insert(planned.id).second) return;  // the same trial twice (e.g. repeated values)
@@ -407,7 +411,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
     for (const auto& combination : field_combinations) {
       for (const auto& seed : seeds) {
         nlohmann::json trial = base;
-        trial["model"]["name"] = model.value;
+        if (!model.value.is_null()) trial["model"]["name"] = model.value;
         trial["seed"] = seed.value;
         std::string origin = model.path + ", " + seed.path;
         for (const auto& item : combination.items()) {
@@ -422,7 +426,8 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
               search_trial["search"]["activation_bits"] = bits.value["activations"];
             }
             const TrialConfig config =
-                parse_trial_config(search_trial, source + " (budgets from " + origin + ", " + bits.path + ")");
+                parse_trial_config(search_trial, source + " (budgets from " + origin + ", " + bits.path + ")", "",
+                                   relative_to);
             for (double value : budgets->values) {
               auto group = make_budget_group(config, *budgets, value);
               if (budget_ids.insert(group.id).second) sweep.budgets.push_back(std::move(group));
@@ -451,6 +456,8 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source) 
   return sweep;
 }
 
-SweepDefinition load_sweep_file(const std::string& path) { return parse_sweep(load_json_file(path), path); }
+SweepDefinition load_sweep_file(const std::string& path) {
+  return parse_sweep(load_json_file(path), path, std::filesystem::path(path).parent_path());
+}
 
 }  // namespace edmips

@@ -3,6 +3,8 @@
 // ID. No LibTorch and no MPI here: validate and plan use it as is.
 #pragma once
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -66,7 +68,10 @@ PlannedTrial make_budget_retrain(const BudgetGroup& group, const BitAllocation& 
 constexpr double kMaxSweepTrials = 100000;
 
 /// Parses and validates a sweep; ConfigError names the file and JSON path.
-SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source);
+/// Relative ONNX model paths resolve against `relative_to` (load_sweep_file:
+/// the sweep file's folder).
+SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
+                            const std::filesystem::path& relative_to = {});
 SweepDefinition load_sweep_file(const std::string& path);
 
 /// Values of a {"from", "to", "num", "scale"} range (scale "log" or "linear").

@@ -437,6 +437,32 @@ std::string undecided_warning(const SearchDecision& d) {
   return line;
 }
 
+ModelSpec model_spec(const TrialConfig& config) {
+  return {config.model, config.model_onnx, config.init == "imported"};
+}
+
+/// Batches of training images that set an imported network's input scales
+/// (QuantLayerImpl::set_calibrating) before it trains or is evaluated.
+constexpr int64_t kCalibrationBatches = 16;
+constexpr int64_t kCalibrationBatchSize = 128;
+
+/// Measures the input scales of a quantized imported network on training
+/// images in evaluation mode (BatchNorm statistics untouched). Deterministic:
+/// the first batches of a fixed, unshuffled order.
+void calibrate(const Network& net, const Dataset& data, const TrialConfig& config, torch::Device device) {
+  if (!net->needs_calibration()) return;
+  torch::NoGradGuard no_grad;
+  net->eval();
+  net->set_calibrating(true);
+  BatchStream batches(data, true, kCalibrationBatchSize, config.dataset, 0, false, false, 0, loader_threads(config),
+                      device.is_cuda());
+  for (int64_t b = 0; b < std::min(kCalibrationBatches, batches.batch_count()); ++b) {
+    net->forward(batches.batch(b).first.to(device));
+  }
+  net->set_calibrating(false);
+  net->train();
+}
+
 NetworkPrecision base_precision(const TrialConfig& config) {
   NetworkPrecision p;
   p.full_precision_first = config.full_precision_first;
@@ -519,7 +545,7 @@ nlohmann::json finish_search_only(const TrialConfig& config, const std::string& 
   auto precision = base_precision(config);
   precision.mode = PrecisionMode::fixed;
   precision.fixed_bits = allocation.layers;
-  auto net = make_network(config.model, data.input, precision);
+  auto net = make_network(model_spec(config), data.input, precision);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
   const auto result = trial_result(config, id, {"search-only", nullptr, nullptr, 0.0, 0.0}, reports, allocation, state,
@@ -623,7 +649,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     precision.activation_candidates = search.activation_bits;
     precision.arch_init = search.arch.init;
     torch::manual_seed(config.seed);
-    auto net = make_network(config.model, input, precision);
+    auto net = make_network(model_spec(config), input, precision);
     net->to(device);
     const auto& s = search.schedule;
     torch::optim::SGD weights(net->weight_parameters(),
@@ -632,6 +658,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     const auto arch = make_arch_optimizer(search, s, net->arch_parameters(), arch_lr);
     std::vector<torch::optim::Optimizer*> optimizers = {&weights, arch.get()};
     if (resuming && state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
+    else calibrate(net, *data, config, device);
     PhaseRunner::Spec spec{"search",
                            &s,
                            net,
@@ -668,7 +695,8 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     return finish_search_only(config, id, directory, *data, state, threads, device, total_start, options);
   }
 
-  // Retrain the derived (or given, or uniform) network from scratch.
+  // Retrain the derived (or given, or uniform) network: from scratch, or for
+  // an imported model with init "imported" from the file's weights.
   auto precision = base_precision(config);
   precision.mode = PrecisionMode::fixed;
   BitAllocation allocation;
@@ -682,7 +710,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     precision.fixed_bits = {LayerBits{"", config.uniform_weight_bits, config.uniform_activation_bits}};
   }
   torch::manual_seed(config.seed + 1);
-  auto net = make_network(config.model, input, precision);
+  auto net = make_network(model_spec(config), input, precision);
   net->to(device);
   if (config.mode == TrialMode::uniform) {
     allocation = derive_allocation(config.model, net->layer_reports());
@@ -693,6 +721,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
                             torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
   std::vector<torch::optim::Optimizer*> optimizers = {&weights};
   if (state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
+  else calibrate(net, *data, config, device);
   PhaseRunner::Spec spec{"train", &t, net, optimizers, {t.lr}, {true}, 0, 1.0, 0.0, ComplexityNormaliser::first_layer, 0};
   PhaseRunner(spec, config, *data, device, directory, options, state).run();
 

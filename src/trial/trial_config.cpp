@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/json_reader.h"
 #include "core/stable_id.h"
 #include "models/model_names.h"
@@ -14,9 +15,11 @@ namespace {
 
 constexpr double kHuge = std::numeric_limits<double>::max();
 
-Schedule parse_schedule(JsonObjectReader& r, const Schedule& defaults) {
+/// `min_epochs` 0 (retraining only): evaluate the network as it starts, which
+/// for an imported model is its file's weights, quantized and calibrated.
+Schedule parse_schedule(JsonObjectReader& r, const Schedule& defaults, int min_epochs = 1) {
   Schedule s;
-  s.epochs = int(r.int_value("epochs", 1, 100000, defaults.epochs));
+  s.epochs = int(r.int_value("epochs", min_epochs, 100000, defaults.epochs));
   s.batch_size = r.int_value("batch_size", 1, 1 << 20, defaults.batch_size);
   s.lr = r.number_value("lr", 0.0, kHuge, defaults.lr);
   s.momentum = r.number_value("momentum", 0.0, 1.0, defaults.momentum);
@@ -44,6 +47,31 @@ ArchSettings parse_arch_settings(JsonObjectReader& s) {
   a.init = s.number_value("arch_init", -kHuge, kHuge, a.init);
   a.final_temperature = s.number_value("arch_final_temperature", 1e-3, 1.0, a.final_temperature);
   return a;
+}
+
+/// "model": {"onnx": PATH, "name": ..., "init": ...}: the file must exist;
+/// its content's ID is computed here, and checked against a recorded one
+/// (a trial directory's config.json) so a changed file is never mistaken
+/// for the one a trial ran on.
+void parse_onnx_model(JsonObjectReader& m, const std::filesystem::path& relative_to, TrialConfig& c) {
+  namespace fs = std::filesystem;
+  const std::string given = m.string_value("onnx");
+  if (given.empty()) m.fail("onnx", "the path of an ONNX file");
+  fs::path path(given);
+  if (path.is_relative() && !relative_to.empty()) path = relative_to / path;
+  std::error_code error;
+  const auto status = fs::status(path, error);
+  if (error || !fs::exists(status)) m.fail("onnx", "an existing ONNX file (" + path.string() + " does not exist)");
+  if (!fs::is_regular_file(status)) m.fail("onnx", "a regular file (" + path.string() + " is not)");
+  c.model_onnx = fs::absolute(path).lexically_normal().string();
+  c.model_onnx_content = stable_id(read_text_file(c.model_onnx));
+  if (m.has("onnx_content") && m.string_value("onnx_content") != c.model_onnx_content) {
+    m.fail("onnx_content", "the ID of " + c.model_onnx + " as it is now (" + c.model_onnx_content +
+                               "): the file changed since this config was written");
+  }
+  c.model = m.string_value("name", path.stem().string() + ".onnx");
+  if (c.model.empty()) m.fail("name", "a non-empty model name");
+  c.init = m.choice("init", {"imported", "scratch"}, std::string("imported"));
 }
 
 }  // namespace
@@ -76,7 +104,8 @@ std::string to_string(TrialMode mode) {
   return "?";
 }
 
-TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& source, const std::string& pointer) {
+TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& source, const std::string& pointer,
+                               const std::filesystem::path& relative_to) {
   JsonObjectReader root(j, pointer, source);
   // Unknown keys first: a misspelt "serch" should be named as such.
   root.reject_unknown_keys({"name", "seed", "threads", "device", "dataset", "model", "search", "uniform",
@@ -110,7 +139,14 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
   }
   if (root.has("model")) {
     auto m = root.object("model");
-    c.model = m.choice("name", model_names(), c.model);
+    if (m.has("onnx")) {
+      parse_onnx_model(m, relative_to, c);
+    } else {
+      c.model = m.choice("name", model_names(), c.model);
+      if (m.has("init") && m.string_value("init") != "scratch") {
+        m.fail("init", "\"scratch\" for a built-in model (\"imported\" needs \"onnx\")");
+      }
+    }
     c.full_precision_first = m.bool_value("full_precision_first", true);
     c.full_precision_last = m.bool_value("full_precision_last", true);
     m.reject_unknown_keys();
@@ -158,7 +194,7 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
   }
   if (root.has("train")) {
     auto t = root.object("train");
-    c.train = parse_schedule(t, Schedule{});
+    c.train = parse_schedule(t, Schedule{}, 0);
     t.reject_unknown_keys();
   }
   return c;
@@ -186,6 +222,11 @@ nlohmann::json to_json(const TrialConfig& c) {
   j["model"] = {{"name", c.model},
                 {"full_precision_first", c.full_precision_first},
                 {"full_precision_last", c.full_precision_last}};
+  if (!c.model_onnx.empty()) {  // only there, so built-in models' trial IDs stay as they were
+    j["model"]["onnx"] = c.model_onnx;
+    j["model"]["onnx_content"] = c.model_onnx_content;
+    j["model"]["init"] = c.init;
+  }
   switch (c.mode) {
     case TrialMode::search: {
       auto s = schedule_json(c.search.schedule);
@@ -223,6 +264,11 @@ std::string trial_id(const TrialConfig& config) {
   j.erase("threads");
   j.erase("device");
   if (j["dataset"].contains("loader_threads")) j["dataset"].erase("loader_threads");  // how, not what
+  if (j["model"].contains("onnx")) {
+    // Where the file is and what it is called (by default its stem), not what it holds.
+    j["model"].erase("onnx");
+    j["model"].erase("name");
+  }
   // A search-only trial computes the same whatever retraining would follow,
   // so probes are shared by budgets and sweeps that retrain differently.
   if (config.mode == TrialMode::search && !config.search.retrain) j.erase("train");

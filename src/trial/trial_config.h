@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -76,7 +77,15 @@ struct TrialConfig {
   int threads = 0;               ///< 0 = all cores; not part of the trial ID
   std::string device = "cpu";    ///< "cpu", "cuda" or "auto"; not part of the trial ID
   DatasetConfig dataset;
-  std::string model = "simple-cnn";
+  std::string model = "simple-cnn";  ///< a built-in model, or an imported one's display name
+  /// An imported model ("model": {"onnx": PATH}): the file, absolute; empty
+  /// for a built-in model. Not part of the trial ID: its content is.
+  std::string model_onnx;
+  /// stable_id of the ONNX file's bytes (part of the trial ID), read at parse.
+  std::string model_onnx_content;
+  /// Where an imported model's training starts: "imported" (its weights and
+  /// BatchNorm statistics, the default) or "scratch" (random, the paper's protocol).
+  std::string init = "scratch";
   bool full_precision_first = true;
   bool full_precision_last = true;
   TrialMode mode = TrialMode::search;
@@ -88,9 +97,11 @@ struct TrialConfig {
 };
 
 /// Parses and validates a trial config; errors name `source` and the JSON path
-/// below `pointer`.
+/// below `pointer`. A relative "model"/"onnx" path is resolved against
+/// `relative_to` (the config or sweep file's folder; the working directory when empty).
 TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& source,
-                               const std::string& pointer = "");
+                               const std::string& pointer = "",
+                               const std::filesystem::path& relative_to = {});
 
 /// The fully resolved config (every default written out), canonical: the same
 /// trial always gives the same JSON.

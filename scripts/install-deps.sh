@@ -30,7 +30,7 @@ packages=(
   dataset-fashion-mnist libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
   # analysis and plots (Debian's interpreter, see scripts/python.sh); pip
   # fetches the CUDA LibTorch for scripts/build-cuda.sh
-  python3 python3-matplotlib python3-pandas python3-pytest python3-jsonschema python3-pip
+  python3 python3-matplotlib python3-pandas python3-pytest python3-jsonschema python3-pip python3-venv
   # the data benchmark's anchor (torchvision's ImageFolder + DataLoader on the
   # same files; not used by the product) and the image-folder generator (Pillow)
   python3-torchvision python3-pil
@@ -52,4 +52,14 @@ if ((${#missing[@]})); then
   apt-get install -y --no-install-recommends "${missing[@]}"
 else
   echo "install-deps.sh: all packages present"
+fi
+
+# The real clients that read our ONNX exports, for the tests only: ONNX Runtime
+# (QDQ files) and qonnx (QONNX Quant nodes) from PyPI, in a virtual
+# environment of Debian's interpreter so Debian's python3-* stay untouched.
+venv=${EDMIPS_VENV:-/opt/edmips-venv}
+if ! "$venv/bin/python" -c "import onnxruntime, qonnx" 2> /dev/null; then
+  echo "install-deps.sh: installing onnxruntime and qonnx into $venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "onnxruntime>=1.17,<2" "qonnx>=1.0,<2"
 fi

@@ -31,8 +31,9 @@ def idx(path):
 
 
 class FashionNet(nn.Module):
-    """conv-BN-ReLU stages with one residual block: signed and unsigned
-    quantizer inputs, BatchNorm kept in the export for retraining."""
+    """conv-BN-ReLU stages and a residual block whose sum has no ReLU, so
+    quantized layers read both non-negative and signed inputs; BatchNorm
+    kept in the export for retraining."""
 
     def __init__(self):
         super().__init__()
@@ -46,7 +47,7 @@ class FashionNet(nn.Module):
 
     def forward(self, x):
         x = self.conv2(self.stem(x))
-        x = F.relu(x + self.res(F.relu(x)))
+        x = x + self.res(F.relu(x))
         x = self.conv3(x)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 

@@ -41,6 +41,12 @@ int run_report_command(const ParetoOptions& options, const std::string& out);
 /// `edmips --version`: version, LibTorch, CUDA, where the shared files are.
 int run_version_command();
 
+/// `edmips export TRIAL_DIR --format qdq|qonnx|float --out FILE.onnx`.
+struct ExportCommand {
+  std::string trial_dir, format = "qdq", out;
+};
+int run_export_command(const ExportCommand& command);
+
 struct StepBenchmarkOptions;
 /// `edmips bench`: step-time table of float / search / fixed / naive forms.
 int run_bench_command(const StepBenchmarkOptions& options);

@@ -36,6 +36,7 @@ const char* kUsage =
     "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
     "  bench --data DIR [--generate] image-folder loading: images/s against torchvision, data wait\n"
     "  generate-folder DIR           write a synthetic image folder (train/ and val/, one folder per class)\n"
+    "  export TRIAL_DIR --out F.onnx a finished trial of an ONNX-imported model as QDQ, QONNX or float ONNX\n"
     "  --version                     version, LibTorch, CUDA, where the shared files are\n"
     "\n"
     "Run `edmips <command> --help` for a command's options and their defaults.\n"
@@ -69,6 +70,26 @@ int trial(const std::vector<std::string>& args) {
   }
   parse(args, options, positional);
   return run_trial_command(command);
+}
+
+int export_trial(const std::vector<std::string>& args) {
+  ExportCommand command;
+  po::options_description options("edmips export TRIAL_DIR --format qdq|qonnx|float --out FILE.onnx");
+  options.add_options()("help,h", "show this help")(
+      "trial", po::value(&command.trial_dir)->required(), "a finished trial's directory")(
+      "format,f", po::value(&command.format)->default_value(command.format),
+      "qdq (ONNX Runtime, TensorRT), qonnx (FINN, the qonnx package: 1-4 bits) or float")(
+      "out,o", po::value(&command.out)->required(), "the ONNX file to write (FILE.json beside it: layers and bits)");
+  po::positional_options_description positional;
+  positional.add("trial", 1);
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << options;
+      return 0;
+    }
+  }
+  parse(args, options, positional);
+  return run_export_command(command);
 }
 
 /// Prints `options` and returns true when args ask for help.
@@ -335,6 +356,7 @@ int main(int argc, char** argv) {
     if (command == "status") return status(args);
     if (command == "--version" || command == "version") return run_version_command();
     if (command == "slurm") return slurm(args);
+    if (command == "export") return export_trial(args);
     std::cerr << "edmips: unknown command \"" << command << "\"\n" << kUsage;
     return int(ExitCode::invalid_input);
   } catch (const po::error& e) {

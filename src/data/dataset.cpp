@@ -80,6 +80,9 @@ void normalise(Dataset& d) {
   const auto std = d.train_images.std({0, 2, 3}, true, true).clamp_min(1e-6);
   d.train_images = ((d.train_images - mean) / std).contiguous();
   d.test_images = ((d.test_images - mean) / std).contiguous();
+  const auto m = mean.flatten().to(torch::kDouble).contiguous(), s = std.flatten().to(torch::kDouble).contiguous();
+  d.channel_mean.assign(m.data_ptr<double>(), m.data_ptr<double>() + m.numel());
+  d.channel_std.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
 }
 
 }  // namespace
@@ -131,6 +134,8 @@ Dataset load_dataset(const DatasetConfig& config) {
   } else if (config.name == "image-folder") {
     d.folder = std::make_shared<FolderData>(scan_image_folder(dir, config.classes, default_cache_dir()), config);
     d.input = {3, config.image_size, config.image_size, int64_t(d.folder->index().classes.size())};
+    d.channel_mean = {0.485, 0.456, 0.406};  // ImageNet's, as image_folder.cpp applies them
+    d.channel_std = {0.229, 0.224, 0.225};
     return d;
   } else {
     throw ConfigError("unknown dataset \"" + config.name + "\"");

@@ -8,6 +8,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include <memory>
 #include <optional>
@@ -28,6 +29,8 @@ struct Dataset {
   torch::Tensor test_labels;
   std::shared_ptr<FolderData> folder;  ///< image-folder datasets
   ModelInput input;
+  /// What a deployed network must do to its input, per channel: (x / 255 - mean) / std.
+  std::vector<double> channel_mean, channel_std;
 
   int64_t train_size() const { return folder ? folder->size(true) : train_images.size(0); }
   int64_t test_size() const { return folder ? folder->size(false) : test_images.size(0); }

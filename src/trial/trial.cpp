@@ -594,6 +594,51 @@ std::string to_string(const BatchProgress& p) {
   return line;
 }
 
+TrainedNetwork load_trained_network(const fs::path& directory) {
+  const auto result = read_trial_result(directory);
+  const auto config_path = directory / trial_files::config;
+  if (!result || !fs::exists(config_path)) {
+    throw ConfigError(directory.string() + ": no finished trial here (no " + trial_files::result + " and " +
+                      trial_files::config + ")");
+  }
+  if (result->value("top1", nlohmann::json()).is_null()) {
+    throw ConfigError(directory.string() + ": a search-only trial (a budget probe): it trained no final network");
+  }
+  const auto recorded = parse_json_text(read_text_file(config_path), config_path.string());
+  TrainedNetwork out;
+  out.config = parse_trial_config(recorded.at("config"), config_path.string(), "/config");
+  out.trial_id = recorded.value("trial_id", "");
+  out.result = *result;
+  // An allocation trial's bits are its config's; search and uniform trials wrote allocation.json.
+  const auto allocation_path = directory / trial_files::allocation;
+  const auto allocation = out.config.mode == TrialMode::allocation
+                              ? out.config.allocation
+                              : bit_allocation_from_json(parse_json_text(read_text_file(allocation_path),
+                                                                         allocation_path.string()),
+                                                         allocation_path.string());
+  auto precision = base_precision(out.config);
+  precision.mode = PrecisionMode::fixed;
+  precision.fixed_bits = allocation.layers;
+  torch::set_num_threads(int(std::max(1u, std::thread::hardware_concurrency())));
+  auto data = load_dataset(out.config.dataset);
+  auto net = make_network(model_spec(out.config), data.input, precision);
+  const auto checkpoint_path = directory / trial_files::checkpoint;
+  const auto state = read_checkpoint_state(checkpoint_path);
+  if (state && state->phase == "train" && state->has_model) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint_path.string());
+    torch::serialize::InputArchive model;
+    archive.read("model", model);
+    net->load(model);
+  } else {
+    calibrate(net, data, out.config, torch::kCPU);
+  }
+  net->eval();
+  out.network = net;
+  out.input_normalisation = {{"pixels", "x / 255"}, {"mean", data.channel_mean}, {"std", data.channel_std}};
+  return out;
+}
+
 std::optional<nlohmann::json> read_trial_result(const fs::path& directory) {
   const auto path = directory / trial_files::result;
   if (!fs::exists(path)) return std::nullopt;

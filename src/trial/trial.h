@@ -74,6 +74,23 @@ void check_device_available(const TrialConfig& config);
 /// the CUDA devices this process sees (for `edmips --version`).
 std::string torch_description();
 
+class NetworkImpl;
+
+/// A finished trial's final network, rebuilt for export: the config it ran
+/// with (config.json), its fixed allocation, and its trained weights from
+/// the checkpoint (or, with no retraining epochs, its starting weights
+/// calibrated as the trial calibrated them). In evaluation mode, on the CPU.
+/// ConfigError when `directory` holds no finished trial.
+struct TrainedNetwork {
+  TrialConfig config;
+  std::string trial_id;
+  nlohmann::json result;
+  std::shared_ptr<NetworkImpl> network;
+  /// The input normalisation the network was trained with: {"mean": [...], "std": [...]}.
+  nlohmann::json input_normalisation;
+};
+TrainedNetwork load_trained_network(const std::filesystem::path& directory);
+
 /// The result of a finished trial in `directory`, if there is one.
 std::optional<nlohmann::json> read_trial_result(const std::filesystem::path& directory);
 

@@ -2,6 +2,7 @@
 (Debian's python3-torch) on the real Fashion-MNIST, exported to ONNX, read
 back by edmips from its weights, quantized, searched and retrained."""
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -115,3 +116,93 @@ def test_a_truncated_onnx_file_is_an_input_error_naming_it(trained, tmp_path):
     run = trial(tmp_path, "cut", config)
     assert run.returncode == 2, run.stderr
     assert "cut.onnx" in run.stderr
+
+
+# ---- export, checked by real clients --------------------------------------
+
+VENV_PYTHON = pathlib.Path(os.environ.get("EDMIPS_VENV", "/opt/edmips-venv")) / "bin" / "python"
+CHECK = ROOT / "analysis" / "onnx_check.py"
+
+
+def export(trial_dir, fmt, out):
+    return subprocess.run([edmips_binary(), "export", str(trial_dir), "--format", fmt, "--out", str(out)],
+                          capture_output=True, text=True)
+
+
+def runtime_top1(model, limit):
+    run = subprocess.run([str(VENV_PYTHON), str(CHECK), "ortop1", str(model), "--limit", str(limit)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(run.stdout)["top1"]
+
+
+def client_logits(model, out, qonnx=False):
+    subprocess.run([str(VENV_PYTHON), str(CHECK), "logits", str(model), str(out), "--limit", "64"]
+                   + (["--qonnx"] if qonnx else []), check=True, capture_output=True, text=True)
+    import numpy
+    return numpy.fromfile(out, dtype="<f4")
+
+
+@pytest.fixture(scope="module")
+def mixed(trained):
+    """1- to 4-bit layers, signed and unsigned inputs, no training: every quantizer form."""
+    folder, _ = trained
+    allocation = {"model": "model.onnx", "layers": [
+        {"layer": "conv2.0", "weight_bits": 2, "activation_bits": 3},
+        {"layer": "res.0", "weight_bits": 3, "activation_bits": 2},
+        {"layer": "res.3", "weight_bits": 1, "activation_bits": 4},
+        {"layer": "conv3.0", "weight_bits": 4, "activation_bits": 1}]}
+    config = {"seed": 1, "dataset": {"name": "fashion-mnist", "path": str(DATA), "test_subset": 2000},
+              "model": {"onnx": "model.onnx"}, "allocation": allocation, "train": {"epochs": 0}}
+    run = trial(folder, "mixed", config)
+    assert run.returncode == 0, run.stderr
+    return folder / "mixed"
+
+
+def test_onnx_runtime_runs_the_qdq_export_of_a_searched_trial_to_its_top1(trained, tmp_path):
+    folder, _ = trained
+    test_a_search_from_imported_weights_derives_and_retrains_an_allocation(trained)  # finished: read back
+    out = tmp_path / "searched.onnx"
+    run = export(folder / "search", "qdq", out)
+    assert run.returncode == 0, run.stderr
+    sidecar = json.loads((tmp_path / "searched.onnx.json").read_text())
+    assert sidecar["batch_norm_folded"] is False
+    assert [l["layer"] for l in sidecar["layers"] if "weight_bits" in l] == ["conv2.0", "res.0", "res.3", "conv3.0"]
+    result = json.loads((folder / "search" / "result.json").read_text())
+    assert abs(runtime_top1(out, 2000) - result["top1"]) <= 0.05
+
+
+def test_every_quantizer_form_exports_exactly_to_onnx_runtime_and_qonnx(mixed, tmp_path):
+    result = json.loads((mixed / "result.json").read_text())
+    assert export(mixed, "qdq", tmp_path / "m.onnx").returncode == 0
+    assert export(mixed, "qonnx", tmp_path / "q.onnx").returncode == 0
+    inputs = {l["input"] for l in json.loads((tmp_path / "m.onnx.json").read_text())["layers"]}
+    assert {"signed", "unsigned"} <= inputs
+    assert abs(runtime_top1(tmp_path / "m.onnx", 2000) - result["top1"]) <= 0.05
+    qdq = client_logits(tmp_path / "m.onnx", tmp_path / "m.f32")
+    qonnx = client_logits(tmp_path / "q.onnx", tmp_path / "q.f32", qonnx=True)
+    assert abs(qdq - qonnx).max() / abs(qdq).max() < 1e-4
+    # The QDQ file really is smaller: integer weights.
+    assert (tmp_path / "m.onnx").stat().st_size < (tmp_path / "q.onnx").stat().st_size / 2
+
+
+def test_the_float_export_is_the_imported_network_round_trip(trained, tmp_path):
+    folder, float_top1 = trained
+    test_an_imported_network_at_w8a8_without_training_keeps_its_float_accuracy(trained)
+    assert export(folder / "w8a8", "float", tmp_path / "f.onnx").returncode == 0
+    assert abs(runtime_top1(tmp_path / "f.onnx", 0) - float_top1) <= 0.05
+
+
+def test_export_refuses_what_it_cannot_write(trained, tmp_path):
+    folder, _ = trained
+    bad = export(folder / "w8a8", "int4", tmp_path / "x.onnx")
+    assert bad.returncode == 2 and "qdq, qonnx or float" in bad.stderr
+    missing = export(tmp_path / "nothing", "qdq", tmp_path / "x.onnx")
+    assert missing.returncode == 2 and "no finished trial" in missing.stderr
+    builtin = trial(tmp_path, "builtin", {"seed": 1, "dataset": {"name": "fashion-mnist", "path": str(DATA),
+                                                                 "train_subset": 256, "test_subset": 256},
+                                          "model": {"name": "simple-cnn"}, "uniform": {"weight_bits": 2,
+                                                                                       "activation_bits": 2}})
+    assert builtin.returncode == 0, builtin.stderr
+    refused = export(tmp_path / "builtin", "qdq", tmp_path / "x.onnx")
+    assert refused.returncode == 2 and "built in" in refused.stderr
+    assert not (tmp_path / "x.onnx").exists()

@@ -1,0 +1,106 @@
+// app: `edmips export`: a finished trial's network written as ONNX (QDQ,
+// QONNX or float) into the graph it was imported from.
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "app/commands.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "models/onnx_network.h"
+#include "onnx/onnx_export.h"
+#include "quant/quantizers.h"
+#include "quant/step_sizes.h"
+#include "trial/trial.h"
+
+namespace edmips {
+namespace {
+
+std::vector<float> values_of(const torch::Tensor& t) {
+  const auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+const char* input_kind(const QuantLayerImpl& l) {
+  if (!l.quantized()) return "float";
+  switch (l.precision().input) {
+    case LayerInput::data: return "data";
+    case LayerInput::signed_values: return "signed";
+    default: return "unsigned";
+  }
+}
+
+onnx::ExportedLayer exported_layer(const QuantLayerImpl& l, const OnnxLayerOrigin& origin, onnx::ExportFormat format,
+                                   nlohmann::json& metadata) {
+  torch::NoGradGuard no_grad;
+  onnx::ExportedLayer e;
+  e.layer = l.layer_name();
+  e.node = origin.node;
+  e.data_input = origin.data_input;
+  e.transposed = origin.transposed;
+  for (auto d : l.weight.sizes()) e.weight_dims.push_back(d);
+  if (l.bias.defined()) e.bias = values_of(l.bias);
+  e.quantized = l.quantized();
+  const bool write_quantizers = e.quantized && format != onnx::ExportFormat::float_model;
+  // What the network computes: the same quantizer its forward pass calls.
+  e.weight = values_of(write_quantizers ? quantize_weight(l.weight, l.precision().weight_bits[0]) : l.weight);
+  nlohmann::json entry = {{"layer", e.layer}, {"node", e.node}, {"input", input_kind(l)}};
+  if (e.quantized) {
+    e.weight_bits = l.precision().weight_bits[0];
+    e.activation_bits = l.precision().activation_bits[0];
+    e.weight_step = l.weight.std().item<double>() * weight_step(e.weight_bits);
+    e.quantize_input = l.precision().input != LayerInput::data && l.precision().input != LayerInput::pre_activation;
+    e.signed_input = l.precision().input == LayerInput::signed_values;
+    if (e.quantize_input) {
+      const double unit = e.signed_input ? weight_step(e.activation_bits) : activation_step(e.activation_bits);
+      e.activation_step = l.input_scale.item<double>() * unit;
+    }
+    entry.update({{"weight_bits", e.weight_bits},
+                  {"activation_bits", e.activation_bits},
+                  {"weight_step", e.weight_step},
+                  {"activation_step", e.activation_step}});
+  }
+  metadata["layers"].push_back(entry);
+  return e;
+}
+
+}  // namespace
+
+int run_export_command(const ExportCommand& command) {
+  const auto format = onnx::export_format_from_string(command.format);
+  const auto trained = load_trained_network(command.trial_dir);
+  const auto& config = trained.config;
+  if (config.model_onnx.empty()) {
+    throw ConfigError(command.trial_dir + ": model " + config.model +
+                      " is built in; export writes ONNX-imported models only so far (import the network from ONNX "
+                      "to get a file out)");
+  }
+  const auto& net = *trained.network;
+  const auto origins = onnx_layer_origins(net);
+  nlohmann::json metadata = {{"trial_id", trained.trial_id},
+                             {"model", config.model},
+                             {"source", config.model_onnx},
+                             {"format", command.format},
+                             {"batch_norm_folded", false},
+                             {"input_normalisation", trained.input_normalisation},
+                             {"top1", trained.result.value("top1", nlohmann::json())},
+                             {"bitops", trained.result.value("bitops", nlohmann::json())},
+                             {"normalised_bits", trained.result.value("normalised_bits", nlohmann::json())},
+                             {"layers", nlohmann::json::array()}};
+  std::vector<onnx::ExportedLayer> layers;
+  for (size_t i = 0; i < net.layers().size(); ++i) {
+    layers.push_back(exported_layer(*net.layers()[i], origins.at(i), format, metadata));
+  }
+  std::vector<onnx::ExportedBatchNorm> batch_norms;
+  for (const auto& [node, bn] : onnx_batch_norms(net)) {
+    batch_norms.push_back({node, values_of(bn->weight), values_of(bn->bias), values_of(bn->running_mean),
+                           values_of(bn->running_var)});
+  }
+  onnx::write_export(config.model_onnx, config.model_onnx_content, layers, batch_norms, format, metadata, command.out);
+  write_file_atomically(command.out + ".json", metadata.dump(2) + "\n");
+  std::printf("exported trial %s (%s) as %s: %s (layers and bits in %s.json)\n", trained.trial_id.c_str(),
+              config.model.c_str(), command.format.c_str(), command.out.c_str(), command.out.c_str());
+  return 0;
+}
+
+}  // namespace edmips

@@ -45,7 +45,7 @@ mkdir -p "$out/corpus/onnx_graph"
 [[ -n $(ls "$out/corpus/onnx_graph") ]] || bash "$root/scripts/python.sh" "$root/fuzz/onnx_seeds.py" "$out/corpus/onnx_graph" > /dev/null
 # The ONNX reader links Debian's libonnx and protobuf (not instrumented: the
 # harness's coverage is the reader's own code).
-onnx_flags=(-DONNX_NAMESPACE=onnx -DONNX_ML=1 "$root/src/onnx/onnx_graph.cpp" -lonnx -lonnx_proto -lprotobuf)
+onnx_flags=(-DONNX_NAMESPACE=onnx -DONNX_ML=1 "$root/src/onnx/onnx_graph.cpp" "$root/src/onnx/onnx_types.cpp" -lonnx -lonnx_proto -lprotobuf)
 status=0
 for harness in "${harnesses[@]}"; do
   [[ -f $root/fuzz/fuzz_$harness.cpp ]] || { echo "fuzz.sh: no harness $harness" >&2; exit 2; }

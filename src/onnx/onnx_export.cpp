@@ -228,13 +228,6 @@ void drop_unused_initializers(pb::GraphProto& g) {
 
 }  // namespace
 
-ExportFormat export_format_from_string(const std::string& text) {
-  if (text == "qdq") return ExportFormat::qdq;
-  if (text == "qonnx") return ExportFormat::qonnx;
-  if (text == "float") return ExportFormat::float_model;
-  throw ConfigError("invalid export format \"" + text + "\": expected qdq, qonnx or float");
-}
-
 void write_export(const std::string& source, const std::string& content_id, const std::vector<ExportedLayer>& layers,
                   const std::vector<ExportedBatchNorm>& batch_norms, ExportFormat format,
                   const nlohmann::json& metadata, const std::string& out) {

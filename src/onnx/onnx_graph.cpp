@@ -153,35 +153,6 @@ void check_model(const pb::ModelProto& model, const std::string& source) {
 
 }  // namespace
 
-int64_t TensorData::element_count() const {
-  return type == Type::float32 ? int64_t(floats.size()) : int64_t(ints.size());
-}
-
-int64_t Node::int_attribute(const std::string& attribute, int64_t fallback) const {
-  auto it = attributes.find(attribute);
-  if (it == attributes.end()) return fallback;
-  if (it->second.kind != Attribute::Kind::int_value) throw ConfigError(label() + ": attribute " + attribute + " is not an integer");
-  return it->second.i;
-}
-double Node::float_attribute(const std::string& attribute, double fallback) const {
-  auto it = attributes.find(attribute);
-  if (it == attributes.end()) return fallback;
-  if (it->second.kind != Attribute::Kind::float_value) throw ConfigError(label() + ": attribute " + attribute + " is not a float");
-  return it->second.f;
-}
-std::string Node::string_attribute(const std::string& attribute, const std::string& fallback) const {
-  auto it = attributes.find(attribute);
-  if (it == attributes.end()) return fallback;
-  if (it->second.kind != Attribute::Kind::string_value) throw ConfigError(label() + ": attribute " + attribute + " is not a string");
-  return it->second.s;
-}
-std::vector<int64_t> Node::ints_attribute(const std::string& attribute, std::vector<int64_t> fallback) const {
-  auto it = attributes.find(attribute);
-  if (it == attributes.end()) return fallback;
-  if (it->second.kind != Attribute::Kind::ints) throw ConfigError(label() + ": attribute " + attribute + " is not a list of integers");
-  return it->second.ints;
-}
-
 Graph parse_graph(const std::string& bytes, const std::string& source) {
   if (bytes.size() >= kMaxFileBytes) throw ConfigError(source + ": ONNX files of 2 GiB or more are not supported");
   pb::ModelProto model;

@@ -155,12 +155,16 @@ inline std::string edmips_binary() {
   return (self.parent_path().parent_path() / "src" / "edmips").string();
 }
 
-/// The checkout's root, from $EDMIPS_SOURCE_DIR (CTest sets it; run by hand,
-/// set it yourself): tests that run the project's Python scripts need it.
+/// The checkout's root: $EDMIPS_SOURCE_DIR, else the folder above the build
+/// folder holding this test binary (ROOT/build/tests/edmips_tests, as
+/// scripts/build.sh lays it out). Tests that run the project's scripts need it.
 inline std::filesystem::path source_dir() {
-  const char* given = std::getenv("EDMIPS_SOURCE_DIR");
-  if (!given || !*given) throw std::runtime_error("set EDMIPS_SOURCE_DIR to the checkout's root");
-  return given;
+  if (const char* given = std::getenv("EDMIPS_SOURCE_DIR"); given && *given) return given;
+  const auto root = std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path().parent_path();
+  if (!std::filesystem::exists(root / "scripts" / "python.sh")) {
+    throw std::runtime_error("set EDMIPS_SOURCE_DIR to the checkout's root (not found above the test binary)");
+  }
+  return root;
 }
 
 /// Runs one of the project's Python scripts with Debian's interpreter

@@ -96,7 +96,6 @@ class OnnxNetworkImpl;
 /// What a converter sees: the node, the constants known at import, and the
 /// network to register layers and modules in.
 struct ConvertContext {
-  const onnx::Graph& graph;
   OnnxNetworkImpl& network;
   const Node& node;
   /// A constant input (initializer or Constant output), or nullptr.
@@ -275,7 +274,7 @@ void OnnxNetworkImpl::convert(const Node& node) {
     throw ConfigError(source_ + ": " + node.label() + ": operator " + node.op_type +
                       " is not supported by the importer (supported: " + list + ")");
   }
-  ConvertContext context{graph_, *this, node,
+  ConvertContext context{*this, node,
                          [&](size_t i) { return i < node.inputs.size() ? known_constant(node.inputs[i]) : nullptr; },
                          [&](size_t i) {
                            const auto* c = i < node.inputs.size() ? known_constant(node.inputs[i]) : nullptr;
@@ -469,6 +468,14 @@ Step unary(std::function<torch::Tensor(const torch::Tensor&)> f) {
   return s;
 }
 
+/// A Conv / Gemm / MatMul node's step: its layer on the node's data input.
+Step layer_step(QuantLayer layer) {
+  Step s;
+  s.wired_inputs = 1;
+  s.run = [layer](const Tensors& in) mutable { return Tensors{layer->forward(in[0])}; };
+  return s;
+}
+
 Step convert_conv(ConvertContext& c) {
   const auto& n = c.node;
   const auto weight = c.required_constant(1);
@@ -494,11 +501,7 @@ Step convert_conv(ConvertContext& c) {
   OnnxLayerOrigin origin;
   origin.weight = n.inputs[1];
   origin.bias = shape.bias ? n.inputs[2] : "";
-  auto layer = c.network.add_layer(n, shape, weight, bias, origin);
-  Step s;
-  s.wired_inputs = 1;
-  s.run = [layer](const Tensors& in) mutable { return Tensors{layer->forward(in[0])}; };
-  return s;
+  return layer_step(c.network.add_layer(n, shape, weight, bias, origin));
 }
 
 Step convert_linear(ConvertContext& c) {
@@ -526,11 +529,7 @@ Step convert_linear(ConvertContext& c) {
   }
   auto shape = LayerShape::linear(weight.size(1), weight.size(0));
   shape.bias = bias.defined();
-  auto layer = c.network.add_layer(n, shape, weight.contiguous(), bias, origin);
-  Step s;
-  s.wired_inputs = 1;
-  s.run = [layer](const Tensors& in) mutable { return Tensors{layer->forward(in[0])}; };
-  return s;
+  return layer_step(c.network.add_layer(n, shape, weight.contiguous(), bias, origin));
 }
 
 Step convert_batch_norm(ConvertContext& c) {

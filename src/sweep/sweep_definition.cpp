@@ -67,6 +67,10 @@ nlohmann::json summarise(const PlannedTrial& t) {
     s["weight_bits"] = std::to_string(c.uniform_weight_bits);
     s["activation_bits"] = std::to_string(c.uniform_activation_bits);
   }
+  if (!c.model_onnx.empty()) {  // an imported model: what `edmips export` can write (reports list it)
+    s["onnx"] = c.model_onnx;
+    s["init"] = c.init;
+  }
   return s;
 }
 
@@ -264,10 +268,17 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
     if (axes.has("models")) {
       const auto& v = axes.raw("models");
       const std::string path = axes.path_of("models");
-      if (!v.is_array() || v.empty()) axes.fail("models", "a non-empty list of model names");
+      if (!v.is_array() || v.empty()) axes.fail("models", "a non-empty list of model names or model objects");
       for (size_t i = 0; i < v.size(); ++i) {
+        // An object is a whole "model" (an ONNX file, its init, its name); the
+        // trial parser checks it, with this path in its message.
+        if (v[i].is_object()) {
+          models.push_back({v[i], path + "/" + std::to_string(i)});
+          continue;
+        }
         std::string expected = "one of";
         for (const auto& m : model_names()) expected += " \"" + m + "\"";
+        expected += ", or a model object such as {\"onnx\": \"net.onnx\"}";
         if (!v[i].is_string()) axes.fail_at(path + "/" + std::to_string(i), expected, v[i]);
         const auto name = v[i].get<std::string>();
         if (std::find(model_names().begin(), model_names().end(), name) == model_names().end()) {
@@ -356,13 +367,8 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
   }
 
   // Cartesian product: models x fields x seeds x (bit sets x penalties | baselines).
-  // An imported model without a name keeps the one its file gives it (null here).
-  const bool base_imported = base.contains("model") && base["model"].contains("onnx");
-  if (models.empty()) models.push_back({base.contains("model") && base["model"].contains("name")
-                                            ? base["model"]["name"]
-                                        : base_imported ? nlohmann::json()
-                                                        : nlohmann::json(TrialConfig{}.model),
-                                        "/base/model/name"});
+  // Without a models axis every trial keeps the base's model as it is.
+  if (models.empty()) models.push_back({nullptr, "/base/model"});
   if (seeds.empty()) seeds.push_back({base.value("seed", 0), "/base/seed"});
   if (bit_sets.empty()) bit_sets.push_back({nullptr, "/base/search"});
   if (penalties.empty() && !budgets) penalties.push_back({nullptr, "/base/search/complexity_penalty"});
@@ -411,7 +417,12 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
     for (const auto& combination : field_combinations) {
       for (const auto& seed : seeds) {
         nlohmann::json trial = base;
-        if (!model.value.is_null()) trial["model"]["name"] = model.value;
+        if (model.value.is_object()) {
+          trial["model"] = model.value;
+        } else if (!model.value.is_null()) {
+          // A built-in name replaces the base's model, an ONNX file included.
+          trial["model"] = {{"name", model.value}};
+        }
         trial["seed"] = seed.value;
         std::string origin = model.path + ", " + seed.path;
         for (const auto& item : combination.items()) {

@@ -69,9 +69,11 @@ void parse_onnx_model(JsonObjectReader& m, const std::filesystem::path& relative
     m.fail("onnx_content", "the ID of " + c.model_onnx + " as it is now (" + c.model_onnx_content +
                                "): the file changed since this config was written");
   }
-  c.model = m.string_value("name", path.stem().string() + ".onnx");
-  if (c.model.empty()) m.fail("name", "a non-empty model name");
   c.init = m.choice("init", {"imported", "scratch"}, std::string("imported"));
+  // The default name tells the two inits apart, so a sweep over both keeps
+  // two fronts in its report instead of mixing them into one.
+  c.model = m.string_value("name", path.stem().string() + (c.init == "scratch" ? ".onnx-scratch" : ".onnx"));
+  if (c.model.empty()) m.fail("name", "a non-empty model name");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "pareto/analysis.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -101,6 +102,7 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
     c.dataset = summary.at("dataset");
     c.weight_bits = summary.at("weight_bits");
     c.activation_bits = summary.at("activation_bits");
+    c.onnx = summary.value("onnx", "");
     if (!summary.at("complexity_penalty").is_null()) c.complexity_penalty = summary.at("complexity_penalty");
     if (summary.contains("budget")) {
       c.budget = summary.at("budget").get<double>();
@@ -329,6 +331,7 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"budget", optional(c.budget)},
                               {"budget_cost", c.budget ? nlohmann::json(c.budget_cost) : nlohmann::json()},
                               {"probes_mean", optional(c.probes_mean)},
+                              {"onnx", c.onnx.empty() ? nlohmann::json() : nlohmann::json(c.onnx)},
                               {"trials", c.trials}});
   }
   nlohmann::json budgets = nlohmann::json::array();
@@ -517,6 +520,36 @@ std::string probe_count_text(const ParetoReport& r) {
          fmt("%.2f", double(r.probes) / double(std::max<size_t>(1, r.budgets.size()))) + " per budget";
 }
 
+/// The `edmips export` command of every imported configuration on a mixed
+/// front (its first seed's trial), cheapest first; empty without any.
+std::string export_commands(const ParetoReport& r) {
+  std::ostringstream out;
+  for (const auto& g : r.groups) {
+    if (g.kind == "uniform") continue;
+    std::vector<size_t> front = g.front;
+    std::sort(front.begin(), front.end(), [&](size_t a, size_t b) {
+      return r.configurations[a].cost < r.configurations[b].cost;
+    });
+    for (size_t i : front) {
+      const auto& c = r.configurations[i];
+      if (c.onnx.empty() || c.trials.empty()) continue;
+      const auto& t = c.trials.front();
+      std::string name = c.model;
+      for (size_t at; (at = name.find(".onnx")) != std::string::npos;) name.erase(at, 5);
+      name += "-" + label(c);
+      for (auto& ch : name) {
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') ch = '_';
+      }
+      out << "# " << g.name << ", " << label(c) << ": top-1 " << fmt("%.2f", t.at("top1").get<double>())
+          << " % (seed " << t.at("seed").dump() << "; mean " << fmt("%.2f", c.top1_mean) << " of "
+          << c.trials.size() << "), " << fmt("%.3f", t.at("normalised_bits").get<double>()) << " bits\n"
+          << "edmips export " << (fs::path(t.at("source").get<std::string>()) / "trials" / t.at("id").get<std::string>()).string()
+          << " --format qdq --out " << name << ".onnx\n";
+    }
+  }
+  return out.str();
+}
+
 std::string group_heading(const ParetoReport& r, const Group& g) {
   return g.name + ": " + std::to_string(g.configurations.size()) + " configurations, " + std::to_string(g.front.size()) +
          " on the front, hypervolume " + fmt("%.4g", g.hypervolume) + " (cost " + to_string(r.cost) + ")";
@@ -536,6 +569,10 @@ void print_report(std::ostream& out, const ParetoReport& r) {
   for (const auto& g : r.groups) out << group_heading(r, g) << "\n" << group_table(r, g, false) << "\n";
   if (!r.budgets.empty()) {
     out << "Budgets (" << probe_count_text(r) << "):\n" << budget_tables(r, false) << "\n";
+  }
+  if (const auto commands = export_commands(r); !commands.empty()) {
+    out << "Export an imported network on the front (--format qdq, qonnx or float; docs/onnx.md):\n" << commands
+        << "\n";
   }
 }
 
@@ -585,6 +622,12 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
           "(docs/budgets.md). \"gave up\" retrains the most expensive probe still under the budget; \"own\" probes "
           "are those the budget started, \"family\" all of its model, bits and seed it could use.\n"
        << budget_tables(r, true) << "\n";
+  }
+  if (const auto commands = export_commands(r); !commands.empty()) {
+    md << "## Exporting the front\n\nEach imported configuration on a mixed front, cheapest first, as the command "
+          "that writes it for a runtime (`--format qdq` for ONNX Runtime and TensorRT, `qonnx` for FINN, `float`; "
+          "docs/onnx.md). The command exports the configuration's first seed.\n\n```sh\n"
+       << commands << "```\n\n";
   }
   md << "## Bit allocations on the front\n\n![bit allocation](plots/bit_allocation.png)\n\n"
      << "## How the penalty maps to a budget\n\n![lambda vs normalised bits](plots/lambda_vs_bits.png)\n\n"

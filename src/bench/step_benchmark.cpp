@@ -3,6 +3,7 @@
 #include <c10/core/CPUAllocator.h>
 #include <cstdlib>
 
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <ostream>
@@ -142,10 +143,10 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
   fixed.fixed_bits = {{"", o.weight_bits[o.weight_bits.size() / 2], o.activation_bits[o.activation_bits.size() / 2]}};
 
   std::vector<Form> forms;
-  auto add = [&](const std::string& name, const NetworkPrecision& p, bool naive) {
+  auto add = [&](const std::string& name, const NetworkPrecision& p, bool naive, const ModelSpec& model) {
     Form f;
     f.name = name;
-    f.net = make_network(o.model, input, p);
+    f.net = make_network(model, input, p);
     f.net->to(device);
     f.net->set_naive_search(naive);
     f.weights = std::make_unique<torch::optim::SGD>(f.net->weight_parameters(),
@@ -157,10 +158,19 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
     }
     forms.push_back(std::move(f));
   };
-  add("float", fp, false);
-  add("search (composite)", search, false);
-  add("fixed (derived)", fixed, false);
-  if (o.naive) add("search (naive |W|x|A|)", search, true);
+  const ModelSpec builtin{o.model, "", false};
+  add("float", fp, false, builtin);
+  add("search (composite)", search, false, builtin);
+  add("fixed (derived)", fixed, false, builtin);
+  if (o.naive) add("search (naive |W|x|A|)", search, true, builtin);
+  if (!o.onnx.empty()) {
+    // The imported network's rows, interleaved with the built-in's like all
+    // forms: the step cost of the import itself, at the same shapes.
+    const ModelSpec imported{"imported", o.onnx, true};
+    add("imported float", fp, false, imported);
+    add("imported search (composite)", search, false, imported);
+    add("imported fixed (derived)", fixed, false, imported);
+  }
 
   // Batches come from the trainer's own batch assembly (shuffled gather with
   // random crop and flip), over an in-memory dataset of 8 batches.
@@ -210,9 +220,12 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
     t.peak_memory_mib = *std::max_element(peaks[i].begin(), peaks[i].end());
     rows.push_back(t);
   }
+  // Each row against the float form of its own network.
+  const StepTiming* reference = &rows[0];
   for (auto& r : rows) {
-    r.ratio_to_float = r.median_ms / rows[0].median_ms;
-    r.memory_ratio_to_float = r.peak_memory_mib / rows[0].peak_memory_mib;
+    if (r.form == "imported float") reference = &r;
+    r.ratio_to_float = r.median_ms / reference->median_ms;
+    r.memory_ratio_to_float = r.peak_memory_mib / reference->peak_memory_mib;
   }
   return rows;
 }
@@ -252,6 +265,9 @@ void print_step_table(std::ostream& out, const StepBenchmarkOptions& o, const st
       << "peak MiB: the step's peak of live tensor bytes above what was live before it ("
       << (o.device == "cuda" ? "CUDA caching allocator" : "counting CPU allocator")
       << "), plus the form's parameters, gradients and momentum\n\n";
+  if (!o.onnx.empty()) {
+    out << "imported: " << o.onnx << " (its rows' \"x\" columns compare with the imported float form)\n\n";
+  }
   out << "| form | ms/step | x float | peak MiB | x float | batch assembly ms (% of step) |\n"
       << "|---|---:|---:|---:|---:|---:|\n";
   out << std::fixed;
@@ -261,6 +277,20 @@ void print_step_table(std::ostream& out, const StepBenchmarkOptions& o, const st
         << r.memory_ratio_to_float << " | " << std::setprecision(2) << r.batch_assembly_ms << " ("
         << std::setprecision(1) << 100.0 * r.batch_assembly_ms / r.median_ms << "%) |\n";
   }
+  // Side by side: the imported network's step against the built-in one's.
+  auto find = [&](const std::string& form) {
+    const auto it = std::find_if(rows.begin(), rows.end(), [&](const StepTiming& r) { return r.form == form; });
+    return it == rows.end() ? nullptr : &*it;
+  };
+  for (const char* form : {"float", "search (composite)", "fixed (derived)"}) {
+    const auto* ours = find(form);
+    const auto* imported = find(std::string("imported ") + form);
+    if (!ours || !imported) continue;
+    out << "\nimported / " << o.model << ", " << form << ": " << std::setprecision(2)
+        << imported->median_ms / ours->median_ms << "x time, " << imported->peak_memory_mib / ours->peak_memory_mib
+        << "x peak memory";
+  }
+  if (!o.onnx.empty()) out << "\n";
 }
 
 }  // namespace edmips

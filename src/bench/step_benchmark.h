@@ -20,6 +20,7 @@ struct StepBenchmarkOptions {
   int threads = 2;
   bool naive = true;  ///< also measure the naive search (slow)
   std::string device = "cpu";  ///< "cpu" or "cuda" (GPU 0; CUDA_VISIBLE_DEVICES picks it)
+  std::string onnx;  ///< non-empty: also this imported network's float and search forms, beside the model's
 };
 
 struct StepTiming {

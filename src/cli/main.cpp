@@ -315,6 +315,8 @@ int bench(const std::vector<std::string>& args) {
       "threads,t", po::value(&o.threads)->default_value(o.threads), "torch threads")(
       "device", po::value(&o.device)->default_value(o.device), "cpu or cuda (GPU 0 of CUDA_VISIBLE_DEVICES)")(
       "no-naive", "skip the naive |W|x|A| search form")(
+      "onnx", po::value(&o.onnx)->value_name("FILE"),
+      "also an imported ONNX network at the same shapes, its forms beside the model's")(
       "data", po::value<std::string>(), "an image folder: benchmark its loading instead (edmips bench --data DIR --help)");
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {

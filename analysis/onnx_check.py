@@ -6,6 +6,10 @@ training set's mean and standard deviation).
 
 normalised with the mean and std recorded in MODEL.onnx.json (edmips
 export's sidecar), or without one as edmips does without a train_subset
+    onnx_check.py compare MODEL.onnx [--qonnx]
+        the client's logits on the test images whose logits edmips export
+        wrote into MODEL.onnx.json ("reference"), against them: the largest
+        difference relative to the largest reference logit, as JSON
     onnx_check.py logits MODEL.onnx OUT.f32 [--qonnx] [--limit N]
         logits of the first N test images, from ONNX Runtime or from the
         qonnx package's executor (QONNX Quant nodes), raw float32
@@ -66,12 +70,20 @@ def qonnx_logits(model, x):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["ortop1", "logits"])
+    p.add_argument("what", choices=["ortop1", "logits", "compare"])
     p.add_argument("model")
     p.add_argument("out", nargs="?")
     p.add_argument("--qonnx", action="store_true")
     p.add_argument("--limit", type=int, default=0)
     a = p.parse_args()
+    if a.what == "compare":
+        with open(a.model + ".json") as f:
+            reference = np.array(json.load(f)["reference"]["logits"])
+        x, _ = test_set(len(reference), a.model)
+        logits = qonnx_logits(a.model, x) if a.qonnx else ort_logits(a.model, x)
+        error = float(np.abs(logits - reference).max() / np.abs(reference).max())
+        print(json.dumps({"relative_error": error, "images": len(reference)}))
+        return
     x, y = test_set(a.limit, a.model)
     if a.what == "ortop1":
         logits = ort_logits(a.model, x)

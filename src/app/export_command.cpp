@@ -1,12 +1,16 @@
 // app: `edmips export`: a finished trial's network written as ONNX (QDQ,
-// QONNX or float) into the graph it was imported from.
+// QONNX or float): into the graph it was imported from, or for a built-in
+// model into the graph its modules describe (models/builtin_graph.h).
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "app/commands.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "data/dataset.h"
+#include "models/builtin_graph.h"
 #include "models/onnx_network.h"
 #include "onnx/onnx_export.h"
 #include "quant/quantizers.h"
@@ -49,9 +53,13 @@ onnx::ExportedLayer exported_layer(const QuantLayerImpl& l, const OnnxLayerOrigi
     e.weight_bits = l.precision().weight_bits[0];
     e.activation_bits = l.precision().activation_bits[0];
     e.weight_step = l.weight.std().item<double>() * weight_step(e.weight_bits);
-    e.quantize_input = l.precision().input != LayerInput::data && l.precision().input != LayerInput::pre_activation;
+    e.quantize_input = l.precision().input != LayerInput::data;
     e.signed_input = l.precision().input == LayerInput::signed_values;
-    if (e.quantize_input) {
+    if (l.precision().input == LayerInput::pre_activation) {
+      // The built-in rule: HWGQ at the released step, no input scale; the
+      // described graph's ReLU before the quantizer is its clip at 0.
+      e.activation_step = activation_step(e.activation_bits);
+    } else if (e.quantize_input) {
       const double unit = e.signed_input ? weight_step(e.activation_bits) : activation_step(e.activation_bits);
       e.activation_step = l.input_scale.item<double>() * unit;
     }
@@ -64,22 +72,42 @@ onnx::ExportedLayer exported_layer(const QuantLayerImpl& l, const OnnxLayerOrigi
   return e;
 }
 
+/// Our network's logits on the first test images, for a runtime to be
+/// checked against (analysis/onnx_check.py compare); none for image folders,
+/// whose test images are not in memory.
+nlohmann::json reference_logits(NetworkImpl& net, const TrialConfig& config) {
+  constexpr int64_t kImages = 8;
+  const auto data = load_dataset(config.dataset);
+  if (!data.test_images.defined() || data.test_images.size(0) == 0) return nullptr;
+  torch::NoGradGuard no_grad;
+  net.eval();
+  const auto logits = net.forward(data.test_images.narrow(0, 0, std::min(kImages, data.test_images.size(0))))
+                          .to(torch::kDouble)
+                          .contiguous();
+  nlohmann::json rows = nlohmann::json::array();
+  for (int64_t i = 0; i < logits.size(0); ++i) {
+    const auto row = logits[i];
+    rows.push_back(std::vector<double>(row.data_ptr<double>(), row.data_ptr<double>() + row.numel()));
+  }
+  return {{"test_images", "the first " + std::to_string(logits.size(0)) + " of the test set, normalised as above"},
+          {"logits", rows}};
+}
+
 }  // namespace
 
 int run_export_command(const ExportCommand& command) {
   const auto format = onnx::export_format_from_string(command.format);
   const auto trained = load_trained_network(command.trial_dir);
   const auto& config = trained.config;
-  if (config.model_onnx.empty()) {
-    throw ConfigError(command.trial_dir + ": model " + config.model +
-                      " is built in; export writes ONNX-imported models only so far (import the network from ONNX "
-                      "to get a file out)");
-  }
   const auto& net = *trained.network;
-  const auto origins = onnx_layer_origins(net);
+  const bool builtin = config.model_onnx.empty();
+  // A built-in model exports from the graph its modules describe, with their
+  // trained values already in it; an imported one into its source file.
+  const auto described = builtin ? describe_builtin(net, ModelInput{trained.channels, trained.height, trained.width, trained.classes}) : BuiltinGraph{};
+  const auto origins = builtin ? described.origins : onnx_layer_origins(net);
   nlohmann::json metadata = {{"trial_id", trained.trial_id},
                              {"model", config.model},
-                             {"source", config.model_onnx},
+                             {"source", builtin ? "built-in model " + config.model : config.model_onnx},
                              {"format", command.format},
                              {"batch_norm_folded", false},
                              {"input_normalisation", trained.input_normalisation},
@@ -87,17 +115,31 @@ int run_export_command(const ExportCommand& command) {
                              {"bitops", trained.result.value("bitops", nlohmann::json())},
                              {"normalised_bits", trained.result.value("normalised_bits", nlohmann::json())},
                              {"layers", nlohmann::json::array()}};
+  // In the sidecar only (metadata_props stays small): what the file must compute.
+  // A float export of a quantized trial computes what no network of ours does: no reference there.
+  const bool quantized = std::any_of(net.layers().begin(), net.layers().end(),
+                                     [](const QuantLayer& l) { return l->quantized(); });
+  const auto reference = format == onnx::ExportFormat::float_model && quantized
+                             ? nlohmann::json()
+                             : reference_logits(*trained.network, config);
   std::vector<onnx::ExportedLayer> layers;
   for (size_t i = 0; i < net.layers().size(); ++i) {
     layers.push_back(exported_layer(*net.layers()[i], origins.at(i), format, metadata));
   }
-  std::vector<onnx::ExportedBatchNorm> batch_norms;
-  for (const auto& [node, bn] : onnx_batch_norms(net)) {
-    batch_norms.push_back({node, values_of(bn->weight), values_of(bn->bias), values_of(bn->running_mean),
-                           values_of(bn->running_var)});
+  if (builtin) {
+    onnx::write_export_bytes(described.model, "model " + config.model, layers, {}, format, metadata, command.out);
+  } else {
+    std::vector<onnx::ExportedBatchNorm> batch_norms;
+    for (const auto& [node, bn] : onnx_batch_norms(net)) {
+      batch_norms.push_back({node, values_of(bn->weight), values_of(bn->bias), values_of(bn->running_mean),
+                             values_of(bn->running_var)});
+    }
+    onnx::write_export(config.model_onnx, config.model_onnx_content, layers, batch_norms, format, metadata,
+                       command.out);
   }
-  onnx::write_export(config.model_onnx, config.model_onnx_content, layers, batch_norms, format, metadata, command.out);
-  write_file_atomically(command.out + ".json", metadata.dump(2) + "\n");
+  auto sidecar = metadata;
+  if (!reference.is_null()) sidecar["reference"] = reference;
+  write_file_atomically(command.out + ".json", sidecar.dump(2) + "\n");
   std::printf("exported trial %s (%s) as %s: %s (layers and bits in %s.json)\n", trained.trial_id.c_str(),
               config.model.c_str(), command.format.c_str(), command.out.c_str(), command.out.c_str());
   return 0;

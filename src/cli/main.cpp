@@ -36,7 +36,7 @@ const char* kUsage =
     "  bench [--model M --batch B]   time float / search / fixed / naive training steps\n"
     "  bench --data DIR [--generate] image-folder loading: images/s against torchvision, data wait\n"
     "  generate-folder DIR           write a synthetic image folder (train/ and val/, one folder per class)\n"
-    "  export TRIAL_DIR --out F.onnx a finished trial of an ONNX-imported model as QDQ, QONNX or float ONNX\n"
+    "  export TRIAL_DIR --out F.onnx a finished trial (built-in or imported model) as QDQ, QONNX or float ONNX\n"
     "  --version                     version, LibTorch, CUDA, where the shared files are\n"
     "\n"
     "Run `edmips <command> --help` for a command's options and their defaults.\n"

@@ -8,6 +8,10 @@
 
 namespace edmips {
 
+void NetworkImpl::describe(GraphDescriber&) const {
+  throw ConfigError("model " + model_name_ + " cannot be written as an ONNX graph");
+}
+
 QuantLayer LayerBuilder::make(const std::string& name, const LayerShape& shape, bool quantize,
                               bool is_data, LayerInput input) {
   LayerPrecision p;

@@ -48,9 +48,14 @@ class LayerBuilder {
   size_t quantized_count_ = 0;
 };
 
+class GraphDescriber;  // models/builtin_graph.h
+
 class NetworkImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  /// Writes the forward pass (eval mode) into `d` as a float ONNX graph
+  /// (models/builtin_graph.h): the built-in models do; others refuse.
+  virtual void describe(GraphDescriber& d) const;
   /// Switches every search layer to the naive |W|x|A| form (benchmarks, tests).
   void set_naive_search(bool naive);
   /// Sets every search layer's softmax temperature.

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/json_reader.h"
+#include "models/builtin_graph.h"
 #include "models/model_names.h"
 #include "models/network.h"
 #include "models/onnx_network.h"
@@ -39,6 +40,12 @@ class SimpleCnnImpl : public NetworkImpl {
     x = F::adaptive_avg_pool2d(torch::relu(x), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
     return fc_(x);
   }
+  void describe(GraphDescriber& d) const override {
+    std::string x = d.input();
+    for (int i = 0; i < 4; ++i) x = d.batch_norm(*bn_[i], "bn" + std::to_string(i + 1), d.layer(*conv_[i], x));
+    x = d.global_average_pool_flat("pool", d.relu("relu", x));
+    d.output(d.layer(*fc_, x));
+  }
 
  private:
   QuantLayer conv_[4]{nullptr, nullptr, nullptr, nullptr};
@@ -54,6 +61,9 @@ class ConvBnImpl : public torch::nn::Module {
     bn = register_module("bn", torch::nn::BatchNorm2d(shape.out_channels));
   }
   torch::Tensor forward(const torch::Tensor& x) { return bn(conv(x)); }
+  std::string describe(GraphDescriber& d, const std::string& x) const {
+    return d.batch_norm(*bn, conv->layer_name() + ".bn", d.layer(*conv, x));
+  }
   QuantLayer conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
 };
@@ -93,6 +103,11 @@ class BasicBlockImpl : public torch::nn::Module {
     probe_residual(*probe_, name_, x, residual);
     return out + residual;
   }
+  std::string describe(GraphDescriber& d, const std::string& x) const {
+    const auto normalised = d.batch_norm(*bn0, name_ + ".bn0", x);
+    const auto out = conv2->describe(d, conv1->describe(d, normalised));
+    return d.add(name_ + ".add", out, shortcut ? shortcut->describe(d, normalised) : x);
+  }
   torch::nn::BatchNorm2d bn0{nullptr};
   ConvBn conv1{nullptr}, conv2{nullptr}, shortcut{nullptr};
 
@@ -126,6 +141,11 @@ class BottleneckImpl : public torch::nn::Module {
     const auto residual = shortcut ? shortcut(normalised) : x;
     probe_residual(*probe_, name_, x, residual);
     return out + residual;
+  }
+  std::string describe(GraphDescriber& d, const std::string& x) const {
+    const auto normalised = d.batch_norm(*bn0, name_ + ".bn0", x);
+    const auto out = conv3->describe(d, conv2->describe(d, conv1->describe(d, normalised)));
+    return d.add(name_ + ".add", out, shortcut ? shortcut->describe(d, normalised) : x);
   }
   torch::nn::BatchNorm2d bn0{nullptr};
   ConvBn conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, shortcut{nullptr};
@@ -172,6 +192,14 @@ class ResNetImpl : public NetworkImpl {
     x = F::adaptive_avg_pool2d(torch::relu(x), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
     return fc_(x);
   }
+  void describe(GraphDescriber& d) const override {
+    std::string x = d.layer(*stem_conv_, d.input());
+    if (imagenet_layout_) x = d.max_pool("maxpool", x, 3, 2, 1);
+    x = d.batch_norm(*stem_bn_, "bn1", x);
+    for (const auto& block : body_->children()) x = block->as<Block>()->describe(d, x);
+    x = d.global_average_pool_flat("pool", d.relu("relu", x));
+    d.output(d.layer(*fc_, x));
+  }
 
  private:
   bool imagenet_layout_ = false;
@@ -213,6 +241,15 @@ class VggSmallImpl : public NetworkImpl {
       x = bns_[i](x);
     }
     return fc_(torch::relu(x).flatten(1));
+  }
+  void describe(GraphDescriber& d) const override {
+    std::string x = d.input();
+    for (size_t i = 0; i < convs_.size(); ++i) {
+      x = d.layer(*convs_[i], x);
+      if (i % 2 == 1) x = d.max_pool("pool" + std::to_string(i / 2 + 1), x, 2, 2, 0);
+      x = d.batch_norm(*bns_[i], "bn" + std::to_string(i + 1), x);
+    }
+    d.output(d.layer(*fc_, d.flatten("flatten", d.relu("relu", x))));
   }
 
  private:

@@ -236,6 +236,65 @@ void write_export(const std::string& source, const std::string& content_id, cons
     throw ConfigError(source + ": changed since the trial imported it (content " + stable_id(bytes) + ", trial " +
                       content_id + "): export needs the file the trial ran on");
   }
+  write_export_bytes(bytes, source, layers, batch_norms, format, metadata, out);
+}
+
+std::string serialize_graph(const GraphSpec& spec) {
+  pb::ModelProto model;
+  model.set_ir_version(7);  // ONNX 1.8, the first with opset 13: the oldest runtimes that read this file
+  auto* op = model.add_opset_import();
+  op->set_domain("");
+  op->set_version(13);
+  model.set_producer_name("edmips-sweep");
+  auto* graph = model.mutable_graph();
+  graph->set_name("edmips");
+  auto value = [](pb::ValueInfoProto* v, const std::string& name, const std::vector<int64_t>& dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(pb::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_param("batch");
+    for (auto d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value(graph->add_input(), spec.input, {spec.channels, spec.height, spec.width});
+  value(graph->add_output(), spec.output, {spec.classes});
+  for (const auto& t : spec.initializers) {
+    auto* init = graph->add_initializer();
+    init->set_name(t.name);
+    init->set_data_type(pb::TensorProto::FLOAT);
+    for (auto d : t.dims) init->add_dims(d);
+    init->set_raw_data(std::string(reinterpret_cast<const char*>(t.values.data()), t.values.size() * sizeof(float)));
+  }
+  for (const auto& n : spec.nodes) {
+    auto* node = graph->add_node();
+    node->set_op_type(n.op);
+    node->set_name(n.name);
+    for (const auto& i : n.inputs) node->add_input(i);
+    for (const auto& o : n.outputs) node->add_output(o);
+    for (const auto& [name, values] : n.ints) {
+      auto* a = node->add_attribute();
+      a->set_name(name);
+      a->set_type(pb::AttributeProto::INTS);
+      for (auto v : values) a->add_ints(v);
+    }
+    for (const auto& [name, v] : n.int_scalars) {
+      auto* a = node->add_attribute();
+      a->set_name(name);
+      a->set_type(pb::AttributeProto::INT);
+      a->set_i(v);
+    }
+    for (const auto& [name, v] : n.floats) {
+      auto* a = node->add_attribute();
+      a->set_name(name);
+      a->set_type(pb::AttributeProto::FLOAT);
+      a->set_f(v);
+    }
+  }
+  return model.SerializeAsString();
+}
+
+void write_export_bytes(const std::string& bytes, const std::string& source, const std::vector<ExportedLayer>& layers,
+                        const std::vector<ExportedBatchNorm>& batch_norms, ExportFormat format,
+                        const nlohmann::json& metadata, const std::string& out) {
   pb::ModelProto model;
   if (!model.ParseFromString(bytes)) throw ConfigError(source + ": not an ONNX model");
   for (const auto& op : model.opset_import()) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edmips::onnx {
@@ -43,6 +44,35 @@ struct ExportedBatchNorm {
   std::string node;
   std::vector<float> scale, bias, mean, variance;
 };
+
+/// A float graph described without protobuf: how a built-in network is
+/// written out (models/builtin_graph), so it exports like an imported one.
+struct GraphSpec {
+  struct Tensor {
+    std::string name;
+    std::vector<int64_t> dims;
+    std::vector<float> values;
+  };
+  struct Node {
+    std::string op, name;
+    std::vector<std::string> inputs, outputs;
+    std::vector<std::pair<std::string, std::vector<int64_t>>> ints;  ///< INTS attributes
+    std::vector<std::pair<std::string, int64_t>> int_scalars;        ///< INT attributes
+    std::vector<std::pair<std::string, float>> floats;               ///< FLOAT attributes
+  };
+  std::string input, output;  ///< the graph's input (N x channels x height x width) and logits (N x classes)
+  int64_t channels = 0, height = 0, width = 0, classes = 0;
+  std::vector<Node> nodes;
+  std::vector<Tensor> initializers;
+};
+
+/// The ONNX model (opset 13, batch size free) of `spec`, serialized.
+std::string serialize_graph(const GraphSpec& spec);
+
+/// As write_export, from a model already in memory (`source` names it in errors).
+void write_export_bytes(const std::string& bytes, const std::string& source, const std::vector<ExportedLayer>& layers,
+                        const std::vector<ExportedBatchNorm>& batch_norms, ExportFormat format,
+                        const nlohmann::json& metadata, const std::string& out);
 
 /// Reads `source` (whose stable_id must be `content_id`: ConfigError if the
 /// file changed), writes the export to `out` atomically, and checks it with

@@ -19,4 +19,11 @@ void write_export(const std::string& source, const std::string&, const std::vect
   unavailable(source);
 }
 
+std::string serialize_graph(const GraphSpec&) { unavailable("export"); }
+void write_export_bytes(const std::string&, const std::string& source, const std::vector<ExportedLayer>&,
+                        const std::vector<ExportedBatchNorm>&, ExportFormat, const nlohmann::json&,
+                        const std::string&) {
+  unavailable(source);
+}
+
 }  // namespace edmips::onnx

@@ -635,6 +635,10 @@ TrainedNetwork load_trained_network(const fs::path& directory) {
   }
   net->eval();
   out.network = net;
+  out.channels = data.input.channels;
+  out.height = data.input.height;
+  out.width = data.input.width;
+  out.classes = data.input.classes;
   out.input_normalisation = {{"pixels", "x / 255"}, {"mean", data.channel_mean}, {"std", data.channel_std}};
   return out;
 }

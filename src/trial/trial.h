@@ -86,6 +86,8 @@ struct TrainedNetwork {
   std::string trial_id;
   nlohmann::json result;
   std::shared_ptr<NetworkImpl> network;
+  /// The dataset's shape the network was built for (models/network.h's ModelInput).
+  int64_t channels = 0, height = 0, width = 0, classes = 0;
   /// The input normalisation the network was trained with: {"mean": [...], "std": [...]}.
   nlohmann::json input_normalisation;
 };

@@ -178,6 +178,7 @@ def test_every_quantizer_form_exports_exactly_to_onnx_runtime_and_qonnx(mixed, t
     inputs = {l["input"] for l in json.loads((tmp_path / "m.onnx.json").read_text())["layers"]}
     assert {"signed", "unsigned"} <= inputs
     assert abs(runtime_top1(tmp_path / "m.onnx", 2000) - result["top1"]) <= 0.05
+    assert compare(tmp_path / "m.onnx") < 1e-4 and compare(tmp_path / "q.onnx", qonnx=True) < 1e-4
     qdq = client_logits(tmp_path / "m.onnx", tmp_path / "m.f32")
     qonnx = client_logits(tmp_path / "q.onnx", tmp_path / "q.f32", qonnx=True)
     assert abs(qdq - qonnx).max() / abs(qdq).max() < 1e-4
@@ -198,11 +199,104 @@ def test_export_refuses_what_it_cannot_write(trained, tmp_path):
     assert bad.returncode == 2 and "qdq, qonnx or float" in bad.stderr
     missing = export(tmp_path / "nothing", "qdq", tmp_path / "x.onnx")
     assert missing.returncode == 2 and "no finished trial" in missing.stderr
-    builtin = trial(tmp_path, "builtin", {"seed": 1, "dataset": {"name": "fashion-mnist", "path": str(DATA),
-                                                                 "train_subset": 256, "test_subset": 256},
-                                          "model": {"name": "simple-cnn"}, "uniform": {"weight_bits": 2,
-                                                                                       "activation_bits": 2}})
-    assert builtin.returncode == 0, builtin.stderr
-    refused = export(tmp_path / "builtin", "qdq", tmp_path / "x.onnx")
-    assert refused.returncode == 2 and "built in" in refused.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def compare(model, qonnx=False):
+    """The client's logits against the reference edmips export wrote beside the file."""
+    run = subprocess.run([str(VENV_PYTHON), str(CHECK), "compare", str(model)] + (["--qonnx"] if qonnx else []),
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)["relative_error"]
+
+
+@pytest.mark.parametrize("model", ["simple-cnn", "resnet20", "vgg-small", "resnet18", "resnet50"])
+def test_built_in_models_export_to_files_onnx_runtime_and_qonnx_compute_exactly(model, tmp_path):
+    config = {"seed": 1, "dataset": {"name": "fashion-mnist", "path": str(DATA), "train_subset": 256,
+                                     "test_subset": 64},
+              "model": {"name": model}, "uniform": {"weight_bits": 2, "activation_bits": 3},
+              # Trained where top-1 is compared; else the random weights are as good a check of the graph.
+              "train": {"epochs": 1 if model == "simple-cnn" else 0}}
+    run = trial(tmp_path, model, config)
+    assert run.returncode == 0, run.stderr
+    # qonnx's executor runs node by node in Python: the two small networks.
+    for form in ("qdq", "qonnx") if model in ("simple-cnn", "resnet20") else ("qdq",):
+        out = tmp_path / f"{model}-{form}.onnx"
+        assert export(tmp_path / model, form, out).returncode == 0
+        sidecar = json.loads((tmp_path / f"{model}-{form}.onnx.json").read_text())
+        assert sidecar["source"] == f"built-in model {model}"
+        assert len(sidecar["reference"]["logits"]) == 8
+        # Every searched layer carries its bits; the first and last stay float.
+        bits = [(l["weight_bits"], l["activation_bits"]) for l in sidecar["layers"] if "weight_bits" in l]
+        assert bits and set(bits) == {(2, 3)} and len(bits) == len(sidecar["layers"]) - 2
+        assert compare(out, qonnx=form == "qonnx") < 1e-4
+    if model == "simple-cnn":  # and the whole test set's top-1, in a runtime
+        result = json.loads((tmp_path / model / "result.json").read_text())
+        assert abs(runtime_top1(tmp_path / "simple-cnn-qdq.onnx", 64) - result["top1"]) <= 0.05
+
+
+# ---- sweeps of imported models, the workflow script, the bench ------------
+
+def test_a_models_axis_of_model_objects_sweeps_one_file_from_its_weights_and_from_scratch(trained):
+    folder, _ = trained
+    sweep = {"name": "inits", "base": {"dataset": {"name": "fashion-mnist", "path": str(DATA)},
+                                       "model": {"name": "resnet20"}, "search": {"epochs": 1}},
+             "axes": {"complexity_penalty": [0.001],
+                      "models": [{"onnx": "model.onnx"}, {"onnx": "model.onnx", "init": "scratch"}, "simple-cnn"]}}
+    (folder / "inits.json").write_text(json.dumps(sweep))
+    run = subprocess.run([edmips_binary(), "plan", str(folder / "inits.json")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    # Each model object replaces the base's model whole; each init gets its own name, so its own front.
+    for name in ("model.onnx", "model.onnx-scratch", "simple-cnn"):
+        assert f" {name} " in run.stdout, run.stdout
+    assert "resnet20" not in run.stdout
+    sweep["axes"]["models"][1]["init"] = "pretrained"
+    (folder / "inits.json").write_text(json.dumps(sweep))
+    bad = subprocess.run([edmips_binary(), "validate", str(folder / "inits.json")], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "/axes/models/1" in bad.stderr and "/model/init" in bad.stderr, bad.stderr
+
+
+@pytest.mark.skipif(os.environ.get("EDMIPS_SANITIZED") == "1",
+                    reason="under the sanitizers the workflow's parts run in the tests above; the whole in the main suite")
+def test_the_workflow_script_sweeps_both_inits_reports_export_commands_and_runs_the_best_in_onnx_runtime(
+        trained, tmp_path):
+    folder, _ = trained
+    shutil.copy(folder / "model.onnx", tmp_path / "fashion.onnx")  # the script's step 1, already done
+    settings = {"TRAIN_SUBSET": "1000", "TEST_SUBSET": "1000", "SEARCH_EPOCHS": "1", "RETRAIN_EPOCHS": "1",
+                "LAMBDAS": "0.001", "SEEDS": "1", "BASELINES": "2", "EDMIPS_RANKS": "2",
+                "EDMIPS_BINARY": edmips_binary(), "EDMIPS_VENV": str(VENV_PYTHON.parent.parent)}
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "onnx-workflow.sh"), str(tmp_path)],
+                         env={**os.environ, **settings}, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "## Exporting the front" in report
+    pareto = json.loads((tmp_path / "sweep" / "pareto.json").read_text())
+    groups = {g["model"] for g in pareto["groups"]}
+    assert groups == {"fashion.onnx", "fashion.onnx-scratch"}
+    # Every listed command works as written, and writes what it says.
+    commands = [line.split() for line in report.splitlines() if line.startswith("edmips export ")]
+    assert commands and any("fashion-lambda_0.001.onnx" in c for c in commands), report
+    for command in commands:
+        done = subprocess.run([str(pathlib.Path(edmips_binary()).resolve()), *command[1:]], cwd=tmp_path,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / command[-1]).exists()
+    # The exported best runs in ONNX Runtime at edmips's own top-1.
+    best = [line for line in run.stdout.splitlines() if "ONNX Runtime on" in line][-1]
+    ours = float(best.split("edmips top-1 ")[1].split(" %")[0])
+    theirs = json.loads(best.split(": ", 1)[1])["top1"]
+    assert abs(ours - theirs) <= 0.05, best
+
+
+def test_bench_times_an_imported_network_beside_the_built_in_one(trained):
+    folder, _ = trained
+    args = [edmips_binary(), "bench", "--model", "simple-cnn", "--channels", "1", "--size", "28", "--batch", "8",
+            "--steps", "1", "--warmup", "0", "--no-naive"]
+    run = subprocess.run(args + ["--onnx", str(folder / "model.onnx")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    for form in ("| imported float |", "| imported search (composite) |", "| imported fixed (derived) |",
+                 "imported / simple-cnn, search (composite): "):
+        assert form in run.stdout, run.stdout
+    missing = subprocess.run(args + ["--onnx", str(folder / "missing.onnx")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "missing.onnx" in missing.stderr

@@ -520,8 +520,8 @@ std::string probe_count_text(const ParetoReport& r) {
          fmt("%.2f", double(r.probes) / double(std::max<size_t>(1, r.budgets.size()))) + " per budget";
 }
 
-/// The `edmips export` command of every imported configuration on a mixed
-/// front (its first seed's trial), cheapest first; empty without any.
+/// The `edmips export` command of every configuration on a mixed front (its
+/// first seed's trial), cheapest first; empty without any.
 std::string export_commands(const ParetoReport& r) {
   std::ostringstream out;
   for (const auto& g : r.groups) {
@@ -532,7 +532,7 @@ std::string export_commands(const ParetoReport& r) {
     });
     for (size_t i : front) {
       const auto& c = r.configurations[i];
-      if (c.onnx.empty() || c.trials.empty()) continue;
+      if (c.trials.empty()) continue;
       const auto& t = c.trials.front();
       std::string name = c.model;
       for (size_t at; (at = name.find(".onnx")) != std::string::npos;) name.erase(at, 5);
@@ -571,7 +571,7 @@ void print_report(std::ostream& out, const ParetoReport& r) {
     out << "Budgets (" << probe_count_text(r) << "):\n" << budget_tables(r, false) << "\n";
   }
   if (const auto commands = export_commands(r); !commands.empty()) {
-    out << "Export an imported network on the front (--format qdq, qonnx or float; docs/onnx.md):\n" << commands
+    out << "Export a network on the front (--format qdq, qonnx or float; docs/onnx.md):\n" << commands
         << "\n";
   }
 }
@@ -624,7 +624,7 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
        << budget_tables(r, true) << "\n";
   }
   if (const auto commands = export_commands(r); !commands.empty()) {
-    md << "## Exporting the front\n\nEach imported configuration on a mixed front, cheapest first, as the command "
+    md << "## Exporting the front\n\nEach configuration on a mixed front, cheapest first, as the command "
           "that writes it for a runtime (`--format qdq` for ONNX Runtime and TensorRT, `qonnx` for FINN, `float`; "
           "docs/onnx.md). The command exports the configuration's first seed.\n\n```sh\n"
        << commands << "```\n\n";

@@ -173,3 +173,16 @@ def test_the_same_trial_in_two_directories_counts_once_and_disagreeing_results_a
                             capture_output=True, text=True)
     assert result.returncode == 3
     assert changed["trial"] in result.stderr and "different results" in result.stderr
+
+
+def test_the_report_lists_the_export_command_of_every_front_configuration(sweep_dir):
+    subprocess.run([EDMIPS, "pareto", str(sweep_dir)], capture_output=True, text=True, check=True)
+    report = json.loads((sweep_dir / "pareto.json").read_text())
+    front = [c for g in report["groups"] if g["kind"] == "search" for c in g["front"]]
+    commands = [line for line in (sweep_dir / "report.md").read_text().splitlines()
+                if line.startswith("edmips export ")]
+    assert front and len(commands) == len(front)
+    by_id = {c["configuration_id"]: c for c in report["configurations"]}
+    for configuration in front:  # each names its first seed's trial directory
+        trial = by_id[configuration]["trials"][0]
+        assert any(f"{trial['source']}/trials/{trial['id']} --format qdq" in c for c in commands), commands

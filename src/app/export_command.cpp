@@ -20,11 +20,6 @@
 namespace edmips {
 namespace {
 
-std::vector<float> values_of(const torch::Tensor& t) {
-  const auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
 const char* input_kind(const QuantLayerImpl& l) {
   if (!l.quantized()) return "float";
   switch (l.precision().input) {
@@ -43,11 +38,11 @@ onnx::ExportedLayer exported_layer(const QuantLayerImpl& l, const OnnxLayerOrigi
   e.data_input = origin.data_input;
   e.transposed = origin.transposed;
   for (auto d : l.weight.sizes()) e.weight_dims.push_back(d);
-  if (l.bias.defined()) e.bias = values_of(l.bias);
+  if (l.bias.defined()) e.bias = float_values(l.bias);
   e.quantized = l.quantized();
   const bool write_quantizers = e.quantized && format != onnx::ExportFormat::float_model;
   // What the network computes: the same quantizer its forward pass calls.
-  e.weight = values_of(write_quantizers ? quantize_weight(l.weight, l.precision().weight_bits[0]) : l.weight);
+  e.weight = float_values(write_quantizers ? quantize_weight(l.weight, l.precision().weight_bits[0]) : l.weight);
   nlohmann::json entry = {{"layer", e.layer}, {"node", e.node}, {"input", input_kind(l)}};
   if (e.quantized) {
     e.weight_bits = l.precision().weight_bits[0];
@@ -75,9 +70,8 @@ onnx::ExportedLayer exported_layer(const QuantLayerImpl& l, const OnnxLayerOrigi
 /// Our network's logits on the first test images, for a runtime to be
 /// checked against (analysis/onnx_check.py compare); none for image folders,
 /// whose test images are not in memory.
-nlohmann::json reference_logits(NetworkImpl& net, const TrialConfig& config) {
+nlohmann::json reference_logits(NetworkImpl& net, const Dataset& data) {
   constexpr int64_t kImages = 8;
-  const auto data = load_dataset(config.dataset);
   if (!data.test_images.defined() || data.test_images.size(0) == 0) return nullptr;
   torch::NoGradGuard no_grad;
   net.eval();
@@ -103,7 +97,7 @@ int run_export_command(const ExportCommand& command) {
   const bool builtin = config.model_onnx.empty();
   // A built-in model exports from the graph its modules describe, with their
   // trained values already in it; an imported one into its source file.
-  const auto described = builtin ? describe_builtin(net, ModelInput{trained.channels, trained.height, trained.width, trained.classes}) : BuiltinGraph{};
+  const auto described = builtin ? describe_builtin(net, trained.data->input) : BuiltinGraph{};
   const auto origins = builtin ? described.origins : onnx_layer_origins(net);
   nlohmann::json metadata = {{"trial_id", trained.trial_id},
                              {"model", config.model},
@@ -121,7 +115,7 @@ int run_export_command(const ExportCommand& command) {
                                      [](const QuantLayer& l) { return l->quantized(); });
   const auto reference = format == onnx::ExportFormat::float_model && quantized
                              ? nlohmann::json()
-                             : reference_logits(*trained.network, config);
+                             : reference_logits(*trained.network, *trained.data);
   std::vector<onnx::ExportedLayer> layers;
   for (size_t i = 0; i < net.layers().size(); ++i) {
     layers.push_back(exported_layer(*net.layers()[i], origins.at(i), format, metadata));
@@ -131,8 +125,8 @@ int run_export_command(const ExportCommand& command) {
   } else {
     std::vector<onnx::ExportedBatchNorm> batch_norms;
     for (const auto& [node, bn] : onnx_batch_norms(net)) {
-      batch_norms.push_back({node, values_of(bn->weight), values_of(bn->bias), values_of(bn->running_mean),
-                             values_of(bn->running_var)});
+      batch_norms.push_back({node, float_values(bn->weight), float_values(bn->bias), float_values(bn->running_mean),
+                             float_values(bn->running_var)});
     }
     onnx::write_export(config.model_onnx, config.model_onnx_content, layers, batch_norms, format, metadata,
                        command.out);

@@ -15,12 +15,16 @@ GraphDescriber::GraphDescriber(const ModelInput& input) {
   spec_.classes = input.classes;
 }
 
-std::string GraphDescriber::tensor(const std::string& name, const torch::Tensor& t) {
+std::vector<float> float_values(const torch::Tensor& t) {
   const auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+std::string GraphDescriber::tensor(const std::string& name, const torch::Tensor& t) {
   onnx::GraphSpec::Tensor out;
   out.name = name;
-  for (auto d : c.sizes()) out.dims.push_back(d);
-  out.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  for (auto d : t.sizes()) out.dims.push_back(d);
+  out.values = float_values(t);
   spec_.initializers.push_back(std::move(out));
   return name;
 }

@@ -17,6 +17,9 @@
 
 namespace edmips {
 
+/// A tensor's values as floats on the host, in row-major order.
+std::vector<float> float_values(const torch::Tensor& t);
+
 /// Builds the graph of a forward pass, one call per operation; every call
 /// returns the name of the value it computes.
 class GraphDescriber {

@@ -102,7 +102,6 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
     c.dataset = summary.at("dataset");
     c.weight_bits = summary.at("weight_bits");
     c.activation_bits = summary.at("activation_bits");
-    c.onnx = summary.value("onnx", "");
     if (!summary.at("complexity_penalty").is_null()) c.complexity_penalty = summary.at("complexity_penalty");
     if (summary.contains("budget")) {
       c.budget = summary.at("budget").get<double>();
@@ -331,7 +330,6 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"budget", optional(c.budget)},
                               {"budget_cost", c.budget ? nlohmann::json(c.budget_cost) : nlohmann::json()},
                               {"probes_mean", optional(c.probes_mean)},
-                              {"onnx", c.onnx.empty() ? nlohmann::json() : nlohmann::json(c.onnx)},
                               {"trials", c.trials}});
   }
   nlohmann::json budgets = nlohmann::json::array();

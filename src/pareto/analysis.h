@@ -48,7 +48,6 @@ struct Configuration {
   std::optional<double> budget;  ///< kind "budget": the budget (in budget_cost)
   std::string budget_cost;
   std::optional<double> probes_mean;  ///< kind "budget": probes each seed's budget started
-  std::string onnx;  ///< an imported model's ONNX file (empty for a built-in model)
 };
 
 /// One budget of a sweep (one seed): what the budget search decided and,

@@ -67,10 +67,6 @@ nlohmann::json summarise(const PlannedTrial& t) {
     s["weight_bits"] = std::to_string(c.uniform_weight_bits);
     s["activation_bits"] = std::to_string(c.uniform_activation_bits);
   }
-  if (!c.model_onnx.empty()) {  // an imported model: what `edmips export` can write (reports list it)
-    s["onnx"] = c.model_onnx;
-    s["init"] = c.init;
-  }
   return s;
 }
 

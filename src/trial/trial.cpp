@@ -620,7 +620,8 @@ TrainedNetwork load_trained_network(const fs::path& directory) {
   precision.mode = PrecisionMode::fixed;
   precision.fixed_bits = allocation.layers;
   torch::set_num_threads(int(std::max(1u, std::thread::hardware_concurrency())));
-  auto data = load_dataset(out.config.dataset);
+  const auto loaded = std::make_shared<const Dataset>(load_dataset(out.config.dataset));
+  const auto& data = *loaded;
   auto net = make_network(model_spec(out.config), data.input, precision);
   const auto checkpoint_path = directory / trial_files::checkpoint;
   const auto state = read_checkpoint_state(checkpoint_path);
@@ -635,10 +636,7 @@ TrainedNetwork load_trained_network(const fs::path& directory) {
   }
   net->eval();
   out.network = net;
-  out.channels = data.input.channels;
-  out.height = data.input.height;
-  out.width = data.input.width;
-  out.classes = data.input.classes;
+  out.data = loaded;
   out.input_normalisation = {{"pixels", "x / 255"}, {"mean", data.channel_mean}, {"std", data.channel_std}};
   return out;
 }

@@ -75,6 +75,7 @@ void check_device_available(const TrialConfig& config);
 std::string torch_description();
 
 class NetworkImpl;
+struct Dataset;
 
 /// A finished trial's final network, rebuilt for export: the config it ran
 /// with (config.json), its fixed allocation, and its trained weights from
@@ -86,8 +87,8 @@ struct TrainedNetwork {
   std::string trial_id;
   nlohmann::json result;
   std::shared_ptr<NetworkImpl> network;
-  /// The dataset's shape the network was built for (models/network.h's ModelInput).
-  int64_t channels = 0, height = 0, width = 0, classes = 0;
+  /// The dataset it was built for (its shape) and evaluated on (data/dataset.h).
+  std::shared_ptr<const Dataset> data;
   /// The input normalisation the network was trained with: {"mean": [...], "std": [...]}.
   nlohmann::json input_normalisation;
 };

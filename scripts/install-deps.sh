@@ -34,6 +34,9 @@ packages=(
   # the data benchmark's anchor (torchvision's ImageFolder + DataLoader on the
   # same files; not used by the product) and the image-folder generator (Pillow)
   python3-torchvision python3-pil
+  # GitHub's own Markdown renderer (tables extension): the report test renders
+  # report.md with it and counts each table's cells
+  cmark-gfm
   # real single-node Slurm cluster for the tests
   slurm-wlm munge procps
 )

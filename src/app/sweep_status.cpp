@@ -97,6 +97,9 @@ nlohmann::json best_per_baseline(const fs::path& directory) {
                           {"best_mixed_lambda", nullptr},
                           {"best_mixed_top1", d.at("best_mixed_top1")},
                           {"gain", d.at("accuracy_gain")},
+                          {"gain_half_width", d.at("gain_half_width")},
+                          {"verdict", d.at("verdict")},
+                          {"comparison", d.at("comparison")},  // the words edmips pareto and report use
                           {"front_gain", d.at("front_gain")}};
     if (!d.at("best_mixed").is_null()) {
       const auto& c = by_id.at(d.at("best_mixed").get<std::string>());
@@ -225,19 +228,12 @@ void print_sweep_status(std::ostream& out, const nlohmann::json& s) {
     for (const auto& [state, n] : states) out << "  " << state << " " << n;
     out << "\n";
   }
-  if (!s.at("best_per_baseline").empty()) out << "best so far against each uniform baseline (top-1 %, seed means):\n";
+  if (!s.at("best_per_baseline").empty()) {
+    out << "best so far against each uniform baseline (trained networks, seed means, 95% intervals; as edmips "
+           "pareto says):\n";
+  }
   for (const auto& b : s.at("best_per_baseline")) {
-    std::snprintf(line, sizeof line, "  %-6s %6.2f  ", b.at("baseline").get<std::string>().c_str(),
-                  b.at("baseline_top1").get<double>());
-    out << line;
-    if (!b.contains("best_mixed_label")) {
-      out << "no mixed configuration at or below its BitOps yet\n";
-      continue;
-    }
-    std::snprintf(line, sizeof line, "best mixed at no more BitOps: %s %6.2f (%+.2f)%s",
-                  b.value("best_mixed_label", std::string("?")).c_str(), b.at("best_mixed_top1").get<double>(),
-                  b.at("gain").get<double>(), b.value("best_mixed_undecided", false) ? " undecided!" : "");
-    out << line << "\n";
+    out << "  " << b.at("mixed_group").get<std::string>() << ": " << b.at("comparison").get<std::string>() << "\n";
   }
 }
 

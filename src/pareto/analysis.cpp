@@ -9,6 +9,9 @@
 #include <sstream>
 #include <tuple>
 
+#include <boost/math/distributions/normal.hpp>
+#include <boost/math/distributions/students_t.hpp>
+
 #include "core/error.h"
 #include "core/files.h"
 #include "nn/precision.h"
@@ -32,6 +35,63 @@ std::string to_string(CostMeasure measure) {
     case CostMeasure::weight_memory_bits: return "weight_memory_bits";
   }
   return "?";
+}
+
+std::string cost_title(CostMeasure measure) {
+  switch (measure) {
+    case CostMeasure::bitops: return "BitOps";
+    case CostMeasure::normalised_bits: return "normalised bits";
+    case CostMeasure::weight_memory_bits: return "weight memory bits";
+  }
+  return "?";
+}
+
+std::string to_string(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::better: return "better";
+    case Verdict::tie: return "tie";
+    case Verdict::worse: return "worse";
+  }
+  return "?";
+}
+
+double Configuration::cost_in(CostMeasure measure) const {
+  switch (measure) {
+    case CostMeasure::bitops: return bitops_mean;
+    case CostMeasure::normalised_bits: return normalised_bits_mean;
+    case CostMeasure::weight_memory_bits: return weight_memory_bits_mean;
+  }
+  return bitops_mean;
+}
+
+Uncertainty seed_interval(double mean, double std, size_t n) {
+  Uncertainty u;
+  if (n < 2) return u;
+  const boost::math::students_t t(double(n - 1));
+  const double q = boost::math::quantile(boost::math::complement(t, (1 - kConfidence) / 2));
+  u.basis = "seeds";
+  u.half_width = q * std / std::sqrt(double(n));
+  u.low = std::max(0.0, mean - u.half_width);  // an accuracy lies in [0, 100]
+  u.high = std::min(100.0, mean + u.half_width);
+  return u;
+}
+
+Uncertainty binomial_interval(double top1, int64_t images) {
+  Uncertainty u;
+  if (images <= 0) return u;
+  const double z = boost::math::quantile(boost::math::complement(boost::math::normal(), (1 - kConfidence) / 2));
+  const double n = double(images), p = std::clamp(top1 / 100.0, 0.0, 1.0), z2 = z * z;
+  const double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const double spread = z / (1 + z2 / n) * std::sqrt(p * (1 - p) / n + z2 / (4 * n * n));
+  u.basis = "test set";
+  u.low = 100 * (centre - spread);
+  u.high = 100 * (centre + spread);
+  u.half_width = (u.high - u.low) / 2;
+  return u;
+}
+
+std::filesystem::path trial_directory(const nlohmann::json& trial) {
+  return std::filesystem::path(trial.at("source").get<std::string>()) / "trials" / trial.at("id").get<std::string>();
 }
 
 namespace {
@@ -63,23 +123,90 @@ std::string group_name(const nlohmann::json& summary) {
          summary.at("activation_bits").get<std::string>();
 }
 
-std::string label(const Configuration& c) {
-  if (c.kind == "uniform") return "W" + c.weight_bits + "A" + c.activation_bits;
-  if (c.kind == "budget") return "budget " + fmt("%.4g", c.budget.value_or(0)) + " " + c.budget_cost;
-  return "lambda " + fmt("%.4g", c.complexity_penalty.value_or(0));
-}
-
 /// "3/3" seeds whose search decided every layer; "-" for baselines or unknown.
 std::string decided_text(const Configuration& c) {
   if (c.decided_trials + c.undecided_trials == 0) return "-";
   return std::to_string(c.decided_trials) + "/" + std::to_string(c.decided_trials + c.undecided_trials);
 }
 
+std::string label(const Configuration& c) { return configuration_label(c); }
+
 /// The label, marked when a seed's search ended undecided.
 std::string flagged_label(const Configuration& c) { return label(c) + (c.undecided() ? " (undecided!)" : ""); }
 
-std::string accuracy_text(const Configuration& c) {
-  return fmt("%.2f", c.top1_mean) + " +- " + fmt("%.2f", c.top1_std) + " (n=" + std::to_string(c.trials.size()) + ")";
+/// "+- 0.95" for a known interval, "+- ?" without one.
+std::string half_width_text(const Uncertainty& u) {
+  return u.basis == "none" ? "+- ?" : "+- " + fmt("%.2f", u.half_width);
+}
+
+/// "3 seeds", "test set (10000)" or "1 seed, unknown".
+std::string basis_text(const Configuration& c) {
+  const auto& u = c.top1_interval;
+  if (u.basis == "seeds") return std::to_string(c.trials.size()) + " seeds, std " + fmt("%.2f", c.top1_std);
+  if (u.basis == "test set") return "1 seed; test set of " + std::to_string(*c.test_images);
+  return "1 seed; test-set size unknown";
+}
+
+/// Escapes what GitHub-flavoured Markdown reads as a table's cell boundary.
+std::string markdown_cell(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '|') out += "\\|";
+    else out += ch;
+  }
+  return out;
+}
+
+/// A table with headers, as GitHub-flavoured Markdown (cells escaped) or as
+/// aligned console columns. `right` marks numeric columns.
+std::string render_table(const std::vector<std::string>& headers, const std::vector<bool>& right,
+                         const std::vector<std::vector<std::string>>& rows, bool markdown) {
+  std::ostringstream out;
+  if (markdown) {
+    out << "|";
+    for (const auto& h : headers) out << " " << markdown_cell(h) << " |";
+    out << "\n|";
+    for (size_t i = 0; i < headers.size(); ++i) out << (right[i] ? "---:|" : "---|");
+    out << "\n";
+    for (const auto& row : rows) {
+      out << "|";
+      for (const auto& cell : row) out << " " << markdown_cell(cell) << " |";
+      out << "\n";
+    }
+    return out.str();
+  }
+  std::vector<size_t> width(headers.size());
+  for (size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string text = " ";
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const std::string pad(width[i] - std::min(width[i], cells[i].size()), ' ');
+      text += " " + (right[i] ? pad + cells[i] : cells[i] + pad);
+      if (i + 1 < cells.size()) text += " ";
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    return text + "\n";
+  };
+  out << line(headers);
+  for (const auto& row : rows) out << line(row);
+  return out.str();
+}
+
+/// A cost for a table: BitOps and weight bits in %.3g, normalised bits in %.3f.
+std::string cost_text(CostMeasure measure, double value) {
+  return measure == CostMeasure::normalised_bits ? fmt("%.3f", value) : fmt("%.3g", value);
+}
+
+/// "12% less BitOps than W2A2", "the same BitOps as W2A2" (without `than`: no comparison named).
+std::string relative_cost_text(CostMeasure measure, double cost, double reference, const std::string& than = "") {
+  if (reference <= 0) return "";
+  const double change = 100 * (cost / reference - 1);
+  if (std::fabs(change) < 0.5) return "the same " + cost_title(measure) + (than.empty() ? "" : " as " + than);
+  return fmt("%.0f", std::fabs(change)) + "% " + (change < 0 ? "less " : "more ") + cost_title(measure) +
+         (than.empty() ? "" : " than " + than);
 }
 
 /// Adds one finished trial (a journal event) to its configuration.
@@ -132,6 +259,7 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
                           {"allocation", result.at("allocation")},
                           {"source", dir.string()}};
   if (summary.contains("probes")) trial["probes"] = summary.at("probes");
+  if (result.contains("test_images")) trial["test_images"] = result.at("test_images");
   if (result.contains("search")) {
     const auto& search = result["search"];
     trial["expected_normalised_bits"] = search.value("expected_normalised_bits", 0.0);
@@ -179,6 +307,97 @@ void add_budget(ParetoReport& report, const fs::path& dir, const JournalState& s
 
 }  // namespace
 
+std::string configuration_label(const Configuration& c) {
+  if (c.kind == "uniform") return "W" + c.weight_bits + "A" + c.activation_bits;
+  if (c.kind == "budget") return "budget " + fmt("%.4g", c.budget.value_or(0)) + " " + c.budget_cost;
+  return "lambda " + fmt("%g", c.complexity_penalty.value_or(0));
+}
+
+std::string accuracy_text(const Configuration& c) {
+  const auto& u = c.top1_interval;
+  if (u.basis == "none") return fmt("%.2f", c.top1_mean) + " (1 seed; uncertainty unknown: no test-set size recorded)";
+  return fmt("%.2f", c.top1_mean) + " +- " + fmt("%.2f", u.half_width) + " (95% interval; " + basis_text(c) + ")";
+}
+
+namespace {
+
+/// Index of the configuration's trial with the lowest seed.
+size_t first_seed(const Configuration& c) {
+  size_t first = 0;
+  for (size_t t = 1; t < c.trials.size(); ++t) {
+    if (c.trials[t].at("seed").get<uint64_t>() < c.trials[first].at("seed").get<uint64_t>()) first = t;
+  }
+  return first;
+}
+
+/// Half-width of a difference of two independent estimates' 95% intervals.
+double combined_half_width(const Uncertainty& a, const Uncertainty& b) {
+  return std::sqrt(a.half_width * a.half_width + b.half_width * b.half_width);
+}
+
+/// Better, tie or worse: a difference inside its uncertainty is a tie.
+Verdict verdict_of(double gain, double half_width) {
+  if (std::fabs(gain) <= half_width) return Verdict::tie;
+  return gain > 0 ? Verdict::better : Verdict::worse;
+}
+
+/// The most accurate candidate (seed means; ties by lower cost), and the
+/// cheapest candidate statistically tied with it when that is a different one.
+void choose(const ParetoReport& r, const std::vector<size_t>& candidates, CostMeasure measure, Recommendation& rec) {
+  auto better = [&](size_t a, size_t b) {
+    const auto &x = r.configurations[a], &y = r.configurations[b];
+    return x.top1_mean > y.top1_mean || (x.top1_mean == y.top1_mean && x.cost_in(measure) < y.cost_in(measure));
+  };
+  rec.chosen = candidates.front();
+  for (size_t i : candidates) {
+    if (better(i, rec.chosen)) rec.chosen = i;
+  }
+  const auto& best = r.configurations[rec.chosen];
+  for (size_t i : candidates) {
+    const auto& c = r.configurations[i];
+    if (best.top1_mean - c.top1_mean > combined_half_width(best.top1_interval, c.top1_interval)) continue;
+    if (c.cost_in(measure) >= best.cost_in(measure)) continue;
+    if (!rec.cheaper_tie || c.cost_in(measure) < r.configurations[*rec.cheaper_tie].cost_in(measure)) rec.cheaper_tie = i;
+  }
+  rec.trial = first_seed(best);
+  rec.why = "the most accurate trained network (seed mean) at no more than " + rec.limit + ".";
+  if (rec.cheaper_tie) {
+    const auto& c = r.configurations[*rec.cheaper_tie];
+    rec.why += " " + configuration_label(c) + " (" + fmt("%.2f", c.top1_mean) + ", " +
+               relative_cost_text(measure, c.cost_in(measure), best.cost_in(measure)) +
+               ") is statistically tied with it: the data cannot tell the two apart.";
+  }
+}
+
+/// Every trained configuration of `model` and `dataset` in the mixed group or uniform.
+std::vector<size_t> candidates_under(const ParetoReport& r, const Group& mixed, CostMeasure measure, double limit) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < r.configurations.size(); ++i) {
+    const auto& c = r.configurations[i];
+    if (c.model != mixed.model || c.dataset != mixed.dataset) continue;
+    if (c.group != mixed.name && c.kind != "uniform") continue;
+    if (c.cost_in(measure) <= limit * (1 + 1e-12)) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string comparison_text(const ParetoReport& r, const Dominance& d) {
+  const auto& base = r.configurations[d.baseline];
+  if (!d.best_mixed || !d.accuracy_gain || !d.verdict) {
+    return "no trained mixed network at or below " + label(base) + "'s " + cost_title(r.cost);
+  }
+  const auto& mixed = r.configurations[*d.best_mixed];
+  const std::string words = *d.verdict == Verdict::better ? "better than "
+                            : *d.verdict == Verdict::worse ? "worse than "
+                                                           : "tie with ";
+  return words + label(base) + ": " + fmt("%+.2f", *d.accuracy_gain) + " " +
+         (d.gain_half_width > 0 ? "+- " + fmt("%.2f", d.gain_half_width) : "+- ?") + " top-1 points (" +
+         flagged_label(mixed) + ", " + relative_cost_text(r.cost, mixed.cost, base.cost) + ")";
+}
+
+
 ParetoReport analyse_sweeps(const ParetoOptions& options) {
   if (options.directories.empty()) throw ConfigError("pareto: give at least one sweep directory");
   ParetoReport report;
@@ -219,7 +438,14 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
 
   for (auto& c : report.configurations) {
     std::vector<double> top1, bitops, bits, memory, expected, probes;
+    bool every_size = true;
     for (const auto& t : c.trials) {
+      if (t.contains("test_images") && t.at("test_images").is_number_integer()) {
+        const int64_t n = t.at("test_images");
+        c.test_images = c.test_images ? std::min(*c.test_images, n) : n;
+      } else {
+        every_size = false;
+      }
       top1.push_back(t.at("top1"));
       bitops.push_back(t.at("bitops"));
       bits.push_back(t.at("normalised_bits"));
@@ -234,9 +460,11 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     c.normalised_bits_mean = mean(bits);
     c.weight_memory_bits_mean = mean(memory);
     if (!expected.empty()) c.expected_normalised_bits_mean = mean(expected);
-    c.cost = options.cost == CostMeasure::bitops            ? c.bitops_mean
-             : options.cost == CostMeasure::normalised_bits ? c.normalised_bits_mean
-                                                            : c.weight_memory_bits_mean;
+    if (!every_size) c.test_images.reset();
+    c.top1_interval = c.trials.size() >= 2 ? seed_interval(c.top1_mean, c.top1_std, c.trials.size())
+                      : c.test_images     ? binomial_interval(c.top1_mean, *c.test_images)
+                                          : Uncertainty{};
+    c.cost = c.cost_in(options.cost);
   }
 
   // One reference point for every group, so hypervolumes compare.
@@ -271,34 +499,83 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     g.hypervolume = hypervolume(points, report.reference);
   }
 
-  // Dominance: every uniform baseline against every mixed group of its model and dataset.
+  // Dominance: every uniform baseline against every mixed group of its model
+  // and dataset, in the chosen cost.
   for (const auto& baseline_group : report.groups) {
     if (baseline_group.kind != "uniform") continue;
     for (size_t b : baseline_group.configurations) {
       const auto& base = report.configurations[b];
       for (const auto& mixed : report.groups) {
         if (mixed.kind == "uniform" || mixed.model != base.model || mixed.dataset != base.dataset) continue;
-        Dominance d{b, mixed.name, std::nullopt, std::nullopt, std::nullopt, std::nullopt};
+        Dominance d{b, mixed.name, std::nullopt, std::nullopt, 0, std::nullopt, std::nullopt, std::nullopt};
         for (size_t m : mixed.configurations) {
           const auto& c = report.configurations[m];
-          if (c.bitops_mean > base.bitops_mean) continue;
+          if (c.cost > base.cost) continue;
           if (!d.best_mixed || c.top1_mean > report.configurations[*d.best_mixed].top1_mean) d.best_mixed = m;
         }
-        if (d.best_mixed) d.accuracy_gain = report.configurations[*d.best_mixed].top1_mean - base.top1_mean;
-        // The mixed front in BitOps (whatever the chosen cost), for interpolation.
-        std::vector<ParetoPoint> points;
-        for (size_t m : mixed.configurations) {
-          points.push_back({report.configurations[m].bitops_mean, report.configurations[m].top1_mean});
+        if (d.best_mixed) {
+          const auto& best = report.configurations[*d.best_mixed];
+          d.accuracy_gain = best.top1_mean - base.top1_mean;
+          d.gain_half_width = combined_half_width(best.top1_interval, base.top1_interval);
+          d.verdict = verdict_of(*d.accuracy_gain, d.gain_half_width);
         }
         std::vector<ParetoPoint> front;
-        for (size_t k : pareto_front(points)) front.push_back(points[k]);
+        for (size_t m : mixed.front) front.push_back({report.configurations[m].cost, report.configurations[m].top1_mean});
         double accuracy = 0;
-        if (interpolate_front(front, base.bitops_mean, accuracy)) {
+        if (interpolate_front(front, base.cost, accuracy)) {
           d.front_accuracy_at_baseline = accuracy;
           d.front_gain = accuracy - base.top1_mean;
         }
         report.dominance.push_back(d);
+
+        Recommendation rec;
+        rec.limit = label(base) + "'s " + cost_title(report.cost);
+        rec.mixed_group = mixed.name;
+        rec.baseline = b;
+        rec.limit_cost = base.cost;
+        rec.limit_measure = report.cost;
+        choose(report, candidates_under(report, mixed, report.cost, base.cost), report.cost, rec);
+        report.recommendations.push_back(rec);
       }
+    }
+  }
+  // Mixed group by mixed group, cheapest baseline first.
+  auto by_baseline_cost = [&](std::optional<size_t> a, const std::string& ga, std::optional<size_t> b,
+                              const std::string& gb) {
+    const double ca = a ? report.configurations[*a].cost : 0, cb = b ? report.configurations[*b].cost : 0;
+    return std::tie(ga, ca) < std::tie(gb, cb);
+  };
+  std::stable_sort(report.dominance.begin(), report.dominance.end(), [&](const Dominance& a, const Dominance& b) {
+    return by_baseline_cost(a.baseline, a.mixed_group, b.baseline, b.mixed_group);
+  });
+  std::stable_sort(report.recommendations.begin(), report.recommendations.end(),
+                   [&](const Recommendation& a, const Recommendation& b) {
+                     return by_baseline_cost(a.baseline, a.mixed_group, b.baseline, b.mixed_group);
+                   });
+  // A recommendation per budget of each mixed group: the budget's own measure is the limit.
+  for (const auto& mixed : report.groups) {
+    if (mixed.kind == "uniform") continue;
+    std::map<std::pair<std::string, double>, bool> seen;
+    for (size_t i : mixed.configurations) {
+      const auto& c = report.configurations[i];
+      if (c.kind != "budget" || !c.budget || !seen.emplace(std::make_pair(c.budget_cost, *c.budget), true).second) {
+        continue;
+      }
+      CostMeasure measure;
+      try {
+        measure = parse_cost_measure(c.budget_cost);
+      } catch (const ConfigError&) {
+        continue;  // a measure this report cannot read back
+      }
+      const auto candidates = candidates_under(report, mixed, measure, *c.budget);
+      if (candidates.empty()) continue;
+      Recommendation rec;
+      rec.limit = "budget " + cost_text(measure, *c.budget) + " " + cost_title(measure);
+      rec.mixed_group = mixed.name;
+      rec.limit_cost = *c.budget;
+      rec.limit_measure = measure;
+      choose(report, candidates, measure, rec);
+      report.recommendations.push_back(rec);
     }
   }
   return report;
@@ -319,6 +596,13 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"seeds", c.trials.size()},
                               {"top1_mean", c.top1_mean},
                               {"top1_std", c.top1_std},
+                              {"top1_interval", {{"basis", c.top1_interval.basis},
+                                                 {"confidence", kConfidence},
+                                                 {"low", c.top1_interval.low},
+                                                 {"high", c.top1_interval.high},
+                                                 {"half_width", c.top1_interval.half_width}}},
+                              {"test_images", c.test_images ? nlohmann::json(*c.test_images) : nlohmann::json()},
+                              {"label", label(c)},
                               {"bitops_mean", c.bitops_mean},
                               {"normalised_bits_mean", c.normalised_bits_mean},
                               {"expected_normalised_bits_mean", optional(c.expected_normalised_bits_mean)},
@@ -360,14 +644,38 @@ nlohmann::json to_json(const ParetoReport& r) {
          {"baseline_label", label(base)},
          {"baseline_top1", base.top1_mean},
          {"baseline_bitops", base.bitops_mean},
+         {"baseline_cost", base.cost},
          {"mixed_group", d.mixed_group},
          {"best_mixed", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].configuration_id) : nlohmann::json()},
          {"best_mixed_label", d.best_mixed ? nlohmann::json(label(r.configurations[*d.best_mixed])) : nlohmann::json()},
          {"best_mixed_top1", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].top1_mean) : nlohmann::json()},
          {"best_mixed_bitops", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].bitops_mean) : nlohmann::json()},
+         {"best_mixed_cost", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].cost) : nlohmann::json()},
          {"accuracy_gain", optional(d.accuracy_gain)},
-         {"front_top1_at_baseline_bitops", optional(d.front_accuracy_at_baseline)},
+         {"gain_half_width", d.gain_half_width},
+         {"verdict", d.verdict ? nlohmann::json(to_string(*d.verdict)) : nlohmann::json()},
+         {"comparison", comparison_text(r, d)},
+         {"front_top1_at_baseline_cost", optional(d.front_accuracy_at_baseline)},
          {"front_gain", optional(d.front_gain)}});
+  }
+  nlohmann::json recommendations = nlohmann::json::array();
+  for (const auto& rec : r.recommendations) {
+    const auto& c = r.configurations[rec.chosen];
+    const auto& t = c.trials[rec.trial];
+    recommendations.push_back({{"limit", rec.limit},
+                               {"mixed_group", rec.mixed_group},
+                               {"limit_cost", rec.limit_cost},
+                               {"limit_measure", to_string(rec.limit_measure)},
+                               {"baseline", rec.baseline ? nlohmann::json(r.configurations[*rec.baseline].configuration_id)
+                                                         : nlohmann::json()},
+                               {"configuration_id", c.configuration_id},
+                               {"label", label(c)},
+                               {"cheaper_tie", rec.cheaper_tie
+                                                   ? nlohmann::json(r.configurations[*rec.cheaper_tie].configuration_id)
+                                                   : nlohmann::json()},
+                               {"why", rec.why},
+                               {"trial", t.at("id")},
+                               {"trial_directory", trial_directory(t).string()}});
   }
   return {{"cost", to_string(r.cost)},
           {"reference", {{"cost", r.reference.cost}, {"top1", r.reference.accuracy}}},
@@ -377,93 +685,85 @@ nlohmann::json to_json(const ParetoReport& r) {
           {"configurations", configurations},
           {"budgets", budgets},
           {"groups", groups},
-          {"dominance", dominance}};
+          {"dominance", dominance},
+          {"recommendations", recommendations}};
 }
 
 namespace {
 
 std::string dominance_table(const ParetoReport& r, bool markdown) {
-  std::ostringstream out;
-  const char* sep = markdown ? " | " : "  ";
-  if (markdown) {
-    out << "| baseline | mixed group | baseline top-1 (%) | baseline BitOps | best mixed with <= BitOps | its top-1 | gain | "
-           "mixed front at baseline BitOps | gain |\n|---|---|---:|---:|---|---:|---:|---:|---:|\n";
-  }
+  const std::string cost = cost_title(r.cost);
+  std::vector<std::vector<std::string>> rows;
   for (const auto& d : r.dominance) {
     const auto& base = r.configurations[d.baseline];
-    const std::string best = d.best_mixed ? flagged_label(r.configurations[*d.best_mixed]) + " (" +
-                                                fmt("%.3g", r.configurations[*d.best_mixed].bitops_mean) + ")"
-                                          : "none";
-    out << (markdown ? "| " : "  ") << label(base) << sep << d.mixed_group << sep << accuracy_text(base) << sep
-        << fmt("%.3g", base.bitops_mean) << sep << best << sep
-        << (d.best_mixed ? fmt("%.2f", r.configurations[*d.best_mixed].top1_mean) : "-") << sep
-        << (d.accuracy_gain ? fmt("%+.2f", *d.accuracy_gain) : "-") << sep
-        << (d.front_accuracy_at_baseline ? fmt("%.2f", *d.front_accuracy_at_baseline) : "outside front") << sep
-        << (d.front_gain ? fmt("%+.2f", *d.front_gain) : "-") << (markdown ? " |" : "") << "\n";
+    const Configuration* best = d.best_mixed ? &r.configurations[*d.best_mixed] : nullptr;
+    rows.push_back({label(base), d.mixed_group, fmt("%.2f", base.top1_mean), half_width_text(base.top1_interval),
+                    cost_text(r.cost, base.cost), best ? flagged_label(*best) : "none",
+                    best ? fmt("%.2f", best->top1_mean) : "-", best ? half_width_text(best->top1_interval) : "-",
+                    best ? cost_text(r.cost, best->cost) : "-",
+                    d.accuracy_gain ? fmt("%+.2f", *d.accuracy_gain) : "-",
+                    d.accuracy_gain ? (d.gain_half_width > 0 ? "+- " + fmt("%.2f", d.gain_half_width) : "+- ?") : "-",
+                    d.verdict ? to_string(*d.verdict) : "-",
+                    d.front_accuracy_at_baseline ? fmt("%.2f", *d.front_accuracy_at_baseline) : "outside front",
+                    d.front_gain ? fmt("%+.2f", *d.front_gain) : "-"});
   }
-  return out.str();
+  return render_table({"baseline", "mixed group", "top-1 %", "95%", cost, "best trained mixed at <= " + cost,
+                       "its top-1 %", "95%", "its " + cost, "gain", "95%", "verdict",
+                       "front interpolated at baseline " + cost, "interpolated gain"},
+                      {false, false, true, true, true, false, true, true, true, true, true, false, true, true}, rows,
+                      markdown);
 }
 
 std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
-  std::ostringstream out;
-  if (markdown) {
-    out << "| configuration | top-1 (%) mean +- std (n) | BitOps | normalised bits | expected bits (search) | "
-           "weight memory (KiB) | seeds decided | on front |\n|---|---:|---:|---:|---:|---:|:-:|:-:|\n";
-  }
   std::vector<size_t> order = g.configurations;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return r.configurations[a].cost < r.configurations[b].cost;
   });
+  std::vector<std::vector<std::string>> rows;
   for (size_t i : order) {
     const auto& c = r.configurations[i];
-    const char* sep = markdown ? " | " : "  ";
-    out << (markdown ? "| " : "  ") << flagged_label(c) << sep << accuracy_text(c) << sep << fmt("%.4g", c.bitops_mean) << sep
-        << fmt("%.3f", c.normalised_bits_mean) << sep
-        << (c.expected_normalised_bits_mean ? fmt("%.3f", *c.expected_normalised_bits_mean) : "-") << sep
-        << fmt("%.1f", c.weight_memory_bits_mean / 8192.0) << sep << decided_text(c) << sep
-        << (c.on_front ? "yes" : "") << (markdown ? " |" : "")
-        << "\n";
+    rows.push_back({flagged_label(c), fmt("%.2f", c.top1_mean), half_width_text(c.top1_interval), basis_text(c),
+                    fmt("%.4g", c.bitops_mean), fmt("%.3f", c.normalised_bits_mean),
+                    c.expected_normalised_bits_mean ? fmt("%.3f", *c.expected_normalised_bits_mean) : "-",
+                    fmt("%.1f", c.weight_memory_bits_mean / 8192.0), decided_text(c), c.on_front ? "yes" : ""});
   }
-  return out.str();
+  return render_table({"configuration", "top-1 %", "95%", "from", "BitOps", "normalised bits",
+                       "expected bits (search)", "weight memory (KiB)", "seeds decided", "on front"},
+                      {false, true, true, false, true, true, true, true, true, false}, rows, markdown);
 }
 
-/// The answer a user wants first, in words: where mixed precision is at or
-/// above uniform precision at equal BitOps, where it is not, and whether the
-/// searches behind it decided.
+/// The answer a user wants first, in words: for each mixed group, how its
+/// trained networks compare with each uniform baseline at no more cost
+/// (uncertainty counted: a gain inside it is a tie), then the front's
+/// interpolation, labelled as such, then whether the searches decided.
 std::string verdict(const ParetoReport& r) {
   std::ostringstream out;
+  const std::string cost = cost_title(r.cost);
   for (const auto& mixed : r.groups) {
     if (mixed.kind == "uniform") continue;
-    std::vector<std::string> wins, losses, outside;
+    std::vector<std::string> trained, interpolated;
     for (const auto& d : r.dominance) {
       if (d.mixed_group != mixed.name) continue;
+      trained.push_back(comparison_text(r, d));
       const auto& base = r.configurations[d.baseline];
-      // The front's interpolated accuracy when the baseline's BitOps lie in its
-      // range, else the best configuration at no more BitOps.
-      const auto gain = d.front_gain ? d.front_gain : d.accuracy_gain;
-      if (!gain) {
-        outside.push_back(label(base));
-        continue;
-      }
-      (*gain >= 0 ? wins : losses).push_back(label(base) + " (" + fmt("%+.2f", *gain) + ")");
+      interpolated.push_back(label(base) + " " +
+                             (d.front_gain ? fmt("%+.2f", *d.front_gain) : std::string("outside the front")));
     }
-    auto join = [](const std::vector<std::string>& items) {
-      std::string text;
-      for (const auto& item : items) text += (text.empty() ? "" : ", ") + item;
-      return text;
-    };
-    out << mixed.name << ": ";
-    if (wins.empty() && losses.empty()) {
-      out << "no uniform baseline lies within reach of the mixed front yet.\n";
+    out << mixed.name << ":\n";
+    if (trained.empty()) {
+      out << "  no uniform baseline of this model and dataset yet.\n";
     } else {
-      out << "mixed precision is at or above uniform at equal BitOps for " << (wins.empty() ? "none" : join(wins));
-      out << "; below it for " << (losses.empty() ? "none" : join(losses)) << " (top-1 points)";
-      if (!outside.empty()) out << "; no mixed configuration at or below the BitOps of " << join(outside);
-      out << ".\n";
+      out << "  trained networks at no more " << cost << " (seed means, 95% intervals; a gain inside its interval "
+          << "is a tie):\n";
+      for (const auto& line : trained) out << "    " << line << "\n";
+      out << "  the front interpolated at each baseline's " << cost << " (no network was trained there): ";
+      for (size_t i = 0; i < interpolated.size(); ++i) out << (i ? ", " : "") << interpolated[i];
+      out << "\n";
     }
     for (const auto& uniform : r.groups) {
       if (uniform.kind != "uniform" || uniform.model != mixed.model || uniform.dataset != mixed.dataset) continue;
-      out << "  hypervolume: mixed " << fmt("%.4g", mixed.hypervolume) << ", uniform " << fmt("%.4g", uniform.hypervolume)
+      out << "  hypervolume (" << cost << "): mixed " << fmt("%.4g", mixed.hypervolume) << ", uniform "
+          << fmt("%.4g", uniform.hypervolume)
           << (mixed.hypervolume > uniform.hypervolume ? " (mixed larger)" : " (mixed not larger)") << "\n";
     }
     int undecided = 0, configurations = 0;
@@ -475,6 +775,88 @@ std::string verdict(const ParetoReport& r) {
       out << "  warning: " << undecided << " of " << configurations
           << " configurations have a seed whose search ended undecided (marked \"undecided!\"): their "
              "allocations are partly argmaxes of near-equal probabilities.\n";
+    }
+  }
+  return out.str();
+}
+
+/// Output-file name of an exported configuration: model, label, safe characters.
+std::string export_name(const Configuration& c) {
+  std::string name = c.model;
+  for (size_t at; (at = name.find(".onnx")) != std::string::npos;) name.erase(at, 5);
+  name += "-" + label(c);
+  for (auto& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') ch = '_';
+  }
+  return name;
+}
+
+std::string export_command(const Configuration& c, const nlohmann::json& trial) {
+  return "edmips export " + trial_directory(trial).string() + " --format qdq --out " + export_name(c) + ".onnx";
+}
+
+/// Per layer: the chosen trial's bits and how many of the configuration's
+/// seeds chose the same.
+std::string allocation_table(const Configuration& c, size_t trial, bool markdown) {
+  std::vector<std::vector<std::string>> rows;
+  const auto& layers = c.trials[trial].at("allocation").at("layers");
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const auto& layer = layers[k];
+    int agree = 0;
+    for (const auto& t : c.trials) {
+      const auto& other = t.at("allocation").at("layers");
+      if (k < other.size() && other[k].at("weight_bits") == layer.at("weight_bits") &&
+          other[k].at("activation_bits") == layer.at("activation_bits")) {
+        ++agree;
+      }
+    }
+    rows.push_back({layer.value("layer", "layer " + std::to_string(k)), layer.at("weight_bits").dump(),
+                    layer.at("activation_bits").dump(),
+                    std::to_string(agree) + "/" + std::to_string(c.trials.size())});
+  }
+  return render_table({"layer", "weight bits", "activation bits", "seeds with the same bits"},
+                      {false, true, true, true}, rows, markdown);
+}
+
+/// The recommendations: per uniform baseline and per budget, the network to
+/// deploy, its uncertainty, costs, files and export command.
+std::string recommendations_text(const ParetoReport& r, bool markdown) {
+  std::ostringstream out;
+  for (const auto& rec : r.recommendations) {
+    const auto& c = r.configurations[rec.chosen];
+    const auto& t = c.trials[rec.trial];
+    const double trial_top1 = t.at("top1").get<double>();
+    const auto own = t.contains("test_images") && t.at("test_images").is_number_integer()
+                         ? binomial_interval(trial_top1, t.at("test_images").get<int64_t>())
+                         : Uncertainty{};
+    const std::string costs = "BitOps " + fmt("%.4g", c.bitops_mean) + ", normalised bits " +
+                              fmt("%.3f", c.normalised_bits_mean) + ", weight memory " +
+                              fmt("%.1f", c.weight_memory_bits_mean / 8192.0) + " KiB" +
+                              (rec.baseline ? " (" + relative_cost_text(rec.limit_measure, c.cost_in(rec.limit_measure),
+                                                                        rec.limit_cost,
+                                                                        label(r.configurations[*rec.baseline])) +
+                                                  ")"
+                                            : "");
+    const std::string trial_text = "seed " + t.at("seed").dump() + ", trial " + t.at("id").get<std::string>() +
+                                   ": top-1 " + fmt("%.2f", trial_top1) +
+                                   (own.basis == "none" ? "" : " +- " + fmt("%.2f", own.half_width) +
+                                                                   " (95% interval of its test set)");
+    if (markdown) {
+      out << "### At " << rec.limit << " (" << rec.mixed_group << ")\n\n"
+          << "Deploy **" << label(c) << "** (configuration " << c.configuration_id << "): " << rec.why << "\n\n"
+          << "- top-1: " << accuracy_text(c) << "\n"
+          << "- cost: " << costs << "\n"
+          << "- the network (its " << trial_text << "): `" << trial_directory(t).string() << "`\n"
+          << "- export: `" << export_command(c, t) << "`\n\n"
+          << allocation_table(c, rec.trial, true) << "\n";
+    } else {
+      out << "at " << rec.limit << " (" << rec.mixed_group << "): deploy " << label(c) << ", top-1 "
+          << accuracy_text(c) << "\n    " << rec.why << "\n    cost: " << costs << "\n    " << trial_text << ": "
+          << trial_directory(t).string() << "\n    bits (w/a):";
+      for (const auto& layer : t.at("allocation").at("layers")) {
+        out << " " << layer.at("weight_bits").dump() << "/" << layer.at("activation_bits").dump();
+      }
+      out << "\n    " << export_command(c, t) << "\n";
     }
   }
   return out.str();
@@ -531,18 +913,11 @@ std::string export_commands(const ParetoReport& r) {
     for (size_t i : front) {
       const auto& c = r.configurations[i];
       if (c.trials.empty()) continue;
-      const auto& t = c.trials.front();
-      std::string name = c.model;
-      for (size_t at; (at = name.find(".onnx")) != std::string::npos;) name.erase(at, 5);
-      name += "-" + label(c);
-      for (auto& ch : name) {
-        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') ch = '_';
-      }
+      const auto& t = c.trials[first_seed(c)];
       out << "# " << g.name << ", " << label(c) << ": top-1 " << fmt("%.2f", t.at("top1").get<double>())
           << " % (seed " << t.at("seed").dump() << "; mean " << fmt("%.2f", c.top1_mean) << " of "
           << c.trials.size() << "), " << fmt("%.3f", t.at("normalised_bits").get<double>()) << " bits\n"
-          << "edmips export " << (fs::path(t.at("source").get<std::string>()) / "trials" / t.at("id").get<std::string>()).string()
-          << " --format qdq --out " << name << ".onnx\n";
+          << export_command(c, t) << "\n";
     }
   }
   return out.str();
@@ -561,8 +936,12 @@ void print_report(std::ostream& out, const ParetoReport& r) {
   out << "\nhypervolume reference point: " << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 "
       << fmt("%.2f", r.reference.accuracy) << "%\n\n";
   if (!r.dominance.empty()) {
-    out << "Mixed precision against uniform baselines (top-1 %, BitOps):\n" << dominance_table(r, false) << "\n"
-        << "Summary (seed means):\n" << verdict(r) << "\n";
+    out << "Mixed precision against uniform baselines (top-1 %, " << cost_title(r.cost)
+        << "; 95% intervals):\n" << dominance_table(r, false) << "\n"
+        << "Summary:\n" << verdict(r) << "\n";
+  }
+  if (!r.recommendations.empty()) {
+    out << "Recommended networks (the most accurate trained network at no more cost; seed means):\n" << recommendations_text(r, false) << "\n";
   }
   for (const auto& g : r.groups) out << group_heading(r, g) << "\n" << group_table(r, g, false) << "\n";
   if (!r.budgets.empty()) {
@@ -605,10 +984,20 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
   if (r.dominance.empty()) {
     md << "No uniform baselines and mixed-precision trials of the same model and dataset yet.\n\n";
   } else {
-    md << "For each uniform baseline: the most accurate mixed-precision configuration whose BitOps are no higher, "
-          "and the mixed front's accuracy interpolated (in log BitOps) at the baseline's BitOps. A positive gain "
-          "means mixed precision is better at no more cost.\n\n"
-       << dominance_table(r, true) << "\n**Summary** (seed means):\n\n```\n" << verdict(r) << "```\n\n";
+    const std::string cost = cost_title(r.cost);
+    md << "For each uniform baseline: the most accurate trained mixed-precision configuration whose " << cost
+       << " are no higher (seed means), the gain with its 95% interval and the verdict it allows (a gain inside "
+          "its interval is a tie), and, separately, the mixed front's accuracy interpolated (in log " << cost
+       << ") at the baseline's cost, a network nobody trained. Intervals: Student's t over the seeds where a "
+          "configuration has two or more, else the Wilson interval of its one seed's test set; a gain's interval "
+          "combines the two as independent estimates (docs/report.md).\n\n"
+       << dominance_table(r, true) << "\n**Summary**:\n\n```\n" << verdict(r) << "```\n\n";
+  }
+  if (!r.recommendations.empty()) {
+    md << "## Recommended networks\n\nFor each uniform baseline's cost (and each budget), the network to deploy: "
+          "the most accurate trained network (seed mean) at no more cost, mixed or uniform, with its first seed's "
+          "files; a cheaper network whose gap to it lies inside their combined 95% interval is named as a tie.\n\n"
+       << recommendations_text(r, true);
   }
   md << "![accuracy vs BitOps](plots/accuracy_vs_bitops.png)\n\n## Fronts\n\nHypervolume reference point: "
      << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 " << fmt("%.2f", r.reference.accuracy)

@@ -21,6 +21,25 @@ namespace edmips {
 enum class CostMeasure { bitops, normalised_bits, weight_memory_bits };
 CostMeasure parse_cost_measure(const std::string& text);  ///< ConfigError on anything else
 std::string to_string(CostMeasure measure);
+/// The measure as a reader names it: "BitOps", "normalised bits", "weight memory bits".
+std::string cost_title(CostMeasure measure);
+
+/// The confidence level of every interval the report states.
+constexpr double kConfidence = 0.95;
+
+/// How sure an accuracy is: a 95% interval around the seeds' mean.
+struct Uncertainty {
+  /// "seeds" (Student's t over n >= 2 seeds' top-1), "test set" (one seed:
+  /// the Wilson interval of its test images) or "none" (one seed of an
+  /// engine that did not record its test-set size).
+  std::string basis = "none";
+  double low = 0, high = 0;    ///< the interval, top-1 %
+  double half_width = 0;       ///< (high - low) / 2; 0 with basis "none"
+};
+/// Student's t interval of a mean of `n` values with sample std `std`.
+Uncertainty seed_interval(double mean, double std, size_t n);
+/// Wilson score interval of `top1` % correct out of `images`.
+Uncertainty binomial_interval(double top1, int64_t images);
 
 struct ParetoOptions {
   std::vector<std::filesystem::path> directories;
@@ -37,9 +56,13 @@ struct Configuration {
   std::optional<double> complexity_penalty;
   std::vector<nlohmann::json> trials;  ///< id, seed, top1, bitops, normalised_bits, allocation
   double top1_mean = 0, top1_std = 0;
+  std::optional<int64_t> test_images;  ///< smallest over the seeds; absent from engines that did not record it
+  Uncertainty top1_interval;
   double bitops_mean = 0, normalised_bits_mean = 0, weight_memory_bits_mean = 0;
   std::optional<double> expected_normalised_bits_mean;
   double cost = 0;  ///< the chosen measure's mean
+  /// A measure's seed mean, whichever was chosen.
+  double cost_in(CostMeasure measure) const;
   bool on_front = false;
   /// Search trials whose search ended with every layer decided / not so
   /// (trials of engines that did not record it count in neither).
@@ -74,14 +97,40 @@ struct Group {
   double hypervolume = 0;
 };
 
-/// For one uniform baseline and one mixed group of the same model and dataset.
+/// What a trained comparison says once its uncertainty is counted.
+enum class Verdict { better, tie, worse };
+std::string to_string(Verdict verdict);
+
+/// For one uniform baseline and one mixed group of the same model and
+/// dataset, in the report's cost measure.
 struct Dominance {
   size_t baseline;  ///< configuration index
   std::string mixed_group;
-  std::optional<size_t> best_mixed;  ///< most accurate mixed configuration with BitOps <= the baseline's
-  std::optional<double> accuracy_gain;  ///< best_mixed top1 - baseline top1
-  std::optional<double> front_accuracy_at_baseline;  ///< mixed front interpolated at the baseline's BitOps
+  std::optional<size_t> best_mixed;  ///< most accurate trained mixed configuration with cost <= the baseline's
+  std::optional<double> accuracy_gain;  ///< best_mixed top1 - baseline top1 (seed means)
+  /// 95% half-width of the gain: sqrt(h_mixed^2 + h_baseline^2) of the two
+  /// configurations' intervals (independent estimates); 0 when neither has one.
+  double gain_half_width = 0;
+  std::optional<Verdict> verdict;  ///< better / tie (|gain| <= half-width) / worse; absent without best_mixed
+  /// The mixed front's accuracy interpolated (log cost) at the baseline's
+  /// cost: a network nobody trained, shown as interpolation only.
+  std::optional<double> front_accuracy_at_baseline;
   std::optional<double> front_gain;
+};
+
+/// The network to deploy at one cost limit: the most accurate trained
+/// network (mixed or uniform, seed means) at no more cost than the limit,
+/// and the cheapest one statistically tied with it, when there is one.
+struct Recommendation {
+  std::string limit;        ///< "W2A2's BitOps" or "budget 2 normalised_bits"
+  std::string mixed_group;
+  std::optional<size_t> baseline;   ///< the uniform configuration whose cost is the limit
+  double limit_cost = 0;            ///< in `limit_measure`
+  CostMeasure limit_measure = CostMeasure::bitops;
+  size_t chosen = 0;                ///< configuration index
+  std::optional<size_t> cheaper_tie;  ///< a cheaper configuration whose gap is inside the combined interval
+  size_t trial = 0;                 ///< index into chosen's trials: its first seed
+  std::string why;                  ///< one sentence
 };
 
 struct ParetoReport {
@@ -94,13 +143,24 @@ struct ParetoReport {
   std::vector<BudgetResult> budgets;  ///< by budget, model, bits, seed
   std::vector<Group> groups;
   std::vector<Dominance> dominance;
+  std::vector<Recommendation> recommendations;
 };
+
+/// One comparison in words, the same in `pareto`, `report` and `status`:
+/// "tie with W3A3: +0.02 +- 0.91 top-1 points (lambda 5e-05, 5% less BitOps)".
+std::string comparison_text(const ParetoReport& report, const Dominance& dominance);
+/// A configuration's name in every table: "W2A2", "lambda 0.0004", "budget 2 normalised_bits".
+std::string configuration_label(const Configuration& configuration);
+/// "86.93 +- 0.95 (95% CI over 3 seeds, std 0.38)" and the like.
+std::string accuracy_text(const Configuration& configuration);
 
 /// Reads every directory's journal (finished trials only) and analyses them.
 /// Error when a directory holds no sweep journal or no finished trial.
 ParetoReport analyse_sweeps(const ParetoOptions& options);
 
 nlohmann::json to_json(const ParetoReport& report);
+/// Where a trial's files are: SOURCE/trials/ID.
+std::filesystem::path trial_directory(const nlohmann::json& trial);
 void print_report(std::ostream& out, const ParetoReport& report);
 /// Writes pareto.csv, pareto.json and report.md into `directory`.
 void write_report_files(const ParetoReport& report, const std::filesystem::path& directory);

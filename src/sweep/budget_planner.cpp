@@ -110,7 +110,7 @@ BudgetPlanner::Step BudgetPlanner::plan(const std::map<std::string, nlohmann::js
     if (run.phase != Phase::retraining) continue;
     if (finished.count(run.retrain)) {
       run.phase = Phase::done;
-      step.log.push_back("budget " + describe(*run.group) + ": retrained (" + run.retrain.substr(0, 8) + ")");
+      step.log.push_back("budget " + describe(*run.group) + ": retrained (" + run.retrain + ")");
     } else if (failed.count(run.retrain)) {
       fail(run, "its retraining " + run.retrain + " failed after its retries", step);
     } else if (!in_flight.count(run.retrain)) {
@@ -202,7 +202,7 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
     step.log.push_back("budget " + describe(g) + ": " + run.state + " at lambda " + number(run.lambda) + ", cost " +
                        number(d.chosen->cost) + " after " + std::to_string(own) + " probes of its own (" +
                        std::to_string(probes.size()) + " in its family)" +
-                       (d.reason.empty() ? "" : ": " + d.reason) + "; retraining " + run.retrain.substr(0, 8));
+                       (d.reason.empty() ? "" : ": " + d.reason) + "; retraining " + run.retrain);
   }
   step.events.push_back(std::move(event));
 }

@@ -22,8 +22,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string short_id(const std::string& id) { return id.substr(0, 8); }
-
 std::string describe(const PlannedTrial& t) {
   const auto& s = t.summary;
   std::string text = t.config.model + " seed " + std::to_string(t.config.seed);
@@ -241,7 +239,7 @@ class Coordinator {
     const auto* t = run.trial;
     journal_.append({{"event", "trial_started"}, {"trial", t->id}, {"rank", worker}, {"host", host_of(worker)},
                      {"attempt", run.attempt}, {"expected_cost", t->expected_cost}, {"summary", t->summary}});
-    say("start  " + short_id(t->id) + "  rank " + std::to_string(worker) + "  " + describe(*t));
+    say("start  " + t->id + "  rank " + std::to_string(worker) + "  " + describe(*t));
   }
 
   void on_finished(int worker, const Running& run, const nlohmann::json& m) {
@@ -261,7 +259,7 @@ class Coordinator {
     if (result.contains("top1") && result["top1"].is_number()) {
       std::snprintf(accuracy, sizeof accuracy, "top1 %.2f%%", result["top1"].get<double>());
     }
-    std::snprintf(line, sizeof line, "done   %s  rank %d  %s  bits %.3f  %s", short_id(run.trial->id).c_str(), worker,
+    std::snprintf(line, sizeof line, "done   %s  rank %d  %s  bits %.3f  %s", run.trial->id.c_str(), worker,
                   accuracy, result.value("normalised_bits", 0.0), format_duration(duration).c_str());
     say(line);
   }
@@ -277,7 +275,7 @@ class Coordinator {
     const std::string error = m.value("error", "unknown error");
     journal_.append({{"event", "trial_failed"}, {"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt},
                      {"error", error}, {"will_retry", retry}});
-    say("failed " + short_id(run.trial->id) + "  rank " + std::to_string(worker) + "  attempt " +
+    say("failed " + run.trial->id + "  rank " + std::to_string(worker) + "  attempt " +
         std::to_string(run.attempt) + ": " + error + (retry ? " (will retry)" : ""));
     if (!retry) failed_final_.insert(run.trial->id);
   }
@@ -287,7 +285,7 @@ class Coordinator {
     if (it != running_.end()) {
       journal_.append({{"event", "trial_interrupted"}, {"trial", it->second.trial->id}, {"rank", worker},
                        {"message", m.value("message", "")}});
-      say("paused " + short_id(it->second.trial->id) + "  rank " + std::to_string(worker) + "  (checkpointed)");
+      say("paused " + it->second.trial->id + "  rank " + std::to_string(worker) + "  (checkpointed)");
       pending_.push_front(it->second.trial);
       running_.erase(it);
     }
@@ -428,7 +426,7 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     run_options.progress = [&log](const std::string& line) { log << line << std::endl; };
     if (options.live) {
       run_options.batch_progress = [&options, &id](const BatchProgress& p) {
-        options.live->show(id.substr(0, 8) + "  " + to_string(p));
+        options.live->show(id + "  " + to_string(p));
       };
     }
     const auto watcher = options.stop_requested ? endpoint.watch_for_abort(*options.stop_requested) : nullptr;

@@ -505,6 +505,8 @@ nlohmann::json trial_result(const TrialConfig& config, const std::string& id, co
       {"seed", config.seed},
       {"top1", outcome.top1},
       {"test_loss", outcome.test_loss},
+      // The images behind top1: its binomial uncertainty (edmips pareto).
+      {"test_images", outcome.top1.is_null() ? nlohmann::json() : nlohmann::json(data.test_size())},
       {"bitops", cost.bitops},
       {"normalised_bits", cost.normalised_bits()},
       {"weight_memory_bits", cost.weight_memory_bits},

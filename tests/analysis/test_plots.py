@@ -118,18 +118,24 @@ def test_pareto_flags_configurations_whose_search_ended_undecided(sweep_dir):
     assert "undecided!" in (sweep_dir / "report.md").read_text()
 
 
-def test_the_summary_says_where_mixed_precision_is_above_or_below_uniform(sweep_dir):
+def test_the_summary_speaks_of_trained_networks_with_their_uncertainty_and_labels_interpolation(sweep_dir):
     result = subprocess.run([EDMIPS, "pareto", str(sweep_dir)], capture_output=True, text=True, check=True)
     report = json.loads((sweep_dir / "pareto.json").read_text())
-    summary = result.stdout.split("Summary (seed means):")[1]
+    summary = result.stdout.split("Summary:")[1]
+    trained, interpolated = summary.split("the front interpolated at each baseline's BitOps (no network was trained there)")
+    assert report["dominance"]
     for d in report["dominance"]:
-        gain = d["front_gain"] if d["front_gain"] is not None else d["accuracy_gain"]
-        if gain is None:
-            assert d["baseline_label"] in summary.split("no mixed configuration")[1]
-        else:
-            side = summary.split("below it for")[0 if gain >= 0 else 1]
-            assert f"{d['baseline_label']} ({gain:+.2f})" in side
-    assert "hypervolume: mixed" in summary
+        assert d["comparison"] in trained  # the same words status prints
+        if d["accuracy_gain"] is None:
+            assert d["verdict"] is None and d["comparison"].startswith("no trained mixed network")
+            continue
+        gain, half = d["accuracy_gain"], d["gain_half_width"]
+        expected = "tie" if abs(gain) <= half else ("better" if gain > 0 else "worse")
+        assert d["verdict"] == expected
+        assert f"{gain:+.2f} +- {half:.2f}" in d["comparison"]
+        if d["front_gain"] is not None:
+            assert f"{d['baseline_label']} {d['front_gain']:+.2f}" in interpolated.splitlines()[0]
+    assert "hypervolume (BitOps): mixed" in summary
 
 
 def test_plots_need_the_pareto_report_first(tmp_path, capsys):

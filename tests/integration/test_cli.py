@@ -80,6 +80,13 @@ def test_status_of_a_finished_sweep_says_so_and_reads_without_writing(finished_s
     assert status["done"] == status["total"] == 12
     assert {b["baseline"] for b in status["best_per_baseline"]} == {"W2A2", "W4A4"}
     assert tree_digest(finished_sweep) == before
+    # The same verdict, in the same words, as edmips pareto gives from the same data.
+    run("pareto", str(finished_sweep), "--out", str(finished_sweep.parent / "report"))
+    pareto = json.loads((finished_sweep.parent / "report" / "pareto.json").read_text())
+    assert sorted(b["comparison"] for b in status["best_per_baseline"]) == sorted(
+        d["comparison"] for d in pareto["dominance"])
+    for b in status["best_per_baseline"]:
+        assert b["comparison"] in result.stdout
 
 
 def test_status_of_a_directory_without_a_sweep_is_an_input_error(tmp_path):
@@ -124,7 +131,7 @@ def test_status_follows_a_running_sweep_with_rank_host_and_phase(sweep_factory):
 def test_report_writes_the_tables_and_every_plot(finished_sweep):
     result = run("report", str(finished_sweep))
     assert result.returncode == 0, result.stderr
-    assert "Summary (seed means)" in result.stdout
+    assert "Summary:" in result.stdout and "Recommended networks" in result.stdout
     for name in ("pareto.csv", "pareto.json", "report.md"):
         assert (finished_sweep / name).exists()
     pngs = {p.stem for p in (finished_sweep / "plots").glob("*.png")}

@@ -12,16 +12,18 @@ using edmips::testing::TempDir;
 namespace {
 
 nlohmann::json finished(const std::string& id, const std::string& configuration, const std::string& kind, int seed,
-                        double penalty, double top1, double bitops, const std::string& bits = "1|2|3|4") {
+                        double penalty, double top1, double bitops, const std::string& bits = "1|2|3|4",
+                        const nlohmann::json& more = nlohmann::json::object()) {
   nlohmann::json summary = {{"kind", kind}, {"configuration_id", configuration}, {"model", "simple-cnn"},
                             {"dataset", "fashion-mnist"}, {"seed", seed},
                             {"complexity_penalty", kind == "search" ? nlohmann::json(penalty) : nlohmann::json()},
                             {"weight_bits", kind == "search" ? bits : "2"},
                             {"activation_bits", kind == "search" ? std::string("2|3|4") : "2"}};
+  nlohmann::json result = {{"top1", top1}, {"bitops", bitops}, {"normalised_bits", std::sqrt(bitops / 1e6)},
+                           {"weight_memory_bits", bitops / 10}, {"allocation", {{"layers", nlohmann::json::array()}}}};
+  result.update(more);
   return {{"event", "trial_finished"}, {"trial", id}, {"rank", 0}, {"attempt", 1}, {"duration_s", 1.0},
-          {"summary", summary},
-          {"result", {{"top1", top1}, {"bitops", bitops}, {"normalised_bits", std::sqrt(bitops / 1e6)},
-                      {"weight_memory_bits", bitops / 10}, {"allocation", {{"layers", nlohmann::json::array()}}}}}};
+          {"summary", summary}, {"result", result}};
 }
 
 void write_sweep(const TempDir& dir) {
@@ -85,4 +87,101 @@ TEST_CASE("a directory without a journal is a clear error", "[pareto][analysis]"
   TempDir dir;
   CHECK_THROWS_WITH(analyse_sweeps({{dir.path()}, CostMeasure::bitops, std::nullopt}),
                     Catch::Contains("journal.jsonl") && Catch::Contains("not a sweep output directory"));
+}
+
+TEST_CASE("accuracies carry 95% intervals: Student's t over seeds, Wilson over one seed's test set", "[pareto][analysis]") {
+  // Two seeds: t(0.975, 1 df) = 12.706 times std / sqrt(2).
+  const auto seeds = seed_interval(81, std::sqrt(2.0), 2);
+  CHECK(seeds.basis == "seeds");
+  CHECK(seeds.half_width == Approx(12.706).epsilon(1e-3));
+  CHECK(seed_interval(81, 1, 1).basis == "none");
+  // One seed on 5000 test images at 83%: about +-1 point (the figure).
+  const auto one = binomial_interval(83, 5000);
+  CHECK(one.basis == "test set");
+  CHECK(one.half_width == Approx(1.04).margin(0.01));
+  CHECK(one.low < 83);
+  CHECK(one.high > 83);
+  // Wilson stays inside [0, 100] where a normal interval would not.
+  const auto edge = binomial_interval(100, 50);
+  CHECK(edge.high == Approx(100));
+  CHECK(edge.low > 90);
+}
+
+TEST_CASE("a gain inside its uncertainty is a tie, outside it better or worse", "[pareto][analysis]") {
+  auto sweep = [](double mixed_top1) {
+    TempDir dir;
+    {
+      Journal journal(dir / "journal.jsonl");
+      journal.append(finished("m", "M", "search", 1, 0.01, mixed_top1, 3e6, "1|2|3|4", {{"test_images", 10000}}));
+      journal.append(finished("u", "U", "uniform", 1, 0, 85.0, 4e6, "1|2|3|4", {{"test_images", 10000}}));
+    }
+    return analyse_sweeps({{dir.path()}, CostMeasure::bitops, std::nullopt});
+  };
+  const auto tied = sweep(85.5);
+  REQUIRE(tied.dominance.size() == 1);
+  const auto& t = tied.dominance[0];
+  CHECK(t.gain_half_width == Approx(0.99).margin(0.02));  // two Wilson half-widths of 10000 images, combined
+  REQUIRE(t.verdict);
+  CHECK(*t.verdict == Verdict::tie);
+  CHECK_THAT(comparison_text(tied, t), Catch::StartsWith("tie with W2A2: +0.50 +- 0.9"));
+  const auto better = sweep(86.5);
+  CHECK(*better.dominance[0].verdict == Verdict::better);
+  CHECK_THAT(comparison_text(better, better.dominance[0]), Catch::StartsWith("better than W2A2: +1.50"));
+  const auto worse = sweep(83.5);
+  CHECK(*worse.dominance[0].verdict == Verdict::worse);
+  // One seed without a recorded test-set size: no interval, said so.
+  TempDir old;
+  {
+    Journal journal(old / "journal.jsonl");
+    journal.append(finished("m", "M", "search", 1, 0.01, 86, 3e6));
+  }
+  const auto unknown = analyse_sweeps({{old.path()}, CostMeasure::bitops, std::nullopt});
+  CHECK(unknown.configurations[0].top1_interval.basis == "none");
+  CHECK_THAT(accuracy_text(unknown.configurations[0]), Catch::Contains("uncertainty unknown"));
+}
+
+TEST_CASE("dominance, verdict and recommendation are in the cost the user chose", "[pareto][analysis]") {
+  TempDir dir;
+  {
+    Journal journal(dir / "journal.jsonl");
+    // The mixed network costs more BitOps than W2A2 but less weight memory.
+    journal.append(finished("m", "M", "search", 1, 0.01, 88, 5e6, "1|2|3|4",
+                            {{"test_images", 10000}, {"weight_memory_bits", 1e5}}));
+    journal.append(finished("u", "U", "uniform", 1, 0, 85, 4e6, "1|2|3|4",
+                            {{"test_images", 10000}, {"weight_memory_bits", 4e5}}));
+  }
+  const auto by_bitops = analyse_sweeps({{dir.path()}, CostMeasure::bitops, std::nullopt});
+  REQUIRE(by_bitops.dominance.size() == 1);
+  CHECK_FALSE(by_bitops.dominance[0].best_mixed);
+  REQUIRE(by_bitops.recommendations.size() == 1);
+  CHECK(by_bitops.configurations[by_bitops.recommendations[0].chosen].configuration_id == "U");
+
+  const auto by_memory = analyse_sweeps({{dir.path()}, CostMeasure::weight_memory_bits, std::nullopt});
+  REQUIRE(by_memory.dominance[0].best_mixed);
+  CHECK(*by_memory.dominance[0].verdict == Verdict::better);
+  CHECK_THAT(comparison_text(by_memory, by_memory.dominance[0]), Catch::Contains("75% less weight memory bits"));
+  REQUIRE(by_memory.recommendations.size() == 1);
+  const auto& rec = by_memory.recommendations[0];
+  CHECK(by_memory.configurations[rec.chosen].configuration_id == "M");
+  CHECK(rec.limit == "W2A2's weight memory bits");
+  const auto json = to_json(by_memory);
+  CHECK(json.at("recommendations")[0].at("trial_directory") == (dir / "trials" / "m").string());
+}
+
+TEST_CASE("a cheaper network statistically tied with the most accurate one is named, not chosen", "[pareto][analysis]") {
+  TempDir dir;
+  {
+    Journal journal(dir / "journal.jsonl");
+    journal.append(finished("a", "A", "search", 1, 0.001, 86.0, 3.9e6, "1|2|3|4", {{"test_images", 10000}}));
+    journal.append(finished("b", "B", "search", 1, 0.01, 85.8, 2e6, "1|2|3|4", {{"test_images", 10000}}));
+    journal.append(finished("c", "C", "search", 1, 0.1, 70.0, 1e6, "1|2|3|4", {{"test_images", 10000}}));
+    journal.append(finished("u", "U", "uniform", 1, 0, 85, 4e6, "1|2|3|4", {{"test_images", 10000}}));
+  }
+  const auto report = analyse_sweeps({{dir.path()}, CostMeasure::bitops, std::nullopt});
+  REQUIRE(report.recommendations.size() == 1);
+  const auto& rec = report.recommendations[0];
+  CHECK(report.configurations[rec.chosen].configuration_id == "A");
+  REQUIRE(rec.cheaper_tie);
+  CHECK(report.configurations[*rec.cheaper_tie].configuration_id == "B");
+  CHECK_THAT(rec.why, Catch::Contains("lambda 0.01") && Catch::Contains("statistically tied"));
 }

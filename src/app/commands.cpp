@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <optional>
 
 #include "core/error.h"
@@ -61,8 +62,31 @@ int run_trial_command(const TrialCommand& command) {
   return 0;
 }
 
+namespace {
+
+/// Dataset directories the sweep's trials read that do not exist on this
+/// machine, each with how many trials read it.
+std::map<std::string, size_t> missing_dataset_paths(const SweepDefinition& sweep) {
+  std::map<std::string, size_t> missing;
+  for (const auto& t : sweep.trials) {
+    std::error_code ec;
+    if (!fs::is_directory(t.config.dataset.path, ec)) ++missing[t.config.dataset.path];
+  }
+  return missing;
+}
+
+}  // namespace
+
 int run_validate_command(const std::string& sweep_path) {
   const auto sweep = load_sweep_file(sweep_path);
+  // A sweep may be written here and run on a cluster whose nodes hold the
+  // data, so a missing path is a warning, not an error.
+  for (const auto& [path, trials] : missing_dataset_paths(sweep)) {
+    std::cerr << sweep_path << ": warning: base.dataset.path (or an axis' dataset) \"" << path
+              << "\" is not a directory on this machine (" << trials
+              << " trials read it); fine if the sweep runs where it exists (a cluster's nodes), else every trial "
+                 "reading it fails with exit 2" << std::endl;
+  }
   size_t search = 0;
   for (const auto& t : sweep.trials) search += t.kind == "search";
   std::cout << sweep_path << ": ok: sweep \"" << sweep.name << "\", " << sweep.trials.size() << " trials (" << search
@@ -119,14 +143,21 @@ void print_budget_groups(const SweepDefinition& sweep, const std::string& out) {
 
 int run_plan_command(const std::string& sweep_path, const std::string& out) {
   const auto sweep = load_sweep_file(sweep_path);
-  std::printf("%-12s  %-7s  %-10s  %-13s  %-9s  %-7s  %4s\n", "trial_id", "kind", "model", "dataset", "lambda",
-              "bits w", "a");
+  int model_width = 10, dataset_width = 13;  // the columns widen for long names (imported models)
+  for (const auto& t : sweep.trials) {
+    model_width = std::max(model_width, int(t.config.model.size()));
+    dataset_width = std::max(dataset_width, int(t.config.dataset.name.size()));
+  }
+  std::printf("%-12s  %-7s  %-*s  %-*s  %-9s  %-7s  %4s\n", "trial_id", "kind", model_width, "model", dataset_width,
+              "dataset", "lambda", "bits w", "a");
   for (const auto& t : sweep.trials) {
     const auto& s = t.summary;
-    const std::string lambda =
-        s["complexity_penalty"].is_null() ? "-" : std::to_string(s["complexity_penalty"].get<double>()).substr(0, 9);
-    std::printf("%-12s  %-7s  %-10s  %-13s  %-9s  %-7s  %4s  seed %llu\n", t.id.c_str(), t.kind.c_str(),
-                t.config.model.c_str(), t.config.dataset.name.c_str(), lambda.c_str(),
+    char lambda[32] = "-";
+    if (!s["complexity_penalty"].is_null()) {
+      std::snprintf(lambda, sizeof lambda, "%g", s["complexity_penalty"].get<double>());
+    }
+    std::printf("%-12s  %-7s  %-*s  %-*s  %-9s  %-7s  %4s  seed %llu\n", t.id.c_str(), t.kind.c_str(), model_width,
+                t.config.model.c_str(), dataset_width, t.config.dataset.name.c_str(), lambda,
                 s["weight_bits"].get<std::string>().c_str(), s["activation_bits"].get<std::string>().c_str(),
                 static_cast<unsigned long long>(t.config.seed));
   }
@@ -148,6 +179,21 @@ int run_slurm_command(const SlurmCommand& command, const SlurmOverrides& overrid
                     .string();
   if (job.out_dir.size() > 1 && job.out_dir.back() == '/') job.out_dir.pop_back();
   const auto script = render_batch_script(job, options);
+  // GPUs asked of Slurm that no trial would use.
+  if (options.gpus_per_task > 0) {
+    size_t on_cpu = 0;
+    for (const auto& t : sweep.trials) on_cpu += t.config.device == "cpu";
+    if (on_cpu > 0) {
+      std::cerr << "edmips slurm: warning: the job requests " << options.gpus_per_task << " GPU(s) per task, but "
+                << on_cpu << " of " << sweep.trials.size()
+                << " trials run on device \"cpu\" (set \"device\": \"cuda\" or \"auto\" in the sweep's base)"
+                << std::endl;
+    }
+#ifndef EDMIPS_WITH_CUDA
+    std::cerr << "edmips slurm: warning: the job requests GPUs, but this edmips is a CPU-only build (LibTorch "
+                 "without CUDA): the GPUs would sit idle; build with scripts/build-cuda.sh" << std::endl;
+#endif
+  }
   if (command.dry_run) {
     std::cout << script;
     return 0;

@@ -135,7 +135,10 @@ int sweep(const std::vector<std::string>& args) {
       "out,o", po::value(&o.out)->required(), "output directory (resumes if it holds the sweep)")(
       "threads,t", po::value(&o.threads)->default_value(0), "torch threads per rank (0: SLURM_CPUS_PER_TASK, "
                                                              "OMP_NUM_THREADS, else cores / ranks per node)")(
-      "quiet,q", po::bool_switch(&o.quiet), "no progress lines")(
+      "quiet,q", po::bool_switch(&o.quiet), "no progress lines");
+  // The tests' fake trials: parsed, never listed in --help.
+  po::options_description testing("testing aids");
+  testing.add_options()(
       "fake-trials", po::bool_switch(&o.fake), "testing aid: run fake trials that sleep instead of training")(
       "fake-duration", po::value(&o.fake_options.duration_s)->default_value(o.fake_options.duration_s),
       "testing aid: seconds per fake trial")(
@@ -147,7 +150,9 @@ int sweep(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("sweep", 1);
   if (wants_help(args, options)) return 0;
-  parse(args, options, positional);
+  po::options_description all;
+  all.add(options).add(testing);
+  parse(args, all, positional);
   return run_sweep(o);
 }
 

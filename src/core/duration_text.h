@@ -5,7 +5,8 @@
 
 namespace edmips {
 
-/// "12.3s" below two minutes, "4.5m" below two hours, else "3.2h".
+/// One format for every duration and ETA: "4.2s" below ten seconds, then
+/// "42s", "1m53s", "2h05m" (whole units, the largest two); "?" when unknown.
 std::string format_duration(double seconds);
 
 }  // namespace edmips

@@ -203,3 +203,44 @@ def test_a_trial_on_a_terminal_updates_a_progress_line_in_place(tmp_path):
     assert len({batch for _, batch, _ in updates}) >= 2  # it moved
     assert "\x1b[K" in text
     assert "trial " in text and "top-1" in text
+
+
+def test_sweep_help_lists_no_testing_aids_and_they_still_parse():
+    text = run("sweep", "--help").stdout
+    assert "--out" in text and "fake" not in text and "0.20000" not in text
+
+
+def test_validate_warns_of_a_dataset_path_missing_here_and_still_accepts_the_sweep(tmp_path):
+    definition = fake_sweep_definition(penalties=(0.0,), seeds=(1,), baselines=())
+    definition["base"]["dataset"]["path"] = str(tmp_path / "nowhere")
+    (tmp_path / "s.json").write_text(json.dumps(definition))
+    result = run("validate", str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert "warning" in result.stderr and str(tmp_path / "nowhere") in result.stderr
+    definition["base"]["dataset"]["path"] = "/usr/share/datasets/fashion-mnist"
+    (tmp_path / "s.json").write_text(json.dumps(definition))
+    assert "warning" not in run("validate", str(tmp_path / "s.json")).stderr
+
+
+def test_slurm_dry_run_warns_when_the_gpus_it_requests_would_sit_idle(tmp_path):
+    definition = fake_sweep_definition(penalties=(0.0,), seeds=(1,), baselines=())
+    definition["slurm"] = {"gpus_per_task": 1}
+    (tmp_path / "s.json").write_text(json.dumps(definition))
+    result = run("slurm", str(tmp_path / "s.json"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "--gpus-per-task=1" in result.stdout
+    assert 'run on device "cpu"' in result.stderr
+    definition["base"]["device"] = "cuda"
+    (tmp_path / "s.json").write_text(json.dumps(definition))
+    assert 'device "cpu"' not in run("slurm", str(tmp_path / "s.json"), "--dry-run").stderr
+    for name in ("cifar10-paper.json", "imagenet-paper.json"):  # the GPU examples ask for what they use
+        example = json.loads((pathlib.Path(__file__).parents[2] / "sweeps" / name).read_text())
+        assert example["slurm"]["gpus_per_task"] > 0 and example["base"]["device"] == "cuda"
+
+
+def test_plan_prints_small_lambdas_readably(tmp_path):
+    definition = fake_sweep_definition(penalties=(1e-7, 0.0003), seeds=(1,), baselines=())
+    (tmp_path / "s.json").write_text(json.dumps(definition))
+    text = run("plan", str(tmp_path / "s.json")).stdout
+    assert "1e-07" in text and "0.0003" in text and "0.000000" not in text

@@ -74,6 +74,14 @@ void NetworkImpl::set_calibrating(bool on) {
   for (auto& layer : layers_) layer->set_calibrating(on);
 }
 
+torch::Tensor NetworkImpl::choice_indices() const {
+  std::vector<torch::Tensor> parts;
+  for (const auto& layer : layers_) {
+    if (layer->searching()) parts.push_back(layer->choice_indices());
+  }
+  return parts.empty() ? torch::empty({0}, torch::kLong) : torch::cat(parts);
+}
+
 void NetworkImpl::set_temperature(double temperature) {
   for (auto& layer : layers_) layer->set_temperature(temperature);
 }

@@ -58,6 +58,9 @@ class NetworkImpl : public torch::nn::Module {
   virtual void describe(GraphDescriber& d) const;
   /// Switches every search layer to the naive |W|x|A| form (benchmarks, tests).
   void set_naive_search(bool naive);
+  /// Every search layer's choice_indices(), concatenated (int64, on the
+  /// network's device); empty without search layers.
+  torch::Tensor choice_indices() const;
   /// Sets every search layer's softmax temperature.
   void set_temperature(double temperature);
   /// Whether some layer scales its quantized input by a measured scale (an

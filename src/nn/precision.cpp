@@ -95,26 +95,50 @@ Choice choice_of(const std::vector<double>& probabilities) {
   return {sorted[0], sorted.size() > 1 ? sorted[0] - sorted[1] : 1.0};
 }
 
-SearchDecision search_decision(const std::vector<LayerReport>& layers) {
+bool LayerReport::stable(int64_t arch_steps) const {
+  if (stable_since < 0 || arch_steps <= 0) return true;
+  return double(stable_since) <= (1.0 - kStableFraction) * double(arch_steps);
+}
+
+SearchDecision search_decision(const std::vector<LayerReport>& layers, int64_t arch_steps) {
   SearchDecision d;
+  d.arch_steps = arch_steps;
   for (const auto& l : layers) {
     if (!l.searched()) continue;
     ++d.searched_layers;
-    if (l.decided()) ++d.decided_layers;
+    if (l.decided(arch_steps)) ++d.decided_layers;
     else d.undecided_layers.push_back(l.name);
+    if (!l.stable(arch_steps)) d.unstable_layers.push_back(l.name);
+    d.last_change_step = std::max(d.last_change_step, l.stable_since);
+    d.flips += l.flips;
     const double margin = std::min(l.weight_choice().margin, l.activation_choice().margin);
     if (d.smallest_margin_layer.empty() || margin < d.smallest_margin) {
       d.smallest_margin = margin;
       d.smallest_margin_layer = l.name;
+    }
+    const double t1 = l.margin_at_temperature_1();
+    if (d.smallest_margin_t1_layer.empty() || t1 < d.smallest_margin_t1) {
+      d.smallest_margin_t1 = t1;
+      d.smallest_margin_t1_layer = l.name;
     }
   }
   return d;
 }
 
 nlohmann::json to_json(const SearchDecision& d) {
-  return {{"searched_layers", d.searched_layers},   {"decided_layers", d.decided_layers},
-          {"decided_margin", kDecidedMargin},       {"smallest_margin", d.smallest_margin},
-          {"smallest_margin_layer", d.smallest_margin_layer}, {"undecided_layers", d.undecided_layers},
+  return {{"searched_layers", d.searched_layers},
+          {"decided_layers", d.decided_layers},
+          {"decided_margin", kDecidedMargin},
+          {"stable_fraction", kStableFraction},
+          {"smallest_margin", d.smallest_margin},
+          {"smallest_margin_layer", d.smallest_margin_layer},
+          {"smallest_margin_at_temperature_1", d.smallest_margin_t1},
+          {"smallest_margin_at_temperature_1_layer", d.smallest_margin_t1_layer},
+          {"arch_steps", d.arch_steps},
+          {"last_change_step", d.last_change_step},
+          {"flips", d.flips},
+          {"undecided_layers", d.undecided_layers},
+          {"unstable_layers", d.unstable_layers},
           {"decided", d.decided()}};
 }
 

@@ -3,6 +3,7 @@
 // reports. Used by trials, sweeps and reports alike.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -55,9 +56,14 @@ struct Choice {
 Choice choice_of(const std::vector<double>& probabilities);
 
 /// A search layer is decided when the chosen weight and activation candidates
-/// each lead their runner-up by at least this much probability. Below it the
-/// derived allocation is close to an argmax of near-equal probabilities.
+/// each lead their runner-up by at least this much probability (at the
+/// search's own temperature, the probabilities the derivation reads) and
+/// neither choice changed over the last kStableFraction of the steps the
+/// architecture parameters moved. Below the margin the derived allocation is
+/// close to an argmax of near-equal probabilities; a choice that still flips
+/// late could as well have ended on the other candidate.
 constexpr double kDecidedMargin = 0.5;
+constexpr double kStableFraction = 0.25;
 
 /// Per-layer figures for reports (history, result, allocation).
 struct LayerReport {
@@ -71,6 +77,15 @@ struct LayerReport {
   double expected_activation_bits = 32;
   std::vector<int> weight_candidates, activation_candidates;
   std::vector<double> weight_probabilities, activation_probabilities;
+  /// softmax of the architecture logits at temperature 1 (equal to the above
+  /// in an unannealed search): an annealed search's low temperature sharpens
+  /// small logit gaps into large probability margins.
+  std::vector<double> weight_probabilities_t1, activation_probabilities_t1;
+  /// Search tracking (trial engine): the arch step from which the weight and
+  /// activation choices stayed what they are now, and how often they changed;
+  /// -1 when not tracked.
+  int64_t stable_since = -1;
+  int flips = 0;
   double bitops() const { return quantized ? double(macs) * weight_bits * activation_bits : 0.0; }
   double expected_bitops() const {
     return quantized ? double(macs) * expected_weight_bits * expected_activation_bits : 0.0;
@@ -79,9 +94,16 @@ struct LayerReport {
   bool searched() const { return quantized && !weight_candidates.empty(); }
   Choice weight_choice() const { return choice_of(weight_probabilities); }
   Choice activation_choice() const { return choice_of(activation_probabilities); }
-  bool decided() const {
+  /// The smaller of the weight and activation margins at temperature 1.
+  double margin_at_temperature_1() const {
+    return std::min(choice_of(weight_probabilities_t1).margin, choice_of(activation_probabilities_t1).margin);
+  }
+  bool clear_margin() const {
     return weight_choice().margin >= kDecidedMargin && activation_choice().margin >= kDecidedMargin;
   }
+  /// Stable over the final kStableFraction of `arch_steps` (true when untracked).
+  bool stable(int64_t arch_steps) const;
+  bool decided(int64_t arch_steps) const { return clear_margin() && stable(arch_steps); }
 };
 nlohmann::json to_json(const LayerReport& layer);
 
@@ -105,10 +127,16 @@ struct SearchDecision {
   int decided_layers = 0;
   double smallest_margin = 1;       ///< over weights and activations of every search layer
   std::string smallest_margin_layer;
+  double smallest_margin_t1 = 1;    ///< the same at temperature 1
+  std::string smallest_margin_t1_layer;
+  int64_t arch_steps = 0;           ///< steps the architecture parameters moved (0: untracked)
+  int64_t last_change_step = 0;     ///< the latest step at which some layer's choice changed
+  int flips = 0;                    ///< choice changes over the whole search, all layers
   std::vector<std::string> undecided_layers;
+  std::vector<std::string> unstable_layers;  ///< changed within the final kStableFraction
   bool decided() const { return decided_layers == searched_layers; }
 };
-SearchDecision search_decision(const std::vector<LayerReport>& layers);
+SearchDecision search_decision(const std::vector<LayerReport>& layers, int64_t arch_steps);
 nlohmann::json to_json(const SearchDecision& decision);
 
 /// The argmax allocation of a searched network.

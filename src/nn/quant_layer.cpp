@@ -83,6 +83,12 @@ torch::Tensor QuantLayerImpl::activation_probabilities() const {
   return torch::softmax(temperature_ == 1.0 ? alpha_activation : alpha_activation / temperature_, 0);
 }
 
+torch::Tensor QuantLayerImpl::choice_indices() const {
+  const auto weight = alpha_weight.detach().argmax();
+  if (precision_.input == LayerInput::data) return torch::stack({weight, torch::zeros_like(weight)});
+  return torch::stack({weight, alpha_activation.detach().argmax()});
+}
+
 torch::Tensor QuantLayerImpl::expected_weight_bits() const {
   if (searching()) {
     return (weight_probabilities() * weight_candidate_bits).sum();
@@ -208,6 +214,10 @@ LayerReport QuantLayerImpl::report() const {
   auto argmax = [](const std::vector<double>& p) {
     return size_t(std::max_element(p.begin(), p.end()) - p.begin());
   };
+  r.weight_probabilities_t1 = to_vector(torch::softmax(alpha_weight, 0));
+  r.activation_probabilities_t1 = precision_.input == LayerInput::data
+                                      ? std::vector<double>{1.0}
+                                      : to_vector(torch::softmax(alpha_activation, 0));
   r.weight_bits = r.weight_candidates[argmax(r.weight_probabilities)];
   r.activation_bits = r.activation_candidates[argmax(r.activation_probabilities)];
   r.expected_weight_bits = expected_weight_bits().item<double>();

@@ -106,6 +106,10 @@ class QuantLayerImpl : public torch::nn::Module {
   /// softmax(alpha / temperature); search layers only.
   torch::Tensor weight_probabilities() const;
   torch::Tensor activation_probabilities() const;
+  /// Search layers: the indices of the chosen weight and activation
+  /// candidates (argmax of the logits; 0 for a data input's activation), on
+  /// the layer's device, no host synchronisation.
+  torch::Tensor choice_indices() const;
   /// The softmax temperature of the search (1 in the released code; an
   /// annealed search lowers it so the probabilities commit).
   void set_temperature(double temperature) { temperature_ = temperature; }

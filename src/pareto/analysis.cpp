@@ -268,6 +268,9 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
       trial["decided_layers"] = decision.at("decided_layers");
       trial["searched_layers"] = decision.at("searched_layers");
       trial["smallest_margin"] = decision.at("smallest_margin");
+      for (const char* key : {"smallest_margin_at_temperature_1", "arch_steps", "last_change_step", "flips"}) {
+        if (decision.contains(key)) trial[key] = decision.at(key);
+      }
       (decision.at("decided").get<bool>() ? c.decided_trials : c.undecided_trials) += 1;
     }
   }
@@ -454,6 +457,13 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
       if (t.contains("probes")) probes.push_back(t.at("probes"));
     }
     if (!probes.empty()) c.probes_mean = mean(probes);
+    std::vector<double> settled;
+    for (const auto& t : c.trials) {
+      if (t.contains("arch_steps") && t.at("arch_steps").get<double>() > 0) {
+        settled.push_back(t.at("last_change_step").get<double>() / t.at("arch_steps").get<double>());
+      }
+    }
+    if (!settled.empty()) c.settled_fraction_mean = mean(settled);
     c.top1_mean = mean(top1);
     c.top1_std = sample_std(top1);
     c.bitops_mean = mean(bitops);
@@ -606,6 +616,7 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"bitops_mean", c.bitops_mean},
                               {"normalised_bits_mean", c.normalised_bits_mean},
                               {"expected_normalised_bits_mean", optional(c.expected_normalised_bits_mean)},
+                              {"settled_fraction_mean", optional(c.settled_fraction_mean)},
                               {"weight_memory_bits_mean", c.weight_memory_bits_mean},
                               {"cost", c.cost},
                               {"on_front", c.on_front},
@@ -725,11 +736,14 @@ std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
     rows.push_back({flagged_label(c), fmt("%.2f", c.top1_mean), half_width_text(c.top1_interval), basis_text(c),
                     fmt("%.4g", c.bitops_mean), fmt("%.3f", c.normalised_bits_mean),
                     c.expected_normalised_bits_mean ? fmt("%.3f", *c.expected_normalised_bits_mean) : "-",
-                    fmt("%.1f", c.weight_memory_bits_mean / 8192.0), decided_text(c), c.on_front ? "yes" : ""});
+                    fmt("%.1f", c.weight_memory_bits_mean / 8192.0), decided_text(c),
+                    c.settled_fraction_mean ? fmt("%.0f%%", 100 * *c.settled_fraction_mean) : "-",
+                    c.on_front ? "yes" : ""});
   }
   return render_table({"configuration", "top-1 %", "95%", "from", "BitOps", "normalised bits",
-                       "expected bits (search)", "weight memory (KiB)", "seeds decided", "on front"},
-                      {false, true, true, false, true, true, true, true, true, false}, rows, markdown);
+                       "expected bits (search)", "weight memory (KiB)", "seeds decided", "last change (of search)",
+                       "on front"},
+                      {false, true, true, false, true, true, true, true, true, true, false}, rows, markdown);
 }
 
 /// The answer a user wants first, in words: for each mixed group, how its
@@ -773,8 +787,9 @@ std::string verdict(const ParetoReport& r) {
     }
     if (undecided > 0) {
       out << "  warning: " << undecided << " of " << configurations
-          << " configurations have a seed whose search ended undecided (marked \"undecided!\"): their "
-             "allocations are partly argmaxes of near-equal probabilities.\n";
+          << " configurations have a seed whose search ended undecided (marked \"undecided!\"): a layer's "
+             "choice led by less than " << fmt("%.2f", kDecidedMargin) << " or still changed in the final "
+          << fmt("%.0f", 100 * kStableFraction) << "% of the search, so their allocations are partly chance.\n";
     }
   }
   return out.str();
@@ -1021,7 +1036,10 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
      << "## Search dynamics\n\n![expected bits per epoch](plots/search_dynamics.png)\n\n"
      << "Each layer's candidate probabilities over one search (the mixed front's configuration nearest 2 "
         "normalised bits): a layer is decided when its chosen weight and activation candidates each lead the "
-        "runner-up by at least " << fmt("%.2f", kDecidedMargin) << " (docs/search-settings.md).\n\n"
+        "runner-up by at least " << fmt("%.2f", kDecidedMargin) << " at the search's temperature and neither choice "
+        "changed in the final " << fmt("%.0f", 100 * kStableFraction) << "% of the search's architecture steps; "
+        "\"last change\" in the tables is the step of the latest change, as a share of the search "
+        "(docs/search-settings.md).\n\n"
      << "![candidate probabilities during the search](plots/search_probabilities.png)\n\n"
      << "Plots (PNG and SVG) are drawn by `analysis/plots.py` from the files above; `scripts/report.sh` makes "
         "everything.\n";

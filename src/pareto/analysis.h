@@ -60,6 +60,8 @@ struct Configuration {
   Uncertainty top1_interval;
   double bitops_mean = 0, normalised_bits_mean = 0, weight_memory_bits_mean = 0;
   std::optional<double> expected_normalised_bits_mean;
+  /// Search: the seeds' mean of (step of the latest choice change / arch steps).
+  std::optional<double> settled_fraction_mean;
   double cost = 0;  ///< the chosen measure's mean
   /// A measure's seed mean, whichever was chosen.
   double cost_in(CostMeasure measure) const;

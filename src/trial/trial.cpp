@@ -64,13 +64,16 @@ struct TrialState {
   nlohmann::json allocation;     ///< set once derived
   nlohmann::json search_summary; ///< cost and expected bits at the end of the search
   double search_seconds = 0;
+  /// Search: the choice tracker, two entries (weight, activation) per search
+  /// layer: {"steps": arch steps so far, "current", "stable_since", "flips"}.
+  nlohmann::json choices = nlohmann::json::object();
 };
 
 nlohmann::json to_json(const TrialState& s) {
   return {{"phase", s.phase},           {"has_model", s.has_model},
           {"progress", to_json(s.progress)}, {"history", s.history},
           {"allocation", s.allocation}, {"search_summary", s.search_summary},
-          {"search_seconds", s.search_seconds}};
+          {"search_seconds", s.search_seconds}, {"choices", s.choices}};
 }
 TrialState state_from_json(const nlohmann::json& j) {
   TrialState s;
@@ -81,6 +84,7 @@ TrialState state_from_json(const nlohmann::json& j) {
   s.allocation = j.at("allocation");
   s.search_summary = j.at("search_summary");
   s.search_seconds = j.at("search_seconds");
+  s.choices = j.value("choices", nlohmann::json::object());  // absent in checkpoints of engines before 0.x
   return s;
 }
 
@@ -162,7 +166,7 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
-nlohmann::json layer_probabilities(const std::vector<LayerReport>& layers) {
+nlohmann::json layer_probabilities(const std::vector<LayerReport>& layers, int64_t arch_steps) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& l : layers) {
     if (!l.searched()) continue;
@@ -180,7 +184,13 @@ nlohmann::json layer_probabilities(const std::vector<LayerReport>& layers) {
                    {"weight_margin", weight.margin},
                    {"activation_choice_probability", activation.probability},
                    {"activation_margin", activation.margin},
-                   {"decided", l.decided()}});
+                   {"weight_probabilities_at_temperature_1", l.weight_probabilities_t1},
+                   {"activation_probabilities_at_temperature_1", l.activation_probabilities_t1},
+                   {"margin_at_temperature_1", l.margin_at_temperature_1()},
+                   {"stable_since_step", l.stable_since},
+                   {"flips", l.flips},
+                   {"stable", l.stable(arch_steps)},
+                   {"decided", l.decided(arch_steps)}});
   }
   return out;
 }
@@ -191,6 +201,49 @@ double temperature_of(const NetworkImpl& net) {
     if (layer->searching()) return layer->temperature();
   }
   return 1.0;
+}
+
+/// Starts the choice tracker from the network's current choices (once per search).
+void start_choice_tracking(nlohmann::json& choices, const NetworkImpl& net) {
+  if (choices.contains("current")) return;
+  const auto now = net.choice_indices().to(torch::kCPU).contiguous();
+  std::vector<int64_t> current(now.data_ptr<int64_t>(), now.data_ptr<int64_t>() + now.numel());
+  choices = {{"steps", 0},
+             {"current", current},
+             {"stable_since", std::vector<int64_t>(current.size(), 0)},
+             {"flips", std::vector<int>(current.size(), 0)}};
+}
+
+/// Counts one architecture step whose resulting choices are `now` (host values).
+void track_choices(nlohmann::json& choices, const double* now, size_t count) {
+  if (!choices.contains("current") || choices["current"].size() != count) return;
+  const int64_t step = choices["steps"].get<int64_t>() + 1;
+  choices["steps"] = step;
+  for (size_t i = 0; i < count; ++i) {
+    const auto chosen = int64_t(std::llround(now[i]));
+    if (chosen == choices["current"][i].get<int64_t>()) continue;
+    choices["current"][i] = chosen;
+    choices["stable_since"][i] = step;
+    choices["flips"][i] = choices["flips"][i].get<int>() + 1;
+  }
+}
+
+/// Layer reports with the tracker's stability folded in; `arch_steps` is set
+/// to the steps tracked so far (0 when nothing was tracked).
+std::vector<LayerReport> tracked_reports(const NetworkImpl& net, const nlohmann::json& choices, int64_t& arch_steps) {
+  auto reports = net.layer_reports();
+  arch_steps = 0;
+  if (!choices.contains("current")) return reports;
+  arch_steps = choices["steps"].get<int64_t>();
+  size_t k = 0;
+  for (auto& r : reports) {
+    if (!r.searched()) continue;
+    if (k + 1 >= choices["stable_since"].size()) break;
+    r.stable_since = std::max(choices["stable_since"][k].get<int64_t>(), choices["stable_since"][k + 1].get<int64_t>());
+    r.flips = choices["flips"][k].get<int>() + choices["flips"][k + 1].get<int>();
+    k += 2;
+  }
+  return reports;
 }
 
 struct Evaluation {
@@ -251,6 +304,7 @@ class PhaseRunner {
     const auto& schedule = *spec_.schedule;
     auto& progress = state_.progress;
     const bool searching = spec_.phase == "search";
+    if (searching) start_choice_tracking(state_.choices, *spec_.net);
     while (progress.epoch < schedule.epochs) {
       const auto epoch_start = Clock::now();
       const double decay = std::pow(schedule.lr_gamma, progress.epoch / schedule.lr_step_epochs);
@@ -289,7 +343,13 @@ class PhaseRunner {
         loss.backward();
         spec_.optimizers[0]->step();
         if (arch_moves) spec_.optimizers[1]->step();
-        const auto host = figures.to(torch::kCPU, torch::kDouble);
+        // The choices after the step travel with the step's figures: still one
+        // host synchronisation.
+        const auto host =
+            (arch_moves ? torch::cat({figures, spec_.net->choice_indices().to(torch::kFloat)}) : figures)
+                .to(torch::kCPU, torch::kDouble)
+                .contiguous();
+        if (arch_moves) track_choices(state_.choices, host.data_ptr<double>() + 3, size_t(host.numel() - 3));
         const double loss_value = host[0].item<double>();
         if (!std::isfinite(loss_value)) {
           std::ostringstream message;
@@ -351,7 +411,8 @@ class PhaseRunner {
 
   void finish_epoch(double decay, bool arch_moved, double epoch_seconds, double data_wait_s) {
     auto& progress = state_.progress;
-    const auto reports = spec_.net->layer_reports();
+    int64_t arch_steps = 0;
+    const auto reports = tracked_reports(*spec_.net, state_.choices, arch_steps);
     const auto cost = network_cost(reports);
     nlohmann::json record = {
         {"phase", spec_.phase},
@@ -363,10 +424,10 @@ class PhaseRunner {
         {"lr", spec_.base_lrs[0] * decay},
         {"expected_normalised_bits", cost.expected_normalised_bits()},
         {"normalised_bits", cost.normalised_bits()},
-        {"layers", layer_probabilities(reports)}};
+        {"layers", layer_probabilities(reports, arch_steps)}};
     std::string decided;
     if (spec_.phase == "search") {
-      const auto decision = search_decision(reports);
+      const auto decision = search_decision(reports, arch_steps);
       record["arch_lr"] = arch_moved ? spec_.base_lrs[1] * (spec_.lr_decays[1] ? decay : 1.0) : 0.0;
       record["temperature"] = temperature_of(*spec_.net);
       record["decision"] = to_json(decision);
@@ -427,13 +488,18 @@ std::unique_ptr<torch::optim::Optimizer> make_arch_optimizer(const SearchConfig&
 }
 
 std::string undecided_warning(const SearchDecision& d) {
-  char line[400];
+  char line[600];
+  std::string unstable;
+  for (const auto& name : d.unstable_layers) unstable += (unstable.empty() ? "" : ", ") + name;
   std::snprintf(line, sizeof line,
                 "warning: the search ended undecided: %d of %d layers decided (chosen candidate ahead of the "
-                "runner-up by >= %.2f); smallest margin %.3f at %s. The allocation is partly an argmax of "
-                "near-equal probabilities: search longer or raise arch_lr (docs/search-settings.md)",
-                d.decided_layers, d.searched_layers, kDecidedMargin, d.smallest_margin,
-                d.smallest_margin_layer.c_str());
+                "runner-up by >= %.2f and unchanged over the last %.0f%% of the %lld arch steps); smallest margin "
+                "%.3f at %s (%.3f at temperature 1); %s%s. The allocation is partly an argmax of near-equal or "
+                "still-moving probabilities: search longer or raise arch_lr (docs/search-settings.md)",
+                d.decided_layers, d.searched_layers, kDecidedMargin, 100 * kStableFraction,
+                static_cast<long long>(d.arch_steps), d.smallest_margin, d.smallest_margin_layer.c_str(),
+                d.smallest_margin_t1, unstable.empty() ? "every choice stable" : "changed late: ",
+                unstable.c_str());
   return line;
 }
 
@@ -722,15 +788,16 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
                            search.retrain ? config.train.epochs : 0};
     PhaseRunner(spec, config, *data, device, directory, options, state).run();
 
-    const auto reports = net->layer_reports();
+    int64_t arch_steps = 0;
+    const auto reports = tracked_reports(*net, state.choices, arch_steps);
     const auto cost = network_cost(reports);
-    const auto decision = search_decision(reports);
+    const auto decision = search_decision(reports, arch_steps);
     state.allocation = to_json(derive_allocation(config.model, reports));
     state.search_summary = {{"expected_normalised_bits", cost.expected_normalised_bits()},
                             {"expected_bitops", cost.expected_bitops},
                             {"arch_lr", arch_lr},
                             {"decision", to_json(decision)},
-                            {"layers", layer_probabilities(reports)}};
+                            {"layers", layer_probabilities(reports, arch_steps)}};
     if (!decision.decided() && options.progress) options.progress(undecided_warning(decision));
     state.search_seconds = state.progress.seconds;
     state.phase = "train";

@@ -176,3 +176,33 @@ TEST_CASE("an allocation that does not fit the model is rejected", "[nn][models]
   p.fixed_bits = {{"conv2", 2, 2}, {"convX", 2, 2}, {"conv4", 2, 2}};
   CHECK_THROWS_AS(make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p), ConfigError);
 }
+
+TEST_CASE("a layer is decided by a clear margin and a choice unchanged over the final quarter of the search",
+          "[nn][decision]") {
+  LayerReport l;
+  l.name = "conv";
+  l.quantized = true;
+  l.weight_candidates = {1, 2};
+  l.activation_candidates = {2, 4};
+  l.weight_probabilities = {0.9, 0.1};
+  l.activation_probabilities = {0.2, 0.8};
+  l.weight_probabilities_t1 = {0.55, 0.45};  // an annealed search: small logit gaps, sharp probabilities
+  l.activation_probabilities_t1 = {0.48, 0.52};
+  l.stable_since = 70;
+  CHECK(l.decided(100));  // unchanged over steps 70..100, more than the final 25
+  CHECK(l.margin_at_temperature_1() == Approx(0.04));
+  l.stable_since = 75;
+  CHECK(l.decided(100));  // the boundary: the last change at step 75
+  l.stable_since = 76;
+  CHECK_FALSE(l.decided(100));
+  CHECK(l.clear_margin());
+  l.stable_since = -1;  // untracked (an engine before the tracker): the margin alone
+  CHECK(l.decided(100));
+  l.stable_since = 0;
+  l.weight_probabilities = {0.7, 0.3};  // margin 0.4
+  CHECK_FALSE(l.decided(100));
+  const auto d = search_decision({l}, 100);
+  CHECK(d.decided_layers == 0);
+  CHECK(d.smallest_margin_t1 == Approx(0.04));
+  CHECK(d.unstable_layers.empty());
+}

@@ -6,7 +6,8 @@ Reads REPORT_DIR/pareto.json (from `edmips pareto`) and, for the search
 dynamics, each trial's history.json under the sweep directories pareto.json
 names. Writes REPORT_DIR/plots/{accuracy_vs_bitops,bit_allocation,
 lambda_vs_bits,search_dynamics,search_probabilities}.{png,svg}. No Pareto
-logic lives here: fronts, means and dominance come from pareto.json.
+logic lives here: fronts, means, intervals and dominance come from
+pareto.json.
 
 Colours are the Okabe-Ito palette (safe for colour-blind readers); every
 series also has its own marker and line style, so the plots read in greyscale.
@@ -21,8 +22,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+# Text stays text in the SVGs: searchable, and the tests read the labels.
+matplotlib.rcParams["svg.fonttype"] = "none"
+
+# Okabe-Ito without its yellow (#F0E442), which vanishes on white as a line.
+COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINES = ["-", "--", "-.", ":"]
 HATCHES = ["", "//", "..", "xx", "\\\\", "++", "oo", "--"]
@@ -50,6 +56,12 @@ def save(fig, out, name, rect=(0, 0, 1, 1)):
     plt.close(fig)
 
 
+def interval(members):
+    """Each configuration's 95% half-width (pareto.json's top1_interval; 0 where unknown)."""
+    return [c["half_width"] if isinstance(c, dict) and c.get("basis") != "none" else 0.0
+            for c in members.get("top1_interval", pd.Series([None] * len(members)))]
+
+
 def lambda_label(value):
     return "λ=0" if value == 0 else f"λ={value:.3g}"
 
@@ -71,14 +83,16 @@ def plot_accuracy_vs_bitops(report, configurations, trials, out):
         group_trials = trials[trials["group"] == group["name"]]
         ax.scatter(group_trials["bitops"], group_trials["top1"], s=14, alpha=0.35, color=st["color"],
                    marker=st["marker"], label=None)
-        ax.errorbar(members["bitops_mean"], members["top1_mean"], yerr=members["top1_std"], fmt=st["marker"],
+        ax.errorbar(members["bitops_mean"], members["top1_mean"], yerr=interval(members), fmt=st["marker"],
                     markerfacecolor="white", color=st["color"], capsize=3, alpha=0.9, markersize=6)
         front = members.set_index("configuration_id").loc[group["front"]]
         kind = "uniform front" if group["kind"] == "uniform" else "mixed front"
         ax.plot(front["bitops_mean"], front["top1_mean"], color=st["color"], marker=st["marker"],
                 linestyle="--" if group["kind"] == "uniform" else "-", linewidth=1.8, markersize=7,
                 label=f"{group['name']} ({kind})")
-        for _, row in front.iterrows():
+        # Every uniform baseline is named, on the front or not; mixed points on the front.
+        labelled = members if group["kind"] == "uniform" else front.reset_index()
+        for _, row in labelled.iterrows():
             ax.annotate(configuration_label(row), (row["bitops_mean"], row["top1_mean"]),
                         textcoords="offset points", xytext=(5, 5), fontsize=8)
     # Budget results (docs/budgets.md) stand out: a large star each, labelled.
@@ -93,7 +107,10 @@ def plot_accuracy_vs_bitops(report, configurations, trials, out):
     ax.set_xscale("log")
     ax.set_xlabel("BitOps per image (log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
-    ax.set_title("Accuracy vs BitOps: all trials (faint), seed means ± std, fronts")
+    seeds = sorted({int(n) for n in configurations["seeds"]})
+    basis = ("95% intervals over seeds" if seeds[0] >= 2
+             else "95% intervals (one seed: the test set's binomial interval)")
+    ax.set_title(f"Accuracy vs BitOps: trials (faint), fronts,\nseed means with {basis}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     save(fig, out, "accuracy_vs_bitops")
@@ -108,30 +125,34 @@ def plot_bit_allocation(report, configurations, out):
         for cid in group["front"]:
             c = members.loc[cid]
             layers = c["trials"][0]["allocation"]["layers"]
-            rows.append((group["name"], configuration_label(c), layers))
-    fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+            rows.append((c["normalised_bits_mean"], group["name"], configuration_label(c), layers))
+    rows.sort(key=lambda r: r[0])  # the legend runs from the cheapest network to the dearest
+    fig, axes = plt.subplots(2, 1, figsize=(9.5, 6), sharex=True)
     if not rows:
         for ax in axes:
             ax.text(0.5, 0.5, "no mixed-precision trials on a front yet", ha="center", va="center",
                     transform=ax.transAxes)
     else:
-        names = [layer.get("layer") or f"layer {k}" for k, layer in enumerate(rows[0][2])]
+        names = [layer.get("layer") or f"layer {k}" for k, layer in enumerate(rows[0][3])]
         width = 0.8 / len(rows)
-        for i, (group, text, layers) in enumerate(rows):
+        for i, (bits, group, text, layers) in enumerate(rows):
             xs = [k + (i - (len(rows) - 1) / 2) * width for k in range(len(layers))]
             for ax, key in zip(axes, ("weight_bits", "activation_bits")):
                 ax.bar(xs, [layer[key] for layer in layers], width=width, color=COLOURS[i % len(COLOURS)],
                        hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.5,
-                       label=text + (f" ({group})" if len(report["groups"]) > 2 else ""))
+                       label=f"{text}, {bits:.2f} bits" + (f" ({group})" if len(report["groups"]) > 2 else ""))
         axes[1].set_xticks(range(len(names)))
         axes[1].set_xticklabels(names, rotation=45, ha="right", fontsize=8)
-        axes[0].legend(fontsize=8, ncol=2)
+        # Outside the axes, so it covers no bar.
+        axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="front, cheapest first",
+                       title_fontsize=8)
     axes[0].set_ylabel("Weight bits")
     axes[1].set_ylabel("Activation bits")
-    axes[1].set_xlabel("Quantized layer (network order)")
-    axes[0].set_title("Per-layer bit allocation of the mixed front's configurations (first seed)")
     for ax in axes:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # bit widths are whole numbers
         ax.grid(True, axis="y", alpha=0.3)
+    axes[1].set_xlabel("Quantized layer (network order)")
+    axes[0].set_title("Per-layer bit allocation of the mixed front's configurations (first seed)", fontsize=10)
     save(fig, out, "bit_allocation")
 
 
@@ -141,54 +162,100 @@ def plot_lambda_vs_bits(report, configurations, trials, out):
     positive = trials.loc[(trials["kind"] == "search") & (trials["complexity_penalty"] > 0), "complexity_penalty"]
     for i, group in enumerate(search_groups):
         st = style(i)
-        members = configurations[configurations["group"] == group["name"]].sort_values("complexity_penalty")
-        group_trials = trials[trials["group"] == group["name"]]
+        members = configurations[(configurations["group"] == group["name"]) &
+                                 (configurations["kind"] == "search")].sort_values("complexity_penalty")
+        group_trials = trials[(trials["group"] == group["name"]) & (trials["kind"] == "search")]
         ax.scatter(group_trials["complexity_penalty"], group_trials["normalised_bits"], color=st["color"],
                    marker=st["marker"], alpha=0.4, s=16)
-        ax.errorbar(members["complexity_penalty"], members["normalised_bits_mean"],
-                    yerr=[t for t in members["trials"].map(
-                        lambda ts: pd.Series([t["normalised_bits"] for t in ts]).std(ddof=1) if len(ts) > 1 else 0)],
-                    color=st["color"], marker=st["marker"], linestyle=st["linestyle"], capsize=3, label=group["name"])
+        spread = members["trials"].map(
+            lambda ts: pd.Series([t["normalised_bits"] for t in ts]).std(ddof=1) if len(ts) > 1 else 0)
+        # The line joins positive lambdas only: lambda 0 sits across the
+        # symlog axis' linear region, a point of its own.
+        on = members["complexity_penalty"] > 0
+        ax.errorbar(members.loc[on, "complexity_penalty"], members.loc[on, "normalised_bits_mean"],
+                    yerr=spread[on], color=st["color"], marker=st["marker"], linestyle=st["linestyle"], capsize=3,
+                    label=group["name"])
+        if (~on).any():
+            ax.errorbar(members.loc[~on, "complexity_penalty"], members.loc[~on, "normalised_bits_mean"],
+                        yerr=spread[~on], color=st["color"], marker=st["marker"], linestyle="none", capsize=3,
+                        markerfacecolor="white")
+    # The uniform baselines' widths, for reading a lambda as "about W2A2".
+    uniform = configurations[configurations["kind"] == "uniform"].drop_duplicates("normalised_bits_mean")
+    for _, row in uniform.sort_values("normalised_bits_mean").iterrows():
+        ax.axhline(row["normalised_bits_mean"], color="#777777", linestyle=":", linewidth=1)
+        ax.annotate(configuration_label(row), (1.0, row["normalised_bits_mean"]), xycoords=("axes fraction", "data"),
+                    xytext=(3, 0), textcoords="offset points", fontsize=8, va="center", color="#555555")
     if len(positive):
         ax.set_xscale("symlog", linthresh=float(positive.min()))
-    ax.set_xlabel("Complexity penalty λ (symmetric log scale; 0 = no penalty)")
+        ax.set_xlim(-0.5 * float(positive.min()), 2 * float(positive.max()))  # no negative lambdas to show
+    ax.set_xlabel("Complexity penalty λ (symmetric log scale; 0 = no penalty, unjoined)")
     ax.set_ylabel("Normalised bits of the derived network\n(sqrt(BitOps / quantized MACs))")
-    ax.set_title("How the penalty maps to a bit budget (seeds as dots, mean ± std)")
+    ax.set_title("How the penalty maps to a bit budget (seeds as dots, mean ± std;\n"
+                 "dotted: uniform baselines)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if search_groups:
         ax.legend(fontsize=8)
     save(fig, out, "lambda_vs_bits")
 
 
+def settled_epoch(trial, history):
+    """The search epoch (fractional) of the trial's last choice change, from
+    its result's decision; None for engines that did not track it."""
+    path = pathlib.Path(trial["source"]) / "trials" / trial["id"] / "result.json"
+    if not path.exists():
+        return None
+    decision = json.loads(path.read_text()).get("search", {}).get("decision", {})
+    steps = decision.get("arch_steps")
+    if not steps:
+        return None
+    search = [e for e in history if e["phase"] == "search"]
+    warmup = sum(1 for e in search if not e.get("arch_lr"))
+    return warmup + decision["last_change_step"] / steps * (len(search) - warmup)
+
+
 def plot_search_dynamics(report, configurations, out):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn = 0
+    drawn, warmup, epochs_seen = 0, 0, 1
     for _, c in configurations[configurations["kind"] == "search"].sort_values("complexity_penalty").iterrows():
-        curves = []
+        curves, settled = [], []
         for trial in c["trials"]:
-            path = pathlib.Path(trial["source"]) / "trials" / trial["id"] / "history.json"
-            if not path.exists():
+            history = history_of(trial)
+            if history is None:
                 continue
-            history = json.loads(path.read_text())
-            curves.append([e["expected_normalised_bits"] for e in history if e["phase"] == "search"])
+            search = [e for e in history if e["phase"] == "search"]
+            curves.append([e["expected_normalised_bits"] for e in search])
+            warmup = max(warmup, sum(1 for e in search if not e.get("arch_lr")))
+            epoch = settled_epoch(trial, history)
+            if epoch is not None:
+                settled.append(epoch)
         curves = [curve for curve in curves if curve]
         if not curves:
             continue
         frame = pd.DataFrame(curves)
         st = style(drawn)
+        # Epoch 0: the start, every candidate equally likely.
         epochs = range(1, frame.shape[1] + 1)
+        epochs_seen = max(epochs_seen, frame.shape[1])
         ax.plot(epochs, frame.mean(), color=st["color"], marker=st["marker"], linestyle=st["linestyle"],
                 label=f"{lambda_label(c['complexity_penalty'])} ({c['group'].split('/')[0]})")
         if len(curves) > 1:
             ax.fill_between(epochs, frame.min(), frame.max(), color=st["color"], alpha=0.15)
+        for epoch in settled:  # where the seed's last choice change happened
+            ax.axvline(epoch, color=st["color"], linestyle=":", linewidth=1, alpha=0.8)
         drawn += 1
     if drawn == 0:
         ax.text(0.5, 0.5, "no search histories found", ha="center", va="center", transform=ax.transAxes)
     else:
-        ax.legend(fontsize=8)
+        if warmup > 0:
+            ax.axvspan(0.5, warmup + 0.5, color="#bbbbbb", alpha=0.3,
+                       label=f"warm-up ({warmup} epoch{'s' if warmup > 1 else ''}: alphas fixed)")
+        ax.legend(fontsize=8, loc="best")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, epochs_seen + 0.5)
     ax.set_xlabel("Search epoch")
     ax.set_ylabel("Expected normalised bits\n(sqrt(E[BitOps] / quantized MACs))")
-    ax.set_title("Search dynamics: expected bits per epoch (band: seed range)")
+    ax.set_title("Search dynamics: expected bits per epoch (band: seed range;\n"
+                 "dotted: each seed's last change of a layer's choice)", fontsize=10)
     ax.grid(True, alpha=0.3)
     save(fig, out, "search_dynamics")
 
@@ -234,8 +301,17 @@ def plot_search_probabilities(configurations, out):
     fig, axes = plt.subplots(rows, columns, figsize=(max(8.0, 2.6 * columns), height), sharex=True,
                              sharey=True, squeeze=False)
     xs = list(range(0, len(epochs) + 1))
+    result_path = pathlib.Path(trial["source"]) / "trials" / trial["id"] / "result.json"
+    decision = (json.loads(result_path.read_text()).get("search", {}).get("decision", {})
+                if result_path.exists() else {})
+    warmup = sum(1 for e in epochs if not e.get("arch_lr"))
     for k, layer in enumerate(layers):
         ax = axes[k // columns][k % columns]
+        # Where this layer's choices last changed (engines that track it).
+        since = layer.get("stable_since_step", -1)
+        if decision.get("arch_steps") and since is not None and since > 0:
+            ax.axvline(warmup + since / decision["arch_steps"] * (len(epochs) - warmup), color="#555555",
+                       linestyle=":", linewidth=1.2)
         for kind, linestyle, offset in (("weight", "-", 0), ("activation", "--", 4)):
             series = [[p for p in e["layers"][k][f"{kind}_probabilities"]] for e in epochs]
             count = len(series[0])
@@ -246,8 +322,10 @@ def plot_search_probabilities(configurations, out):
                         marker=MARKERS[(j + offset) % len(MARKERS)], markersize=3, linewidth=1.2,
                         label=f"{kind[0].upper()}{bits[j]}")
         chosen = f"W{layer['weight_bits']}A{layer['activation_bits']}"
-        ax.set_title(f"{layer['name']} -> {chosen}" + ("" if layer.get("decided", True) else " (undecided)"),
-                     fontsize=7)
+        flips = f", {layer['flips']} changes" if "flips" in layer else ""
+        ax.set_title(f"{layer['name']} -> {chosen}{flips}" + ("" if layer.get("decided", True) else " (undecided)"),
+                     fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
     for k in range(len(layers), rows * columns):
@@ -258,7 +336,8 @@ def plot_search_probabilities(configurations, out):
     fig.supylabel("Candidate probability", fontsize=9)
     fig.suptitle(f"Candidate probabilities during the search: {lambda_label(c['complexity_penalty'])}, "
                  f"trial {trial['id']} ({c['normalised_bits_mean']:.2f} normalised bits)\n"
-                 "weights solid, activations dashed; title: layer -> derived bits", fontsize=9)
+                 "weights solid, activations dashed; title: layer -> derived bits, choice changes; "
+                 "dotted: the last change", fontsize=9)
     save(fig, out, "search_probabilities", rect=(0, 0, 1, 1 - 0.85 / height))
 
 

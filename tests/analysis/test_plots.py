@@ -192,3 +192,74 @@ def test_the_report_lists_the_export_command_of_every_front_configuration(sweep_
     for configuration in front:  # each names its first seed's trial directory
         trial = by_id[configuration]["trials"][0]
         assert any(f"{trial['source']}/trials/{trial['id']} --format qdq" in c for c in commands), commands
+
+
+def svg_texts(path):
+    """The text of every label in an SVG written with svg.fonttype 'none'."""
+    root = ET.parse(path).getroot()
+    return ["".join(e.itertext()).strip() for e in root.iter() if e.tag.endswith("text")]
+
+
+def svg_panels(path):
+    return sum(1 for e in ET.parse(path).getroot().iter()
+               if e.tag.endswith("g") and (e.get("id") or "").startswith("axes_"))
+
+
+def add_choice_tracking(sweep_dir):
+    """Gives the fixture's searches what engines with the choice tracker record."""
+    for trial in (sweep_dir / "trials").iterdir():
+        result_path, history_path = trial / "result.json", trial / "history.json"
+        result = json.loads(result_path.read_text())
+        if result.get("mode") != "search":
+            continue
+        decision = result["search"]["decision"]
+        decision.update(arch_steps=300, last_change_step=240, flips=12)
+        result_path.write_text(json.dumps(result))
+        history = json.loads(history_path.read_text())
+        for epoch in history:
+            for k, layer in enumerate(epoch.get("layers") or []):
+                layer.update(stable_since_step=100 * (k + 1), flips=k + 2)
+        history_path.write_text(json.dumps(history))
+
+
+def test_each_plot_file_has_its_panels_labels_and_uncertainty(sweep_dir):
+    add_choice_tracking(sweep_dir)
+    subprocess.run([EDMIPS, "pareto", str(sweep_dir)], check=True, capture_output=True)
+    assert plots.main(["plots.py", str(sweep_dir)]) == 0
+    report = json.loads((sweep_dir / "pareto.json").read_text())
+    out = sweep_dir / "plots"
+    uniform = [c["label"] for c in report["configurations"] if c["kind"] == "uniform"]
+
+    texts = svg_texts(out / "accuracy_vs_bitops.svg")
+    assert svg_panels(out / "accuracy_vs_bitops.svg") == 1
+    for name in uniform:  # every baseline named, on the front or off it
+        assert name in texts
+    assert any("95% intervals" in t for t in texts)
+    assert not any("± std" in t for t in texts)
+
+    texts = svg_texts(out / "bit_allocation.svg")
+    assert svg_panels(out / "bit_allocation.svg") == 2
+    assert "Weight bits" in texts and "Activation bits" in texts
+    legend = [t for t in texts if t.startswith("λ=") and t.endswith(" bits")]
+    bits = [float(t.split(", ")[1].split()[0]) for t in legend]
+    assert len(legend) >= 2 and bits == sorted(bits)  # cheapest first
+    assert not any(t.endswith(".5") for t in texts)  # whole-bit ticks only
+
+    texts = svg_texts(out / "lambda_vs_bits.svg")
+    for name in uniform:  # reference lines at the uniform widths, labelled
+        assert name in texts
+    assert any("unjoined" in t for t in texts)
+
+    texts = svg_texts(out / "search_dynamics.svg")
+    assert any(t.startswith("warm-up (1 epoch") for t in texts)
+    assert any("last change" in t for t in texts)
+    ticks = [t for t in texts if t.replace(".", "").isdigit()]
+    epochs = [t for t in ticks if "." not in t]
+    assert {"1", "2", "3", "4"} <= set(epochs)
+
+    texts = svg_texts(out / "search_probabilities.svg")
+    titles = [t for t in texts if " -> W" in t]
+    assert len(titles) == 3 and all("changes" in t for t in titles)
+    assert any("dotted: the last change" in t for t in texts)
+    svg = (out / "search_probabilities.svg").read_text()
+    assert "#f0e442" not in svg.lower()  # no yellow line

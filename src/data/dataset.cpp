@@ -80,12 +80,20 @@ void normalise(Dataset& d) {
   const auto std = d.train_images.std({0, 2, 3}, true, true).clamp_min(1e-6);
   d.train_images = ((d.train_images - mean) / std).contiguous();
   d.test_images = ((d.test_images - mean) / std).contiguous();
+  if (d.validation_images.defined()) d.validation_images = ((d.validation_images - mean) / std).contiguous();
   const auto m = mean.flatten().to(torch::kDouble).contiguous(), s = std.flatten().to(torch::kDouble).contiguous();
   d.channel_mean.assign(m.data_ptr<double>(), m.data_ptr<double>() + m.numel());
   d.channel_std.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
 }
 
 }  // namespace
+
+Dataset Dataset::validation_view() const {
+  Dataset v = *this;
+  v.test_images = validation_images;
+  v.test_labels = validation_labels;
+  return v;
+}
 
 torch::Tensor read_idx_file(const std::string& path, int expected_dimensions) {
   ZFile file(path);
@@ -143,17 +151,36 @@ Dataset load_dataset(const DatasetConfig& config) {
   if (d.train_images.size(0) == 0 || d.test_images.size(0) == 0) {
     throw DataError(config.path + ": dataset has no images");
   }
-  if (config.train_subset > 0 && config.train_subset < d.train_images.size(0)) {
-    // A seeded subset, the same on every machine: our own generator, not torch's.
-    std::vector<int64_t> order(size_t(d.train_images.size(0)));
+  const int64_t total = d.train_images.size(0);
+  const int64_t validation = config.validation_subset > 0 ? config.validation_subset
+                                                          : int64_t(std::llround(config.validation_fraction * double(total)));
+  if (validation >= total) {
+    throw ConfigError("dataset.validation_subset: " + std::to_string(validation) + " validation images leave none of the " +
+                      std::to_string(total) + " training images of " + config.path + " to train on");
+  }
+  if (validation > 0 || (config.train_subset > 0 && config.train_subset < total)) {
+    // One seeded permutation, the same on every machine (our own generator,
+    // not torch's): the validation images first, the training subset from
+    // the rest. Without validation this is the training subset as before.
+    std::vector<int64_t> order(static_cast<size_t>(total));
     std::iota(order.begin(), order.end(), 0);
     std::mt19937_64 rng(config.subset_seed);
     std::shuffle(order.begin(), order.end(), rng);
-    order.resize(size_t(config.train_subset));
-    std::sort(order.begin(), order.end());
-    const auto index = torch::tensor(order, torch::kLong);
-    d.train_images = d.train_images.index_select(0, index);
-    d.train_labels = d.train_labels.index_select(0, index);
+    auto take = [&](size_t from, size_t count, torch::Tensor& images, torch::Tensor& labels) {
+      std::vector<int64_t> part(order.begin() + std::ptrdiff_t(from), order.begin() + std::ptrdiff_t(from + count));
+      std::sort(part.begin(), part.end());
+      const auto index = torch::tensor(part, torch::kLong);
+      images = d.train_images.index_select(0, index);
+      labels = d.train_labels.index_select(0, index);
+    };
+    const size_t held = size_t(validation);
+    size_t train = size_t(total) - held;
+    if (config.train_subset > 0 && size_t(config.train_subset) < train) train = size_t(config.train_subset);
+    torch::Tensor train_images, train_labels;
+    if (held > 0) take(0, held, d.validation_images, d.validation_labels);
+    take(held, train, train_images, train_labels);
+    d.train_images = train_images;
+    d.train_labels = train_labels;
   }
   if (config.test_subset > 0 && config.test_subset < d.test_images.size(0)) {
     d.test_images = d.test_images.narrow(0, 0, config.test_subset);
@@ -161,6 +188,7 @@ Dataset load_dataset(const DatasetConfig& config) {
   }
   d.train_images = d.train_images.to(torch::kFloat).div_(255.0);
   d.test_images = d.test_images.to(torch::kFloat).div_(255.0);
+  if (d.validation_images.defined()) d.validation_images = d.validation_images.to(torch::kFloat).div_(255.0);
   normalise(d);
   d.input.channels = d.train_images.size(1);
   d.input.height = d.train_images.size(2);

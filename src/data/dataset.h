@@ -27,6 +27,8 @@ struct Dataset {
   torch::Tensor train_labels;  ///< int64 [N]
   torch::Tensor test_images;
   torch::Tensor test_labels;
+  torch::Tensor validation_images;  ///< held back from training (dataset.validation_subset); undefined without
+  torch::Tensor validation_labels;
   std::shared_ptr<FolderData> folder;  ///< image-folder datasets
   ModelInput input;
   /// What a deployed network must do to its input, per channel: (x / 255 - mean) / std.
@@ -34,6 +36,9 @@ struct Dataset {
 
   int64_t train_size() const { return folder ? folder->size(true) : train_images.size(0); }
   int64_t test_size() const { return folder ? folder->size(false) : test_images.size(0); }
+  int64_t validation_size() const { return validation_images.defined() ? validation_images.size(0) : 0; }
+  /// The same data with the validation images as its test split (for evaluating on them).
+  Dataset validation_view() const;
 };
 
 /// Loads and normalises the dataset described by `config` (DataError on any

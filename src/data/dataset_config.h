@@ -16,6 +16,12 @@ struct DatasetConfig {
   int64_t train_subset = 0;   ///< 0 = all training images; else a seeded random subset
   int64_t test_subset = 0;    ///< 0 = all test images; else the first N
   uint64_t subset_seed = 0;   ///< seed of the training subset (independent of the trial seed)
+  /// Images held back from the training set for validation (seeded by
+  /// subset_seed, disjoint from the training images): a count, or a fraction
+  /// of the training set; 0 = none. The pareto report chooses fronts and
+  /// recommendations on validation when every trial has it.
+  int64_t validation_subset = 0;
+  double validation_fraction = 0;
   int crop_padding = 0;       ///< random crop after zero-padding by this many pixels (0 = off)
   bool horizontal_flip = false;
   // image-folder only (data/image_folder.h):

@@ -260,6 +260,10 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
                           {"source", dir.string()}};
   if (summary.contains("probes")) trial["probes"] = summary.at("probes");
   if (result.contains("test_images")) trial["test_images"] = result.at("test_images");
+  if (result.contains("validation_top1") && result.at("validation_top1").is_number()) {
+    trial["validation_top1"] = result.at("validation_top1");
+    trial["validation_images"] = result.value("validation_images", nlohmann::json());
+  }
   if (result.contains("search")) {
     const auto& search = result["search"];
     trial["expected_normalised_bits"] = search.value("expected_normalised_bits", 0.0);
@@ -349,7 +353,8 @@ Verdict verdict_of(double gain, double half_width) {
 void choose(const ParetoReport& r, const std::vector<size_t>& candidates, CostMeasure measure, Recommendation& rec) {
   auto better = [&](size_t a, size_t b) {
     const auto &x = r.configurations[a], &y = r.configurations[b];
-    return x.top1_mean > y.top1_mean || (x.top1_mean == y.top1_mean && x.cost_in(measure) < y.cost_in(measure));
+    return x.selection_top1 > y.selection_top1 ||
+           (x.selection_top1 == y.selection_top1 && x.cost_in(measure) < y.cost_in(measure));
   };
   rec.chosen = candidates.front();
   for (size_t i : candidates) {
@@ -358,7 +363,9 @@ void choose(const ParetoReport& r, const std::vector<size_t>& candidates, CostMe
   const auto& best = r.configurations[rec.chosen];
   for (size_t i : candidates) {
     const auto& c = r.configurations[i];
-    if (best.top1_mean - c.top1_mean > combined_half_width(best.top1_interval, c.top1_interval)) continue;
+    if (best.selection_top1 - c.selection_top1 > combined_half_width(best.selection_interval, c.selection_interval)) {
+      continue;
+    }
     if (c.cost_in(measure) >= best.cost_in(measure)) continue;
     if (!rec.cheaper_tie || c.cost_in(measure) < r.configurations[*rec.cheaper_tie].cost_in(measure)) rec.cheaper_tie = i;
   }
@@ -366,7 +373,7 @@ void choose(const ParetoReport& r, const std::vector<size_t>& candidates, CostMe
   rec.why = "the most accurate trained network (seed mean) at no more than " + rec.limit + ".";
   if (rec.cheaper_tie) {
     const auto& c = r.configurations[*rec.cheaper_tie];
-    rec.why += " " + configuration_label(c) + " (" + fmt("%.2f", c.top1_mean) + ", " +
+    rec.why += " " + configuration_label(c) + " (" + fmt("%.2f", c.selection_top1) + ", " +
                relative_cost_text(measure, c.cost_in(measure), best.cost_in(measure)) +
                ") is statistically tied with it: the data cannot tell the two apart.";
   }
@@ -471,10 +478,37 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     c.weight_memory_bits_mean = mean(memory);
     if (!expected.empty()) c.expected_normalised_bits_mean = mean(expected);
     if (!every_size) c.test_images.reset();
+    std::vector<double> validation;
+    for (const auto& t : c.trials) {
+      if (!t.contains("validation_top1")) break;
+      validation.push_back(t.at("validation_top1"));
+      if (t.at("validation_images").is_number_integer()) {
+        const int64_t n = t.at("validation_images");
+        c.validation_images = c.validation_images ? std::min(*c.validation_images, n) : n;
+      }
+    }
+    if (!validation.empty() && validation.size() == c.trials.size()) {
+      c.validation_top1_mean = mean(validation);
+      c.validation_top1_std = sample_std(validation);
+    }
     c.top1_interval = c.trials.size() >= 2 ? seed_interval(c.top1_mean, c.top1_std, c.trials.size())
                       : c.test_images     ? binomial_interval(c.top1_mean, *c.test_images)
                                           : Uncertainty{};
     c.cost = c.cost_in(options.cost);
+  }
+  report.select_on_validation = std::all_of(report.configurations.begin(), report.configurations.end(),
+                                            [](const Configuration& c) { return c.validation_top1_mean.has_value(); });
+  for (auto& c : report.configurations) {
+    if (report.select_on_validation) {
+      c.selection_top1 = *c.validation_top1_mean;
+      c.selection_interval = c.trials.size() >= 2
+                                 ? seed_interval(c.selection_top1, c.validation_top1_std, c.trials.size())
+                             : c.validation_images ? binomial_interval(c.selection_top1, *c.validation_images)
+                                                   : Uncertainty{};
+    } else {
+      c.selection_top1 = c.top1_mean;
+      c.selection_interval = c.top1_interval;
+    }
   }
 
   // One reference point for every group, so hypervolumes compare.
@@ -484,7 +518,7 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     double max_cost = 0, min_accuracy = 1e300;
     for (const auto& c : report.configurations) {
       max_cost = std::max(max_cost, c.cost);
-      min_accuracy = std::min(min_accuracy, c.top1_mean);
+      min_accuracy = std::min(min_accuracy, c.selection_top1);
     }
     report.reference = {1.1 * max_cost, min_accuracy};
   }
@@ -501,7 +535,9 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
   }
   for (auto& g : report.groups) {
     std::vector<ParetoPoint> points;
-    for (size_t i : g.configurations) points.push_back({report.configurations[i].cost, report.configurations[i].top1_mean});
+    for (size_t i : g.configurations) {
+      points.push_back({report.configurations[i].cost, report.configurations[i].selection_top1});
+    }
     for (size_t k : pareto_front(points)) {
       g.front.push_back(g.configurations[k]);
       report.configurations[g.configurations[k]].on_front = true;
@@ -517,24 +553,27 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
       const auto& base = report.configurations[b];
       for (const auto& mixed : report.groups) {
         if (mixed.kind == "uniform" || mixed.model != base.model || mixed.dataset != base.dataset) continue;
-        Dominance d{b, mixed.name, std::nullopt, std::nullopt, 0, std::nullopt, std::nullopt, std::nullopt};
+        Dominance d{b, mixed.name, std::nullopt, std::nullopt, std::nullopt, 0, std::nullopt, std::nullopt, std::nullopt};
         for (size_t m : mixed.configurations) {
           const auto& c = report.configurations[m];
           if (c.cost > base.cost) continue;
-          if (!d.best_mixed || c.top1_mean > report.configurations[*d.best_mixed].top1_mean) d.best_mixed = m;
+          if (!d.best_mixed || c.selection_top1 > report.configurations[*d.best_mixed].selection_top1) d.best_mixed = m;
         }
         if (d.best_mixed) {
           const auto& best = report.configurations[*d.best_mixed];
           d.accuracy_gain = best.top1_mean - base.top1_mean;
+          if (report.select_on_validation) d.validation_gain = best.selection_top1 - base.selection_top1;
           d.gain_half_width = combined_half_width(best.top1_interval, base.top1_interval);
           d.verdict = verdict_of(*d.accuracy_gain, d.gain_half_width);
         }
         std::vector<ParetoPoint> front;
-        for (size_t m : mixed.front) front.push_back({report.configurations[m].cost, report.configurations[m].top1_mean});
+        for (size_t m : mixed.front) {
+          front.push_back({report.configurations[m].cost, report.configurations[m].selection_top1});
+        }
         double accuracy = 0;
         if (interpolate_front(front, base.cost, accuracy)) {
           d.front_accuracy_at_baseline = accuracy;
-          d.front_gain = accuracy - base.top1_mean;
+          d.front_gain = accuracy - base.selection_top1;
         }
         report.dominance.push_back(d);
 
@@ -606,6 +645,9 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"seeds", c.trials.size()},
                               {"top1_mean", c.top1_mean},
                               {"top1_std", c.top1_std},
+                              {"validation_top1_mean", optional(c.validation_top1_mean)},
+                              {"validation_top1_std", c.validation_top1_mean ? nlohmann::json(c.validation_top1_std)
+                                                                             : nlohmann::json()},
                               {"top1_interval", {{"basis", c.top1_interval.basis},
                                                  {"confidence", kConfidence},
                                                  {"low", c.top1_interval.low},
@@ -663,6 +705,7 @@ nlohmann::json to_json(const ParetoReport& r) {
          {"best_mixed_bitops", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].bitops_mean) : nlohmann::json()},
          {"best_mixed_cost", d.best_mixed ? nlohmann::json(r.configurations[*d.best_mixed].cost) : nlohmann::json()},
          {"accuracy_gain", optional(d.accuracy_gain)},
+         {"validation_gain", optional(d.validation_gain)},
          {"gain_half_width", d.gain_half_width},
          {"verdict", d.verdict ? nlohmann::json(to_string(*d.verdict)) : nlohmann::json()},
          {"comparison", comparison_text(r, d)},
@@ -689,6 +732,7 @@ nlohmann::json to_json(const ParetoReport& r) {
                                {"trial_directory", trial_directory(t).string()}});
   }
   return {{"cost", to_string(r.cost)},
+          {"selected_on", r.select_on_validation ? "validation" : "test"},
           {"reference", {{"cost", r.reference.cost}, {"top1", r.reference.accuracy}}},
           {"sources", r.sources},
           {"trials", r.trials},
@@ -717,12 +761,19 @@ std::string dominance_table(const ParetoReport& r, bool markdown) {
                     d.verdict ? to_string(*d.verdict) : "-",
                     d.front_accuracy_at_baseline ? fmt("%.2f", *d.front_accuracy_at_baseline) : "outside front",
                     d.front_gain ? fmt("%+.2f", *d.front_gain) : "-"});
+    if (r.select_on_validation) rows.back().push_back(d.validation_gain ? fmt("%+.2f", *d.validation_gain) : "-");
   }
-  return render_table({"baseline", "mixed group", "top-1 %", "95%", cost, "best trained mixed at <= " + cost,
-                       "its top-1 %", "95%", "its " + cost, "gain", "95%", "verdict",
-                       "front interpolated at baseline " + cost, "interpolated gain"},
-                      {false, false, true, true, true, false, true, true, true, true, true, false, true, true}, rows,
-                      markdown);
+  const std::string on = r.select_on_validation ? " (validation)" : "";
+  std::vector<std::string> headers = {"baseline", "mixed group", "top-1 %", "95%", cost,
+                                      "best trained mixed at <= " + cost + (r.select_on_validation ? ", on validation" : ""),
+                                      "its top-1 %", "95%", "its " + cost, "gain", "95%", "verdict",
+                                      "front interpolated at baseline " + cost + on, "interpolated gain" + on};
+  std::vector<bool> right = {false, false, true, true, true, false, true, true, true, true, true, false, true, true};
+  if (r.select_on_validation) {
+    headers.push_back("validation gain");
+    right.push_back(true);
+  }
+  return render_table(headers, right, rows, markdown);
 }
 
 std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
@@ -739,11 +790,21 @@ std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
                     fmt("%.1f", c.weight_memory_bits_mean / 8192.0), decided_text(c),
                     c.settled_fraction_mean ? fmt("%.0f%%", 100 * *c.settled_fraction_mean) : "-",
                     c.on_front ? "yes" : ""});
+    if (r.select_on_validation) {
+      rows.back().insert(rows.back().begin() + 1, fmt("%.2f", c.selection_top1));
+      rows.back().insert(rows.back().begin() + 2, half_width_text(c.selection_interval));
+    }
   }
-  return render_table({"configuration", "top-1 %", "95%", "from", "BitOps", "normalised bits",
-                       "expected bits (search)", "weight memory (KiB)", "seeds decided", "last change (of search)",
-                       "on front"},
-                      {false, true, true, false, true, true, true, true, true, true, false}, rows, markdown);
+  std::vector<std::string> headers = {"configuration", "top-1 %", "95%", "from", "BitOps", "normalised bits",
+                                      "expected bits (search)", "weight memory (KiB)", "seeds decided",
+                                      "last change (of search)", "on front"};
+  std::vector<bool> right = {false, true, true, false, true, true, true, true, true, true, false};
+  if (r.select_on_validation) {
+    headers.insert(headers.begin() + 1, {"validation top-1 % (chooses)", "95%"});
+    headers[3] = "test top-1 % (reports)";
+    right.insert(right.begin() + 1, {true, true});
+  }
+  return render_table(headers, right, rows, markdown);
 }
 
 /// The answer a user wants first, in words: for each mixed group, how its
@@ -768,7 +829,7 @@ std::string verdict(const ParetoReport& r) {
       out << "  no uniform baseline of this model and dataset yet.\n";
     } else {
       out << "  trained networks at no more " << cost << " (seed means, 95% intervals; a gain inside its interval "
-          << "is a tie):\n";
+          << "is a tie" << (r.select_on_validation ? "; chosen on validation, gains on test" : "") << "):\n";
       for (const auto& line : trained) out << "    " << line << "\n";
       out << "  the front interpolated at each baseline's " << cost << " (no network was trained there): ";
       for (size_t i = 0; i < interpolated.size(); ++i) out << (i ? ", " : "") << interpolated[i];
@@ -858,14 +919,14 @@ std::string recommendations_text(const ParetoReport& r, bool markdown) {
                                                                    " (95% interval of its test set)");
     if (markdown) {
       out << "### At " << rec.limit << " (" << rec.mixed_group << ")\n\n"
-          << "Deploy **" << label(c) << "** (configuration " << c.configuration_id << "): " << rec.why << "\n\n"
+          << "Deploy **" << flagged_label(c) << "** (configuration " << c.configuration_id << "): " << rec.why << "\n\n"
           << "- top-1: " << accuracy_text(c) << "\n"
           << "- cost: " << costs << "\n"
           << "- the network (its " << trial_text << "): `" << trial_directory(t).string() << "`\n"
           << "- export: `" << export_command(c, t) << "`\n\n"
           << allocation_table(c, rec.trial, true) << "\n";
     } else {
-      out << "at " << rec.limit << " (" << rec.mixed_group << "): deploy " << label(c) << ", top-1 "
+      out << "at " << rec.limit << " (" << rec.mixed_group << "): deploy " << flagged_label(c) << ", top-1 "
           << accuracy_text(c) << "\n    " << rec.why << "\n    cost: " << costs << "\n    " << trial_text << ": "
           << trial_directory(t).string() << "\n    bits (w/a):";
       for (const auto& layer : t.at("allocation").at("layers")) {
@@ -948,6 +1009,9 @@ std::string group_heading(const ParetoReport& r, const Group& g) {
 void print_report(std::ostream& out, const ParetoReport& r) {
   out << r.trials << " finished trials in " << r.configurations.size() << " configurations from";
   for (const auto& s : r.sources) out << " " << s;
+  out << (r.select_on_validation
+              ? "\nchosen on validation (images held back from training), reported on test"
+              : "\nchosen and reported on test (no validation split: dataset.validation_subset; docs/report.md)");
   out << "\nhypervolume reference point: " << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 "
       << fmt("%.2f", r.reference.accuracy) << "%\n\n";
   if (!r.dominance.empty()) {
@@ -995,7 +1059,15 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
   md << "# EdMIPS sweep report\n\n" << r.trials << " finished trials, " << r.configurations.size()
      << " configurations (seeds averaged), from";
   for (const auto& s : r.sources) md << " `" << s << "`";
-  md << ".\n\n## Mixed precision against uniform precision\n\n";
+  md << ".\n\n"
+     << (r.select_on_validation
+             ? "Fronts, the best network at each cost and the recommendations are **chosen on validation** (images "
+               "held back from training) and **reported on test**, so the reported accuracies are not the ones "
+               "that chose them.\n"
+             : "Fronts, the best network at each cost and the recommendations are chosen **on the test set** and "
+               "reported on it: the chosen network's accuracy is optimistic by the selection. Give the sweep a "
+               "`dataset.validation_subset` to choose on held-back training images instead (docs/report.md).\n")
+     << "\n## Mixed precision against uniform precision\n\n";
   if (r.dominance.empty()) {
     md << "No uniform baselines and mixed-precision trials of the same model and dataset yet.\n\n";
   } else {

@@ -58,6 +58,14 @@ struct Configuration {
   double top1_mean = 0, top1_std = 0;
   std::optional<int64_t> test_images;  ///< smallest over the seeds; absent from engines that did not record it
   Uncertainty top1_interval;
+  /// On the validation images held back from training (dataset.validation_subset), when every seed has them.
+  std::optional<double> validation_top1_mean;
+  double validation_top1_std = 0;
+  std::optional<int64_t> validation_images;
+  /// What fronts, dominance and recommendations choose by: the validation
+  /// mean when the report selects on validation, else the test mean.
+  double selection_top1 = 0;
+  Uncertainty selection_interval;
   double bitops_mean = 0, normalised_bits_mean = 0, weight_memory_bits_mean = 0;
   std::optional<double> expected_normalised_bits_mean;
   /// Search: the seeds' mean of (step of the latest choice change / arch steps).
@@ -109,13 +117,15 @@ struct Dominance {
   size_t baseline;  ///< configuration index
   std::string mixed_group;
   std::optional<size_t> best_mixed;  ///< most accurate trained mixed configuration with cost <= the baseline's
-  std::optional<double> accuracy_gain;  ///< best_mixed top1 - baseline top1 (seed means)
+  std::optional<double> accuracy_gain;  ///< best_mixed top1 - baseline top1 (seed means, test)
+  std::optional<double> validation_gain;  ///< the same on validation, when the report selects on it
   /// 95% half-width of the gain: sqrt(h_mixed^2 + h_baseline^2) of the two
   /// configurations' intervals (independent estimates); 0 when neither has one.
   double gain_half_width = 0;
   std::optional<Verdict> verdict;  ///< better / tie (|gain| <= half-width) / worse; absent without best_mixed
   /// The mixed front's accuracy interpolated (log cost) at the baseline's
-  /// cost: a network nobody trained, shown as interpolation only.
+  /// cost: a network nobody trained, shown as interpolation only (on the
+  /// selection accuracy: validation when the report selects on it).
   std::optional<double> front_accuracy_at_baseline;
   std::optional<double> front_gain;
 };
@@ -137,6 +147,10 @@ struct Recommendation {
 
 struct ParetoReport {
   CostMeasure cost = CostMeasure::bitops;
+  /// True when every configuration has a validation accuracy: fronts,
+  /// dominance and recommendations are then chosen on validation and their
+  /// accuracies reported on test.
+  bool select_on_validation = false;
   ParetoPoint reference;
   std::vector<std::string> sources;
   size_t trials = 0;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <torch/torch.h>
@@ -554,6 +555,7 @@ struct Outcome {
   std::string mode;
   nlohmann::json top1, test_loss;
   double train_s = 0, eval_s = 0;
+  std::optional<Evaluation> validation;  ///< on the held-back training images, when the dataset has them
 };
 
 nlohmann::json trial_result(const TrialConfig& config, const std::string& id, const Outcome& outcome,
@@ -573,6 +575,9 @@ nlohmann::json trial_result(const TrialConfig& config, const std::string& id, co
       {"test_loss", outcome.test_loss},
       // The images behind top1: its binomial uncertainty (edmips pareto).
       {"test_images", outcome.top1.is_null() ? nlohmann::json() : nlohmann::json(data.test_size())},
+      {"validation_top1", outcome.validation ? nlohmann::json(outcome.validation->top1) : nlohmann::json()},
+      {"validation_loss", outcome.validation ? nlohmann::json(outcome.validation->loss) : nlohmann::json()},
+      {"validation_images", outcome.validation ? nlohmann::json(data.validation_size()) : nlohmann::json()},
       {"bitops", cost.bitops},
       {"normalised_bits", cost.normalised_bits()},
       {"weight_memory_bits", cost.weight_memory_bits},
@@ -843,13 +848,15 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
 
   const auto eval_start = Clock::now();
   const auto evaluation = evaluate(net, *data, config, device);
+  std::optional<Evaluation> validation;
+  if (data->validation_size() > 0) validation = evaluate(net, data->validation_view(), config, device);
   const double eval_seconds = seconds_since(eval_start);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
 
   const auto result = trial_result(config, id,
                                    {to_string(config.mode), evaluation.top1, evaluation.loss, state.progress.seconds,
-                                    eval_seconds},
+                                    eval_seconds, validation},
                                    reports, allocation, state, *data, threads, device, total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {

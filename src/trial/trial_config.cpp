@@ -125,9 +125,18 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     c.dataset.train_subset = d.int_value("train_subset", 0, int64_t(1) << 40, 0);
     c.dataset.test_subset = d.int_value("test_subset", 0, int64_t(1) << 40, 0);
     c.dataset.subset_seed = uint64_t(d.int_value("subset_seed", 0, std::numeric_limits<int64_t>::max(), 0));
+    c.dataset.validation_subset = d.int_value("validation_subset", 0, int64_t(1) << 40, 0);
+    c.dataset.validation_fraction = d.number_value("validation_fraction", 0.0, 0.9, 0.0);
+    if (c.dataset.validation_subset > 0 && c.dataset.validation_fraction > 0) {
+      d.fail("validation_fraction", "give validation_subset (a count) or validation_fraction, not both");
+    }
     c.dataset.crop_padding = int(d.int_value("crop_padding", 0, 64, 0));
     c.dataset.horizontal_flip = d.bool_value("horizontal_flip", false);
     if (c.dataset.name == "image-folder") {
+      if (c.dataset.validation_subset > 0 || c.dataset.validation_fraction > 0) {
+        d.fail(c.dataset.validation_subset > 0 ? "validation_subset" : "validation_fraction",
+               "no validation split for an image folder yet (its images are streamed, not held in memory)");
+      }
       c.dataset.image_size = int(d.int_value("image_size", 16, 1024, 224));
       c.dataset.classes = d.int_value("classes", 0, int64_t(1) << 30, 0);
       c.dataset.skip_corrupt = d.bool_value("skip_corrupt", false);
@@ -215,6 +224,9 @@ nlohmann::json to_json(const TrialConfig& c) {
                   {"subset_seed", c.dataset.subset_seed},
                   {"crop_padding", c.dataset.crop_padding},
                   {"horizontal_flip", c.dataset.horizontal_flip}};
+  // Only when asked for, so trials without validation keep their IDs.
+  if (c.dataset.validation_subset > 0) j["dataset"]["validation_subset"] = c.dataset.validation_subset;
+  if (c.dataset.validation_fraction > 0) j["dataset"]["validation_fraction"] = c.dataset.validation_fraction;
   if (c.dataset.name == "image-folder") {  // only there, so the other datasets' trial IDs stay as they were
     j["dataset"]["image_size"] = c.dataset.image_size;
     j["dataset"]["classes"] = c.dataset.classes;

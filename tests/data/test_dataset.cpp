@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <iterator>
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -162,4 +164,49 @@ TEST_CASE("the real Fashion-MNIST files load: 60000 train and 10000 test images 
   CHECK(d.train_images.sizes() == torch::IntArrayRef({60000, 1, 28, 28}));
   CHECK(d.test_images.size(0) == 10000);
   CHECK(d.train_labels.bincount().min().item<int64_t>() == 6000);
+}
+
+TEST_CASE("a validation split is held back from the training images, seeded, disjoint and the same every time",
+          "[data][validation]") {
+  TempDir dir;
+  write_mnist(dir, 200, 10);  // each image's first pixel differs from every other's
+  auto config = config_for(dir);
+  auto first_pixels = [](const torch::Tensor& images) {
+    std::vector<float> out;
+    const auto flat = images.flatten(1).select(1, 0).contiguous();
+    out.assign(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const auto all = load_dataset(config);
+  CHECK(all.validation_size() == 0);
+
+  config.validation_subset = 50;
+  const auto d = load_dataset(config);
+  CHECK(d.validation_size() == 50);
+  CHECK(d.train_size() == 150);
+  auto train = first_pixels(d.train_images), validation = first_pixels(d.validation_images);
+  std::vector<float> common;
+  std::set_intersection(train.begin(), train.end(), validation.begin(), validation.end(), std::back_inserter(common));
+  CHECK(common.empty());
+  CHECK(std::adjacent_find(train.begin(), train.end()) == train.end());
+  CHECK(torch::equal(load_dataset(config).validation_images, d.validation_images));  // seeded: the same again
+  CHECK(d.validation_view().test_size() == 50);
+
+  // A training subset comes from what validation leaves.
+  config.train_subset = 100;
+  const auto both = load_dataset(config);
+  CHECK(both.train_size() == 100);
+  // The same images (normalised by the smaller training set's statistics).
+  CHECK(torch::equal(both.validation_labels, d.validation_labels));
+  CHECK(torch::equal(both.validation_images.argsort(int64_t(0), false), d.validation_images.argsort(int64_t(0), false)));
+
+  // A fraction, and a split that leaves nothing to train on.
+  config.train_subset = 0;
+  config.validation_subset = 0;
+  config.validation_fraction = 0.1;
+  CHECK(load_dataset(config).validation_size() == 20);
+  config.validation_fraction = 0;
+  config.validation_subset = 200;
+  CHECK_THROWS_WITH(load_dataset(config), Catch::Contains("validation_subset") && Catch::Contains("none of the 200"));
 }

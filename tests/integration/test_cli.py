@@ -244,3 +244,21 @@ def test_plan_prints_small_lambdas_readably(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps(definition))
     text = run("plan", str(tmp_path / "s.json")).stdout
     assert "1e-07" in text and "0.0003" in text and "0.000000" not in text
+
+
+def test_a_trial_with_a_validation_split_reports_both_and_keeps_ids_without_one(tmp_path):
+    config = {"seed": 1, "dataset": {"name": "fashion-mnist", "train_subset": 1000, "validation_subset": 500,
+                                     "test_subset": 500},
+              "model": {"name": "simple-cnn"}, "uniform": {"weight_bits": 4, "activation_bits": 4},
+              "train": {"epochs": 1, "batch_size": 64, "lr": 0.05}}
+    (tmp_path / "v.json").write_text(json.dumps(config))
+    result = run("trial", str(tmp_path / "v.json"), "--out", str(tmp_path / "v"), "-q", timeout=300)
+    assert result.returncode == 0, result.stderr
+    r = json.loads((tmp_path / "v" / "result.json").read_text())
+    assert r["validation_images"] == 500 and r["test_images"] == 500
+    assert 0 <= r["validation_top1"] <= 100
+    del config["dataset"]["validation_subset"]
+    (tmp_path / "n.json").write_text(json.dumps(config))
+    result = run("trial", str(tmp_path / "n.json"), "--out", str(tmp_path / "n"), "-q", timeout=300)
+    n = json.loads((tmp_path / "n" / "result.json").read_text())
+    assert n["validation_top1"] is None and n["trial_id"] != r["trial_id"]

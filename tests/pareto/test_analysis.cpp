@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "pareto/analysis.h"
@@ -184,4 +185,42 @@ TEST_CASE("a cheaper network statistically tied with the most accurate one is na
   REQUIRE(rec.cheaper_tie);
   CHECK(report.configurations[*rec.cheaper_tie].configuration_id == "B");
   CHECK_THAT(rec.why, Catch::Contains("lambda 0.01") && Catch::Contains("statistically tied"));
+}
+
+TEST_CASE("with a validation split the report chooses on validation and reports on test", "[pareto][analysis]") {
+  TempDir dir;
+  {
+    Journal journal(dir / "journal.jsonl");
+    auto more = [](double validation) {
+      return nlohmann::json{{"test_images", 10000}, {"validation_top1", validation}, {"validation_images", 5000}};
+    };
+    // A looks best on test, B on validation: B is chosen, and reported with its test accuracy.
+    journal.append(finished("a", "A", "search", 1, 0.001, 88.0, 3e6, "1|2|3|4", more(84.0)));
+    journal.append(finished("b", "B", "search", 1, 0.01, 86.0, 2e6, "1|2|3|4", more(87.0)));
+    journal.append(finished("u", "U", "uniform", 1, 0, 85.0, 4e6, "1|2|3|4", more(85.5)));
+  }
+  const auto report = analyse_sweeps({{dir.path()}, CostMeasure::bitops, std::nullopt});
+  CHECK(report.select_on_validation);
+  REQUIRE(report.dominance.size() == 1);
+  const auto& d = report.dominance[0];
+  REQUIRE(d.best_mixed);
+  CHECK(report.configurations[*d.best_mixed].configuration_id == "B");
+  CHECK(*d.accuracy_gain == Approx(1.0));     // on test
+  CHECK(*d.validation_gain == Approx(1.5));   // what chose it
+  REQUIRE(report.recommendations.size() == 1);
+  CHECK(report.configurations[report.recommendations[0].chosen].configuration_id == "B");
+  const auto json = to_json(report);
+  CHECK(json.at("selected_on") == "validation");
+  // Without validation on every configuration, the test set chooses (and the report says so).
+  TempDir old;
+  {
+    Journal journal(old / "journal.jsonl");
+    journal.append(finished("a", "A", "search", 1, 0.001, 88.0, 3e6, "1|2|3|4", {{"test_images", 10000}}));
+    journal.append(finished("u", "U", "uniform", 1, 0, 85.0, 4e6, "1|2|3|4", {{"test_images", 10000}}));
+  }
+  const auto on_test = analyse_sweeps({{old.path()}, CostMeasure::bitops, std::nullopt});
+  CHECK_FALSE(on_test.select_on_validation);
+  std::ostringstream text;
+  print_report(text, on_test);
+  CHECK_THAT(text.str(), Catch::Contains("chosen and reported on test"));
 }

@@ -57,6 +57,31 @@ PhaseProgress progress_from_json(const nlohmann::json& j) {
 }
 
 /// Everything a trial directory's checkpoint holds besides tensors.
+/// A search's choice tracker: two entries (weight, activation) per search
+/// layer, the argmax candidate now, the arch step from which it held, and how
+/// often it changed. Plain vectors, updated every arch step; JSON only in the
+/// checkpoint.
+struct ChoiceTracker {
+  int64_t steps = 0;  ///< arch steps counted so far
+  std::vector<int64_t> current, stable_since;
+  std::vector<int> flips;
+  bool started() const { return !current.empty(); }
+};
+
+nlohmann::json to_json(const ChoiceTracker& t) {
+  if (!t.started()) return nlohmann::json::object();
+  return {{"steps", t.steps}, {"current", t.current}, {"stable_since", t.stable_since}, {"flips", t.flips}};
+}
+ChoiceTracker tracker_from_json(const nlohmann::json& j) {
+  ChoiceTracker t;
+  if (!j.contains("current")) return t;  // not started, or a checkpoint of an engine without the tracker
+  t.steps = j.at("steps");
+  t.current = j.at("current").get<std::vector<int64_t>>();
+  t.stable_since = j.at("stable_since").get<std::vector<int64_t>>();
+  t.flips = j.at("flips").get<std::vector<int>>();
+  return t;
+}
+
 struct TrialState {
   std::string phase = "search";  ///< "search" or "train"
   bool has_model = false;        ///< false right after the search finished
@@ -65,16 +90,14 @@ struct TrialState {
   nlohmann::json allocation;     ///< set once derived
   nlohmann::json search_summary; ///< cost and expected bits at the end of the search
   double search_seconds = 0;
-  /// Search: the choice tracker, two entries (weight, activation) per search
-  /// layer: {"steps": arch steps so far, "current", "stable_since", "flips"}.
-  nlohmann::json choices = nlohmann::json::object();
+  ChoiceTracker choices;  ///< search only
 };
 
 nlohmann::json to_json(const TrialState& s) {
   return {{"phase", s.phase},           {"has_model", s.has_model},
           {"progress", to_json(s.progress)}, {"history", s.history},
           {"allocation", s.allocation}, {"search_summary", s.search_summary},
-          {"search_seconds", s.search_seconds}, {"choices", s.choices}};
+          {"search_seconds", s.search_seconds}, {"choices", to_json(s.choices)}};
 }
 TrialState state_from_json(const nlohmann::json& j) {
   TrialState s;
@@ -85,7 +108,7 @@ TrialState state_from_json(const nlohmann::json& j) {
   s.allocation = j.at("allocation");
   s.search_summary = j.at("search_summary");
   s.search_seconds = j.at("search_seconds");
-  s.choices = j.value("choices", nlohmann::json::object());  // absent in checkpoints of engines before 0.x
+  s.choices = tracker_from_json(j.value("choices", nlohmann::json::object()));
   return s;
 }
 
@@ -205,43 +228,37 @@ double temperature_of(const NetworkImpl& net) {
 }
 
 /// Starts the choice tracker from the network's current choices (once per search).
-void start_choice_tracking(nlohmann::json& choices, const NetworkImpl& net) {
-  if (choices.contains("current")) return;
+void start_choice_tracking(ChoiceTracker& t, const NetworkImpl& net) {
+  if (t.started()) return;
   const auto now = net.choice_indices().to(torch::kCPU).contiguous();
-  std::vector<int64_t> current(now.data_ptr<int64_t>(), now.data_ptr<int64_t>() + now.numel());
-  choices = {{"steps", 0},
-             {"current", current},
-             {"stable_since", std::vector<int64_t>(current.size(), 0)},
-             {"flips", std::vector<int>(current.size(), 0)}};
+  t.current.assign(now.data_ptr<int64_t>(), now.data_ptr<int64_t>() + now.numel());
+  t.stable_since.assign(t.current.size(), 0);
+  t.flips.assign(t.current.size(), 0);
 }
 
 /// Counts one architecture step whose resulting choices are `now` (host values).
-void track_choices(nlohmann::json& choices, const double* now, size_t count) {
-  if (!choices.contains("current") || choices["current"].size() != count) return;
-  const int64_t step = choices["steps"].get<int64_t>() + 1;
-  choices["steps"] = step;
+void track_choices(ChoiceTracker& t, const double* now, size_t count) {
+  if (!t.started() || t.current.size() != count) return;
+  ++t.steps;
   for (size_t i = 0; i < count; ++i) {
     const auto chosen = int64_t(std::llround(now[i]));
-    if (chosen == choices["current"][i].get<int64_t>()) continue;
-    choices["current"][i] = chosen;
-    choices["stable_since"][i] = step;
-    choices["flips"][i] = choices["flips"][i].get<int>() + 1;
+    if (chosen == t.current[i]) continue;
+    t.current[i] = chosen;
+    t.stable_since[i] = t.steps;
+    ++t.flips[i];
   }
 }
 
 /// Layer reports with the tracker's stability folded in; `arch_steps` is set
 /// to the steps tracked so far (0 when nothing was tracked).
-std::vector<LayerReport> tracked_reports(const NetworkImpl& net, const nlohmann::json& choices, int64_t& arch_steps) {
+std::vector<LayerReport> tracked_reports(const NetworkImpl& net, const ChoiceTracker& t, int64_t& arch_steps) {
   auto reports = net.layer_reports();
-  arch_steps = 0;
-  if (!choices.contains("current")) return reports;
-  arch_steps = choices["steps"].get<int64_t>();
+  arch_steps = t.started() ? t.steps : 0;
   size_t k = 0;
   for (auto& r : reports) {
-    if (!r.searched()) continue;
-    if (k + 1 >= choices["stable_since"].size()) break;
-    r.stable_since = std::max(choices["stable_since"][k].get<int64_t>(), choices["stable_since"][k + 1].get<int64_t>());
-    r.flips = choices["flips"][k].get<int>() + choices["flips"][k + 1].get<int>();
+    if (!r.searched() || k + 1 >= t.stable_since.size()) continue;
+    r.stable_since = std::max(t.stable_since[k], t.stable_since[k + 1]);
+    r.flips = t.flips[k] + t.flips[k + 1];
     k += 2;
   }
   return reports;

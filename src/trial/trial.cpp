@@ -506,19 +506,21 @@ std::unique_ptr<torch::optim::Optimizer> make_arch_optimizer(const SearchConfig&
 }
 
 std::string undecided_warning(const SearchDecision& d) {
-  char line[600];
-  std::string unstable;
-  for (const auto& name : d.unstable_layers) unstable += (unstable.empty() ? "" : ", ") + name;
-  std::snprintf(line, sizeof line,
+  char head[400];
+  std::snprintf(head, sizeof head,
                 "warning: the search ended undecided: %d of %d layers decided (chosen candidate ahead of the "
                 "runner-up by >= %.2f and unchanged over the last %.0f%% of the %lld arch steps); smallest margin "
-                "%.3f at %s (%.3f at temperature 1); %s%s. The allocation is partly an argmax of near-equal or "
-                "still-moving probabilities: search longer or raise arch_lr (docs/search-settings.md)",
+                "%.3f at %s (%.3f at temperature 1); ",
                 d.decided_layers, d.searched_layers, kDecidedMargin, 100 * kStableFraction,
                 static_cast<long long>(d.arch_steps), d.smallest_margin, d.smallest_margin_layer.c_str(),
-                d.smallest_margin_t1, unstable.empty() ? "every choice stable" : "changed late: ",
-                unstable.c_str());
-  return line;
+                d.smallest_margin_t1);
+  // The late-changing layers after the fixed part: a deep network's list
+  // must not be cut off by a buffer.
+  std::string unstable;
+  for (const auto& name : d.unstable_layers) unstable += (unstable.empty() ? "" : ", ") + name;
+  return head + (unstable.empty() ? std::string("every choice stable") : "changed late: " + unstable) +
+         ". The allocation is partly an argmax of near-equal or still-moving probabilities: search longer or raise "
+         "arch_lr (docs/search-settings.md)";
 }
 
 ModelSpec model_spec(const TrialConfig& config) {

@@ -337,9 +337,32 @@ size_t first_seed(const Configuration& c) {
   return first;
 }
 
+/// The smallest of the trials' integer `key`, when every trial records one.
+std::optional<int64_t> smallest_count(const std::vector<nlohmann::json>& trials, const char* key) {
+  std::optional<int64_t> smallest;
+  for (const auto& t : trials) {
+    if (!t.contains(key) || !t.at(key).is_number_integer()) return std::nullopt;
+    const int64_t n = t.at(key);
+    smallest = smallest ? std::min(*smallest, n) : n;
+  }
+  return smallest;
+}
+
+/// A configuration's 95% interval: over its seeds when it has two or more,
+/// else over its one seed's images (none when their number is unknown).
+Uncertainty accuracy_interval(double mean, double std, size_t seeds, std::optional<int64_t> images) {
+  if (seeds >= 2) return seed_interval(mean, std, seeds);
+  return images ? binomial_interval(mean, *images) : Uncertainty{};
+}
+
 /// Half-width of a difference of two independent estimates' 95% intervals.
 double combined_half_width(const Uncertainty& a, const Uncertainty& b) {
   return std::sqrt(a.half_width * a.half_width + b.half_width * b.half_width);
+}
+
+/// "+- 1.16" for a gain with a known interval, "+- ?" without one.
+std::string gain_half_width_text(const Dominance& d) {
+  return d.gain_half_width > 0 ? "+- " + fmt("%.2f", d.gain_half_width) : "+- ?";
 }
 
 /// Better, tie or worse: a difference inside its uncertainty is a tie.
@@ -402,8 +425,8 @@ std::string comparison_text(const ParetoReport& r, const Dominance& d) {
   const std::string words = *d.verdict == Verdict::better ? "better than "
                             : *d.verdict == Verdict::worse ? "worse than "
                                                            : "tie with ";
-  return words + label(base) + ": " + fmt("%+.2f", *d.accuracy_gain) + " " +
-         (d.gain_half_width > 0 ? "+- " + fmt("%.2f", d.gain_half_width) : "+- ?") + " top-1 points (" +
+  return words + label(base) + ": " + fmt("%+.2f", *d.accuracy_gain) + " " + gain_half_width_text(d) +
+         " top-1 points (" +
          flagged_label(mixed) + ", " + relative_cost_text(r.cost, mixed.cost, base.cost) + ")";
 }
 
@@ -447,29 +470,20 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
   }
 
   for (auto& c : report.configurations) {
-    std::vector<double> top1, bitops, bits, memory, expected, probes;
-    bool every_size = true;
+    std::vector<double> top1, bitops, bits, memory, expected, probes, settled, validation;
     for (const auto& t : c.trials) {
-      if (t.contains("test_images") && t.at("test_images").is_number_integer()) {
-        const int64_t n = t.at("test_images");
-        c.test_images = c.test_images ? std::min(*c.test_images, n) : n;
-      } else {
-        every_size = false;
-      }
       top1.push_back(t.at("top1"));
       bitops.push_back(t.at("bitops"));
       bits.push_back(t.at("normalised_bits"));
       memory.push_back(t.at("weight_memory_bits"));
       if (t.contains("expected_normalised_bits")) expected.push_back(t.at("expected_normalised_bits"));
       if (t.contains("probes")) probes.push_back(t.at("probes"));
-    }
-    if (!probes.empty()) c.probes_mean = mean(probes);
-    std::vector<double> settled;
-    for (const auto& t : c.trials) {
       if (t.contains("arch_steps") && t.at("arch_steps").get<double>() > 0) {
         settled.push_back(t.at("last_change_step").get<double>() / t.at("arch_steps").get<double>());
       }
+      if (t.contains("validation_top1")) validation.push_back(t.at("validation_top1"));
     }
+    if (!probes.empty()) c.probes_mean = mean(probes);
     if (!settled.empty()) c.settled_fraction_mean = mean(settled);
     c.top1_mean = mean(top1);
     c.top1_std = sample_std(top1);
@@ -477,38 +491,22 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     c.normalised_bits_mean = mean(bits);
     c.weight_memory_bits_mean = mean(memory);
     if (!expected.empty()) c.expected_normalised_bits_mean = mean(expected);
-    if (!every_size) c.test_images.reset();
-    std::vector<double> validation;
-    for (const auto& t : c.trials) {
-      if (!t.contains("validation_top1")) break;
-      validation.push_back(t.at("validation_top1"));
-      if (t.at("validation_images").is_number_integer()) {
-        const int64_t n = t.at("validation_images");
-        c.validation_images = c.validation_images ? std::min(*c.validation_images, n) : n;
-      }
-    }
-    if (!validation.empty() && validation.size() == c.trials.size()) {
+    c.test_images = smallest_count(c.trials, "test_images");
+    c.top1_interval = accuracy_interval(c.top1_mean, c.top1_std, c.trials.size(), c.test_images);
+    if (validation.size() == c.trials.size()) {  // every seed, or the configuration has no validation accuracy
       c.validation_top1_mean = mean(validation);
       c.validation_top1_std = sample_std(validation);
+      c.validation_images = smallest_count(c.trials, "validation_images");
     }
-    c.top1_interval = c.trials.size() >= 2 ? seed_interval(c.top1_mean, c.top1_std, c.trials.size())
-                      : c.test_images     ? binomial_interval(c.top1_mean, *c.test_images)
-                                          : Uncertainty{};
     c.cost = c.cost_in(options.cost);
   }
   report.select_on_validation = std::all_of(report.configurations.begin(), report.configurations.end(),
                                             [](const Configuration& c) { return c.validation_top1_mean.has_value(); });
   for (auto& c : report.configurations) {
-    if (report.select_on_validation) {
-      c.selection_top1 = *c.validation_top1_mean;
-      c.selection_interval = c.trials.size() >= 2
-                                 ? seed_interval(c.selection_top1, c.validation_top1_std, c.trials.size())
-                             : c.validation_images ? binomial_interval(c.selection_top1, *c.validation_images)
-                                                   : Uncertainty{};
-    } else {
-      c.selection_top1 = c.top1_mean;
-      c.selection_interval = c.top1_interval;
-    }
+    c.selection_top1 = report.select_on_validation ? *c.validation_top1_mean : c.top1_mean;
+    c.selection_interval = report.select_on_validation ? accuracy_interval(c.selection_top1, c.validation_top1_std,
+                                                                           c.trials.size(), c.validation_images)
+                                                       : c.top1_interval;
   }
 
   // One reference point for every group, so hypervolumes compare.
@@ -757,7 +755,7 @@ std::string dominance_table(const ParetoReport& r, bool markdown) {
                     best ? fmt("%.2f", best->top1_mean) : "-", best ? half_width_text(best->top1_interval) : "-",
                     best ? cost_text(r.cost, best->cost) : "-",
                     d.accuracy_gain ? fmt("%+.2f", *d.accuracy_gain) : "-",
-                    d.accuracy_gain ? (d.gain_half_width > 0 ? "+- " + fmt("%.2f", d.gain_half_width) : "+- ?") : "-",
+                    d.accuracy_gain ? gain_half_width_text(d) : "-",
                     d.verdict ? to_string(*d.verdict) : "-",
                     d.front_accuracy_at_baseline ? fmt("%.2f", *d.front_accuracy_at_baseline) : "outside front",
                     d.front_gain ? fmt("%+.2f", *d.front_gain) : "-"});

@@ -198,19 +198,28 @@ def plot_lambda_vs_bits(report, configurations, trials, out):
     save(fig, out, "lambda_vs_bits")
 
 
-def settled_epoch(trial, history):
-    """The search epoch (fractional) of the trial's last choice change, from
-    its result's decision; None for engines that did not track it."""
+def search_clock(trial, history):
+    """The trial's search decision (result.json) and a function from an arch
+    step to its (fractional) search epoch: the warm-up epochs, then the arch
+    steps spread evenly over the rest. (None, None) for engines that did not
+    count the steps."""
     path = pathlib.Path(trial["source"]) / "trials" / trial["id"] / "result.json"
     if not path.exists():
-        return None
+        return None, None
     decision = json.loads(path.read_text()).get("search", {}).get("decision", {})
     steps = decision.get("arch_steps")
     if not steps:
-        return None
+        return None, None
     search = [e for e in history if e["phase"] == "search"]
     warmup = sum(1 for e in search if not e.get("arch_lr"))
-    return warmup + decision["last_change_step"] / steps * (len(search) - warmup)
+    return decision, lambda step: warmup + step / steps * (len(search) - warmup)
+
+
+def settled_epoch(trial, history):
+    """The search epoch (fractional) of the trial's last choice change; None
+    for engines that did not track it."""
+    decision, to_epoch = search_clock(trial, history)
+    return to_epoch(decision["last_change_step"]) if decision else None
 
 
 def plot_search_dynamics(report, configurations, out):
@@ -301,16 +310,13 @@ def plot_search_probabilities(configurations, out):
     fig, axes = plt.subplots(rows, columns, figsize=(max(8.0, 2.6 * columns), height), sharex=True,
                              sharey=True, squeeze=False)
     xs = list(range(0, len(epochs) + 1))
-    result_path = pathlib.Path(trial["source"]) / "trials" / trial["id"] / "result.json"
-    decision = (json.loads(result_path.read_text()).get("search", {}).get("decision", {})
-                if result_path.exists() else {})
-    warmup = sum(1 for e in epochs if not e.get("arch_lr"))
+    _, to_epoch = search_clock(trial, history)
     for k, layer in enumerate(layers):
         ax = axes[k // columns][k % columns]
         # Where this layer's choices last changed (engines that track it).
         since = layer.get("stable_since_step", -1)
-        if decision.get("arch_steps") and since is not None and since > 0:
-            ax.axvline(warmup + since / decision["arch_steps"] * (len(epochs) - warmup), color="#555555",
+        if to_epoch and since is not None and since > 0:
+            ax.axvline(to_epoch(since), color="#555555",
                        linestyle=":", linewidth=1.2)
         for kind, linestyle, offset in (("weight", "-", 0), ("activation", "--", 4)):
             series = [[p for p in e["layers"][k][f"{kind}_probabilities"]] for e in epochs]

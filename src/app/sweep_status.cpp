@@ -151,7 +151,7 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
   }
   nlohmann::json recorded = nlohmann::json::object();
   const auto status_path = directory / sweep_files::status;
-  if (fs::exists(status_path)) recorded = parse_json_text(read_text_file(status_path), status_path.string());
+  if (fs::exists(status_path)) recorded = load_state_file(status_path.string());
 
   nlohmann::json running = nlohmann::json::array();
   if (state == "running") {

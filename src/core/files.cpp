@@ -1,12 +1,11 @@
 #include "core/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 
@@ -17,21 +16,60 @@ constexpr const char* kTemporaryInfix = ".tmp.";  // NAME.tmp.PID
 bool is_temporary(const std::filesystem::path& path) {
   return path.filename().string().find(kTemporaryInfix) != std::string::npos;
 }
+
+const char* file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISDIR(mode)) return "a directory";
+  return "not a regular file";
+}
 }  // namespace
 
+int open_regular_file(const std::filesystem::path& path) {
+  // O_NONBLOCK: opening a FIFO for reading returns at once instead of
+  // waiting for a writer; the check below then refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw IoError(path.string() + ": cannot open for reading: " + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    const std::string reason = std::strerror(errno);
+    ::close(fd);
+    throw IoError(path.string() + ": cannot inspect: " + reason);
+  }
+  if (!S_ISREG(info.st_mode)) {
+    ::close(fd);
+    throw IoError(path.string() + ": " + file_kind(info.st_mode) + ", not a regular file: give a file");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+void require_regular_file(const std::filesystem::path& path) { ::close(open_regular_file(path)); }
+
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path.string() + ": cannot open for reading: " + std::strerror(errno));
+  const int fd = open_regular_file(path);
   std::string text;
   char chunk[1 << 16];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
-    text.append(chunk, size_t(in.gcount()));
+  while (true) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string reason = std::strerror(errno);
+      ::close(fd);
+      throw IoError(path.string() + ": read failed: " + reason);
+    }
+    if (n == 0) break;
+    text.append(chunk, size_t(n));
     if (text.size() > max_bytes) {
+      ::close(fd);
       throw IoError(path.string() + ": larger than " + std::to_string(max_bytes >> 20) +
-                  " MiB, the limit for this kind of file");
+                    " MiB, the limit for this kind of file");
     }
   }
-  if (in.bad()) throw IoError(path.string() + ": read failed: " + std::strerror(errno));
+  ::close(fd);
   return text;
 }
 

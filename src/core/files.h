@@ -8,8 +8,17 @@
 
 namespace edmips {
 
-/// Reads a whole file; throws Error naming the file when it cannot, or when it
-/// holds more than `max_bytes` (reading stops there: /dev/zero is refused too).
+/// Opens `path` read-only and returns its descriptor (the caller closes it).
+/// Anything but a regular file (a FIFO, a socket, a device, a directory) is
+/// refused with an IoError naming the file and what it is, without blocking
+/// on it: a FIFO with no writer would otherwise hang the open or the read.
+int open_regular_file(const std::filesystem::path& path);
+
+/// The same check, for a file a library opens by name (LibTorch archives).
+void require_regular_file(const std::filesystem::path& path);
+
+/// Reads a whole regular file; throws IoError naming the file when it cannot,
+/// when it is not a regular file, or when it holds more than `max_bytes`.
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes = size_t(-1));
 
 /// Whether write_file_atomically waits for the data to reach the disk.

@@ -91,6 +91,15 @@ nlohmann::json load_json_file(const std::string& path) {
   return parse_json_text(text, path);
 }
 
+nlohmann::json load_state_file(const std::string& path) {
+  const auto text = read_text_file(path, kMaxJsonFileBytes);
+  try {
+    return parse_json_text(text, path);
+  } catch (const ConfigError& e) {
+    throw IoError(std::string(e.what()) + " (a damaged file: delete it, or restore it from a copy)");
+  }
+}
+
 namespace {
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);

@@ -24,6 +24,11 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& sourc
 /// Reads a file of at most kMaxJsonFileBytes and parses it as JSON (ConfigError on failure).
 nlohmann::json load_json_file(const std::string& path);
 
+/// Reads a JSON file the tool itself wrote (result.json, status.json, a trial's
+/// config.json): one that cannot be read or parsed is damaged data, an
+/// IoError (exit 3) naming the file, not a user's invalid input.
+nlohmann::json load_state_file(const std::string& path);
+
 /// The closest of `candidates` to `word` by edit distance, if close enough.
 std::optional<std::string> closest_spelling(const std::string& word,
                                             const std::vector<std::string>& candidates);

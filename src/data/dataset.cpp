@@ -2,6 +2,7 @@
 
 #include "data/file_formats.h"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace edmips {
 namespace fs = std::filesystem;
@@ -18,8 +20,18 @@ namespace {
 /// A gzip or plain file opened through zlib (which reads both).
 class ZFile {
  public:
-  explicit ZFile(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
-    if (!file_) throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
+  explicit ZFile(const std::string& path) : path_(path) {
+    int fd = -1;
+    try {
+      fd = open_regular_file(path);  // a FIFO or a device is refused, never waited on
+    } catch (const Error& e) {
+      throw DataError(e.what());
+    }
+    file_ = gzdopen(fd, "rb");
+    if (!file_) {
+      ::close(fd);
+      throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
+    }
   }
   ~ZFile() { gzclose(file_); }
   ZFile(const ZFile&) = delete;
@@ -56,12 +68,12 @@ torch::Tensor read_cifar_batches(const std::vector<std::string>& paths, torch::T
   constexpr int64_t record = kCifarRecordBytes;
   std::vector<torch::Tensor> images, labels;
   for (const auto& path : paths) {
+    ZFile file(path);
     std::error_code ec;
     const auto size = fs::file_size(path, ec);
     if (ec) throw DataError(path + ": file not found");
     const int64_t n = cifar_batch_images(size, path);
     auto raw = torch::empty({n, record}, torch::kUInt8);
-    ZFile file(path);
     if (file.read(raw.data_ptr<uint8_t>(), size_t(raw.numel())) != size_t(raw.numel())) {
       throw DataError(path + ": truncated file");
     }

@@ -34,6 +34,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kCacheMagic = "edmips-folder-index 1";
+constexpr size_t kMaxImageBytes = size_t(256) << 20;  // one image file
 constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
 constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 
@@ -98,8 +99,12 @@ std::vector<FolderSample> scan_split(const fs::path& root, const char* split, co
 }
 
 std::optional<FolderIndex> read_cache(const fs::path& file, const fs::path& root, int64_t class_limit) {
-  std::ifstream in(file);
-  if (!in) return std::nullopt;
+  std::istringstream in;
+  try {
+    in.str(read_text_file(file));  // a FIFO or a device in its place is refused, not waited on
+  } catch (const Error&) {
+    return std::nullopt;  // no usable cache: scan the folders
+  }
   std::string line;
   if (!std::getline(in, line) || line != kCacheMagic) return std::nullopt;
   if (!std::getline(in, line) || line != root.string()) return std::nullopt;
@@ -160,15 +165,14 @@ void write_cache(const fs::path& file, const FolderIndex& index, int64_t class_l
 }
 
 std::vector<uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path.string() + ": cannot read image");
-  in.seekg(0, std::ios::end);
-  const auto size = in.tellg();
-  if (size <= 0) throw DataError(path.string() + ": empty image file");
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw DataError(path.string() + ": cannot read image");
-  return bytes;
+  std::string text;
+  try {
+    text = read_text_file(path, kMaxImageBytes);  // a FIFO or a device is refused, never waited on
+  } catch (const Error& e) {
+    throw DataError(e.what());
+  }
+  if (text.empty()) throw DataError(path.string() + ": empty image file");
+  return std::vector<uint8_t>(text.begin(), text.end());
 }
 
 bool is_png(const std::vector<uint8_t>& b) { return b.size() >= 8 && png_sig_cmp(b.data(), 0, 8) == 0; }

@@ -123,7 +123,7 @@ class Coordinator {
           running_.erase(it);
         }
       }
-      if (done && type == "failed") requeue_if_retrying(*done);
+      if (done && type == "failed") requeue_if_retrying(*done, m.value("retryable", true));
       if (done && type == "finished") on_finished(worker, *done, m);
       if (done && type == "failed") on_failed(worker, *done, m);
       idle_.push_back(worker);
@@ -265,8 +265,9 @@ class Coordinator {
   }
 
   /// Counts the failure and puts the trial back in the queue if it has retries left.
-  void requeue_if_retrying(const Running& run) {
-    const int failures = ++failures_now_[run.trial->id];
+  void requeue_if_retrying(const Running& run, bool retryable) {
+    int& failures = failures_now_[run.trial->id];
+    failures = retryable ? failures + 1 : sweep_.max_retries + 1;  // a bad file: no retry would read another
     if (failures <= sweep_.max_retries && !stopping_) pending_.push_back(run.trial);
   }
 
@@ -444,6 +445,13 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
       log << "interrupted: " << e.what() << std::endl;
       endpoint.send({{"type", "interrupted"}, {"trial", id}, {"message", e.what()}});
       return;
+    } catch (const Error& e) {
+      clear_live();
+      log << "failed: " << e.what() << std::endl;
+      // A bad or damaged file (exit 2 or 3: a checkpoint of another trial, a
+      // torn result) fails the same way on every attempt: not retried.
+      const bool retryable = e.code() != ExitCode::invalid_input && e.code() != ExitCode::data_error;
+      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", e.what()}, {"retryable", retryable}});
     } catch (const std::exception& e) {
       clear_live();
       log << "failed: " << e.what() << std::endl;

@@ -33,10 +33,10 @@ class FakeExecutor : public TrialExecutor {
 
   nlohmann::json run(const TrialConfig& config, const fs::path& directory, const TrialRunOptions& options) override {
     fs::create_directories(directory);
-    if (auto done = read_trial_result(directory)) return *done;
+    if (auto done = read_trial_result(directory, trial_id(config))) return *done;
     const auto progress_path = directory / "fake-progress.json";
     nlohmann::json progress = {{"step", 0}, {"resumed_from_step", 0}, {"attempts", 0}};
-    if (fs::exists(progress_path)) progress = parse_json_text(read_text_file(progress_path), progress_path.string());
+    if (fs::exists(progress_path)) progress = load_state_file(progress_path.string());
     progress["attempts"] = progress["attempts"].get<int>() + 1;
     progress["resumed_from_step"] = progress["step"];
     write_file_atomically(progress_path, progress.dump());
@@ -95,6 +95,7 @@ class FakeExecutor : public TrialExecutor {
     }
     nlohmann::json result = {
         {"trial_id", trial_id(config)},
+        {"engine", kEngineVersion},
         {"status", "finished"},
         {"fake", true},
         {"resumed_from_step", progress["resumed_from_step"]},

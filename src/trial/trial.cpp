@@ -83,6 +83,8 @@ ChoiceTracker tracker_from_json(const nlohmann::json& j) {
 }
 
 struct TrialState {
+  std::string trial_id;          ///< whose checkpoint this is: never resumed by another trial
+  int engine = kEngineVersion;   ///< the engine that wrote it
   std::string phase = "search";  ///< "search" or "train"
   bool has_model = false;        ///< false right after the search finished
   PhaseProgress progress;
@@ -94,13 +96,16 @@ struct TrialState {
 };
 
 nlohmann::json to_json(const TrialState& s) {
-  return {{"phase", s.phase},           {"has_model", s.has_model},
+  return {{"trial_id", s.trial_id},      {"engine", s.engine},
+          {"phase", s.phase},           {"has_model", s.has_model},
           {"progress", to_json(s.progress)}, {"history", s.history},
           {"allocation", s.allocation}, {"search_summary", s.search_summary},
           {"search_seconds", s.search_seconds}, {"choices", to_json(s.choices)}};
 }
 TrialState state_from_json(const nlohmann::json& j) {
   TrialState s;
+  s.trial_id = j.value("trial_id", "");
+  s.engine = j.value("engine", 0);
   s.phase = j.at("phase");
   s.has_model = j.at("has_model");
   s.progress = progress_from_json(j.at("progress"));
@@ -136,30 +141,70 @@ void save_checkpoint(const fs::path& path, const TrialState& state, const Networ
   write_file_atomically(path, bytes.str());
 }
 
-std::optional<TrialState> read_checkpoint_state(const fs::path& path) {
-  if (!fs::exists(path)) return std::nullopt;
+/// LibTorch's message without its C++ backtrace (16 frames, kilobytes), cut
+/// to one readable line.
+std::string short_torch_message(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  std::string text = c10_error ? c10_error->what_without_backtrace() : e.what();
+  const auto newline = text.find('\n');
+  if (newline != std::string::npos) text.resize(newline);
+  if (text.size() > 300) text = text.substr(0, 300) + "...";
+  return text;
+}
+
+/// Loads the archive at `path` (a regular file only: a FIFO is refused, not
+/// waited on); a damaged one is an IoError (exit 3) naming the file.
+void load_archive(torch::serialize::InputArchive& archive, const fs::path& path) {
+  const auto bytes = read_text_file(path);
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
+    archive.load_from(bytes.data(), bytes.size());
+  } catch (const std::exception& e) {
+    throw IoError(path.string() + ": unreadable checkpoint (" + short_torch_message(e) +
+                  "); delete it to restart the trial");
+  }
+}
+
+/// The state saved in the checkpoint at `path`, if there is one. A checkpoint
+/// of another trial (copied or moved here) is refused, exit 2, naming both
+/// IDs: resuming from it would give that trial's network a different result.
+std::optional<TrialState> read_checkpoint_state(const fs::path& path, const std::string& expected_id) {
+  if (!fs::exists(path) && !fs::is_symlink(path)) return std::nullopt;
+  torch::serialize::InputArchive archive;
+  load_archive(archive, path);
+  TrialState state;
+  try {
     c10::IValue value;
     archive.read("state", value);
-    return state_from_json(nlohmann::json::parse(value.toStringRef()));
+    state = state_from_json(nlohmann::json::parse(value.toStringRef()));
   } catch (const std::exception& e) {
-    throw IoError(path.string() + ": unreadable checkpoint (" + e.what() + "); delete it to restart the trial");
+    throw IoError(path.string() + ": unreadable checkpoint (" + short_torch_message(e) +
+                  "); delete it to restart the trial");
   }
+  if (state.trial_id != expected_id || state.engine != kEngineVersion) {
+    throw ConfigError(path.string() + ": the checkpoint of trial " +
+                      (state.trial_id.empty() ? std::string("(unrecorded)") : state.trial_id) + " (engine " +
+                      std::to_string(state.engine) + "), not of this directory's trial " + expected_id +
+                      " (engine " + std::to_string(kEngineVersion) + "); delete it to restart the trial");
+  }
+  return state;
 }
 
 void load_checkpoint_tensors(const fs::path& path, const Network& net,
                              const std::vector<torch::optim::Optimizer*>& optimizers) {
   torch::serialize::InputArchive archive;
-  archive.load_from(path.string());
-  torch::serialize::InputArchive model;
-  archive.read("model", model);
-  net->load(model);
-  for (size_t i = 0; i < optimizers.size(); ++i) {
-    torch::serialize::InputArchive optimizer;
-    archive.read("optimizer" + std::to_string(i), optimizer);
-    optimizers[i]->load(optimizer);
+  load_archive(archive, path);
+  try {
+    torch::serialize::InputArchive model;
+    archive.read("model", model);
+    net->load(model);
+    for (size_t i = 0; i < optimizers.size(); ++i) {
+      torch::serialize::InputArchive optimizer;
+      archive.read("optimizer" + std::to_string(i), optimizer);
+      optimizers[i]->load(optimizer);
+    }
+  } catch (const std::exception& e) {
+    throw IoError(path.string() + ": unreadable checkpoint (" + short_torch_message(e) +
+                  "); delete it to restart the trial");
   }
 }
 
@@ -584,6 +629,7 @@ nlohmann::json trial_result(const TrialConfig& config, const std::string& id, co
   const auto cost = network_cost(reports);
   nlohmann::json result = {
       {"trial_id", id},
+      {"engine", kEngineVersion},
       {"status", "finished"},
       {"name", config.name},
       {"mode", outcome.mode},
@@ -640,7 +686,7 @@ nlohmann::json finish_search_only(const TrialConfig& config, const std::string& 
   auto net = make_network(model_spec(config), data.input, precision);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
-  const auto result = trial_result(config, id, {"search-only", nullptr, nullptr, 0.0, 0.0}, reports, allocation, state,
+  const auto result = trial_result(config, id, {"search-only", nullptr, nullptr, 0.0, 0.0, std::nullopt}, reports, allocation, state,
                                    data, threads, device, total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {
@@ -687,19 +733,20 @@ std::string to_string(const BatchProgress& p) {
 }
 
 TrainedNetwork load_trained_network(const fs::path& directory) {
-  const auto result = read_trial_result(directory);
   const auto config_path = directory / trial_files::config;
-  if (!result || !fs::exists(config_path)) {
+  if (!fs::exists(config_path) || !fs::exists(directory / trial_files::result)) {
     throw ConfigError(directory.string() + ": no finished trial here (no " + trial_files::result + " and " +
                       trial_files::config + ")");
   }
-  if (result->value("top1", nlohmann::json()).is_null()) {
-    throw ConfigError(directory.string() + ": a search-only trial (a budget probe): it trained no final network");
-  }
-  const auto recorded = parse_json_text(read_text_file(config_path), config_path.string());
+  const auto recorded = load_state_file(config_path.string());
   TrainedNetwork out;
   out.config = parse_trial_config(recorded.at("config"), config_path.string(), "/config");
   out.trial_id = recorded.value("trial_id", "");
+  const auto result = read_trial_result(directory, out.trial_id);
+  if (!result) throw ConfigError(directory.string() + ": no finished trial here (no " + trial_files::result + ")");
+  if (result->value("top1", nlohmann::json()).is_null()) {
+    throw ConfigError(directory.string() + ": a search-only trial (a budget probe): it trained no final network");
+  }
   out.result = *result;
   // An allocation trial's bits are its config's; search and uniform trials wrote allocation.json.
   const auto allocation_path = directory / trial_files::allocation;
@@ -716,13 +763,9 @@ TrainedNetwork load_trained_network(const fs::path& directory) {
   const auto& data = *loaded;
   auto net = make_network(model_spec(out.config), data.input, precision);
   const auto checkpoint_path = directory / trial_files::checkpoint;
-  const auto state = read_checkpoint_state(checkpoint_path);
+  const auto state = read_checkpoint_state(checkpoint_path, out.trial_id);
   if (state && state->phase == "train" && state->has_model) {
-    torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint_path.string());
-    torch::serialize::InputArchive model;
-    archive.read("model", model);
-    net->load(model);
+    load_checkpoint_tensors(checkpoint_path, net, {});
   } else {
     calibrate(net, data, out.config, torch::kCPU);
   }
@@ -733,10 +776,24 @@ TrainedNetwork load_trained_network(const fs::path& directory) {
   return out;
 }
 
-std::optional<nlohmann::json> read_trial_result(const fs::path& directory) {
+std::optional<nlohmann::json> read_trial_result(const fs::path& directory, const std::string& expected_id) {
   const auto path = directory / trial_files::result;
-  if (!fs::exists(path)) return std::nullopt;
-  return parse_json_text(read_text_file(path), path.string());
+  if (!fs::exists(path) && !fs::is_symlink(path)) return std::nullopt;
+  auto result = load_state_file(path.string());
+  // A result without "engine" predates it; its ID, which hashes the engine's version, still tells.
+  const auto field = [&](const char* key, const nlohmann::json& absent) {
+    return result.is_object() ? result.value(key, absent) : nlohmann::json();
+  };
+  const auto owner_field = field("trial_id", ""), engine_field = field("engine", kEngineVersion);
+  const std::string owner = owner_field.is_string() ? owner_field.get<std::string>() : "";
+  const int engine = engine_field.is_number_integer() ? engine_field.get<int>() : -1;
+  if (owner != expected_id || engine != kEngineVersion) {
+    throw ConfigError(path.string() + ": the result of trial " + (owner.empty() ? std::string("(unrecorded)") : owner) +
+                      " (engine " + std::to_string(engine) + "), not of this directory's trial " + expected_id +
+                      " (engine " + std::to_string(kEngineVersion) +
+                      "); delete it to run the trial again");
+  }
+  return result;
 }
 
 nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& directory,
@@ -750,7 +807,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   }
   const auto config_path = directory / trial_files::config;
   if (fs::exists(config_path)) {
-    const auto existing = parse_json_text(read_text_file(config_path), config_path.string());
+    const auto existing = load_state_file(config_path.string());
     if (existing.value("trial_id", "") != id) {
       throw ConfigError(directory.string() + " holds trial " + existing.value("trial_id", "?") + ", not " + id +
                         "; choose another output directory");
@@ -758,7 +815,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   } else {
     write_file_atomically(config_path, nlohmann::json{{"trial_id", id}, {"config", to_json(config)}}.dump(2) + "\n");
   }
-  if (auto done = read_trial_result(directory)) return *done;
+  if (auto done = read_trial_result(directory, id)) return *done;
 
   const int threads = options.threads > 0 ? options.threads
                       : config.threads > 0 ? config.threads
@@ -770,9 +827,10 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
 
   const auto checkpoint_path = directory / trial_files::checkpoint;
   TrialState state;
-  const auto saved = read_checkpoint_state(checkpoint_path);
+  const auto saved = read_checkpoint_state(checkpoint_path, id);
   if (saved) state = *saved;
   else state.phase = config.mode == TrialMode::search ? "search" : "train";
+  state.trial_id = id;
   const bool resuming = saved.has_value();
   if (resuming && options.progress) {
     options.progress("resuming " + state.phase + " at epoch " + std::to_string(state.progress.epoch + 1) +

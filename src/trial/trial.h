@@ -94,7 +94,11 @@ struct TrainedNetwork {
 };
 TrainedNetwork load_trained_network(const std::filesystem::path& directory);
 
-/// The result of a finished trial in `directory`, if there is one.
-std::optional<nlohmann::json> read_trial_result(const std::filesystem::path& directory);
+/// The result of a finished trial in `directory`, if there is one. A result
+/// that is not `expected_id`'s (another trial's result.json copied here, or an
+/// older engine's) is refused, ConfigError (exit 2) naming both IDs; a damaged
+/// one is an IoError (exit 3).
+std::optional<nlohmann::json> read_trial_result(const std::filesystem::path& directory,
+                                                const std::string& expected_id);
 
 }  // namespace edmips

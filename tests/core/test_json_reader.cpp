@@ -3,6 +3,10 @@
 #include "core/error.h"
 #include "core/json_reader.h"
 #include "core/stable_id.h"
+#include "test_support.h"
+
+#include <filesystem>
+#include <fstream>
 
 using namespace edmips;
 
@@ -60,6 +64,13 @@ TEST_CASE("deeply nested JSON and numbers out of range are input errors, not cra
 }
 
 TEST_CASE("config files over the size limit, and endless ones, are refused", "[core][json]") {
-  CHECK_THROWS_WITH(load_json_file("/dev/zero"), Catch::Contains("/dev/zero") && Catch::Contains("MiB"));
+  edmips::testing::TempDir dir;
+  const auto huge = dir / "huge.json";
+  { std::ofstream touch(huge); }
+  std::filesystem::resize_file(huge, kMaxJsonFileBytes + 1);  // sparse: reads as zeros
+  CHECK_THROWS_WITH(load_json_file(huge.string()), Catch::Contains(huge.string()) && Catch::Contains("MiB"));
+  CHECK_THROWS_AS(load_json_file(huge.string()), ConfigError);
+  // A device is refused before a byte is read (it would never end).
+  CHECK_THROWS_WITH(load_json_file("/dev/zero"), Catch::Contains("/dev/zero") && Catch::Contains("character device"));
   CHECK_THROWS_AS(load_json_file("/dev/zero"), ConfigError);
 }

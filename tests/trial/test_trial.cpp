@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -195,6 +196,83 @@ TEST_CASE("a stop request checkpoints mid-epoch and the resumed trial ends as an
   CHECK(resumed.at("test_loss") == expected.at("test_loss"));
   CHECK(resumed.at("allocation") == expected.at("allocation"));
   CHECK(parse_json_text(read_text_file(stopped / trial_files::history), "h").size() == 3);
+}
+
+namespace {
+/// Every file of a directory and its bytes, to show that nothing changed.
+std::map<std::string, std::string> snapshot(const std::filesystem::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    files[entry.path().filename().string()] = read_text_file(entry.path());
+  }
+  return files;
+}
+}  // namespace
+
+TEST_CASE("a checkpoint or result of another trial is refused naming both trials, and changes nothing",
+          "[trial][resume][hardening]") {
+  TempDir data, first, second;
+  edmips::testing::write_mnist(data, 96, 32);
+  auto j = tiny_config(data);
+  const auto config_a = parse_trial_config(j, "a");
+  j["seed"] = 6;
+  const auto config_b = parse_trial_config(j, "b");
+  const auto id_a = trial_id(config_a), id_b = trial_id(config_b);
+  REQUIRE(id_a != id_b);
+  TrialRunner runner;
+  runner.run(config_a, first.path(), {});  // finished: its checkpoint and result stay
+
+  // The second trial stops after its first batch: a checkpoint, no result.
+  std::atomic<bool> stop{false};
+  TrialRunOptions options;
+  options.stop_requested = &stop;
+  options.progress = [&](const std::string& line) {
+    if (line.rfind("search", 0) == 0) stop = true;
+  };
+  CHECK_THROWS_AS(runner.run(config_b, second.path(), options), Interrupted);
+  stop = false;
+  REQUIRE(std::filesystem::exists(second / trial_files::checkpoint));
+  const auto own_checkpoint = read_text_file(second / trial_files::checkpoint);
+
+  auto refused = [&](const char* file) {
+    std::filesystem::copy_file(first / file, second / file, std::filesystem::copy_options::overwrite_existing);
+    const auto before = snapshot(second.path());
+    try {
+      runner.run(config_b, second.path(), {});
+      FAIL("another trial's " << file << " was used");
+    } catch (const ConfigError& e) {
+      const std::string message = e.what();
+      INFO(message);
+      CHECK(message.find(id_a) != std::string::npos);
+      CHECK(message.find(id_b) != std::string::npos);
+      CHECK(message.find((second / file).string()) != std::string::npos);
+    }
+    CHECK(snapshot(second.path()) == before);
+  };
+  SECTION("a borrowed checkpoint") { refused(trial_files::checkpoint); }
+  SECTION("a borrowed result") { refused(trial_files::result); }
+  SECTION("a damaged checkpoint is a data error whose message carries no backtrace") {
+    write_file_atomically(second / trial_files::checkpoint, own_checkpoint.substr(0, own_checkpoint.size() / 3));
+    try {
+      runner.run(config_b, second.path(), {});
+      FAIL("a damaged checkpoint was used");
+    } catch (const IoError& e) {
+      const std::string message = e.what();
+      INFO(message);
+      CHECK(message.find((second / trial_files::checkpoint).string()) != std::string::npos);
+      CHECK(message.find("frame #") == std::string::npos);
+      CHECK(message.size() < 1000);
+    }
+  }
+  SECTION("a torn result is a data error") {
+    const auto result = read_text_file(first / trial_files::result);
+    write_file_atomically(second / trial_files::result, result.substr(0, result.size() / 2));
+    CHECK_THROWS_AS(runner.run(config_b, second.path(), {}), IoError);
+  }
+  SECTION("its own checkpoint still resumes") {
+    const auto resumed = runner.run(config_b, second.path(), {});
+    CHECK(resumed.at("trial_id") == id_b);
+  }
 }
 
 TEST_CASE("a trial killed mid-run resumes from its checkpoint and ends as an uninterrupted run",

@@ -1,5 +1,8 @@
 // edmips: command-line entry point. Parses arguments, hands over to app/.
 #include <boost/program_options.hpp>
+#include <cmath>
+#include <functional>
+#include <thread>
 #include <filesystem>
 #include <iostream>
 #include <cstdio>
@@ -12,6 +15,7 @@
 #include "data/synthetic_folder.h"
 #include "bench/step_benchmark.h"
 #include "pareto/analysis.h"
+#include "quant/step_sizes.h"
 #include "slurm/batch_script.h"
 #include "sweep/sweep_run.h"
 #include "core/error.h"
@@ -43,6 +47,22 @@ const char* kUsage =
     "Exit codes: 0 ok, 1 a trial failed, 2 invalid input, 3 data or I/O error,\n"
     "4 stopped by a signal after checkpointing, 70 internal error.\n";
 
+constexpr int kMaxThreads = 4096;
+constexpr int64_t kMaxCount = int64_t(1) << 30;
+
+/// A notifier that refuses values outside [low, high] (NaN too): exit 2
+/// naming the option, before anything runs.
+template <typename T>
+std::function<void(const T&)> within(const std::string& option, T low, T high) {
+  return [option, low, high](const T& value) {
+    if (!(value >= low && value <= high)) {
+      std::ostringstream message;
+      message << "--" << option << ": expected a value from " << low << " to " << high << ", found " << value;
+      throw ConfigError(message.str());
+    }
+  };
+}
+
 po::variables_map parse(const std::vector<std::string>& args, po::options_description& options,
                         const po::positional_options_description& positional) {
   po::variables_map vm;
@@ -57,7 +77,7 @@ int trial(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")(
       "config", po::value(&command.config_path)->required(), "trial config (JSON)")(
       "out,o", po::value(&command.out_dir)->required(), "output directory (resumes if it holds the trial)")(
-      "threads,t", po::value(&command.threads)->default_value(0),
+      "threads,t", po::value(&command.threads)->default_value(0)->notifier(within<int>("threads", 0, kMaxThreads)),
       "torch threads (0: the config's \"threads\", else all cores)")(
       "quiet,q", po::bool_switch(&command.quiet), "no progress lines (the result line still goes to stdout)");
   po::positional_options_description positional;
@@ -133,14 +153,14 @@ int sweep(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")(
       "sweep", po::value(&o.sweep_path)->required(), "sweep file (JSON)")(
       "out,o", po::value(&o.out)->required(), "output directory (resumes if it holds the sweep)")(
-      "threads,t", po::value(&o.threads)->default_value(0), "torch threads per rank (0: SLURM_CPUS_PER_TASK, "
+      "threads,t", po::value(&o.threads)->default_value(0)->notifier(within<int>("threads", 0, kMaxThreads)), "torch threads per rank (0: SLURM_CPUS_PER_TASK, "
                                                              "OMP_NUM_THREADS, else cores / ranks per node)")(
       "quiet,q", po::bool_switch(&o.quiet), "no progress lines");
   // The tests' fake trials: parsed, never listed in --help.
   po::options_description testing("testing aids");
   testing.add_options()(
       "fake-trials", po::bool_switch(&o.fake), "testing aid: run fake trials that sleep instead of training")(
-      "fake-duration", po::value(&o.fake_options.duration_s)->default_value(o.fake_options.duration_s),
+      "fake-duration", po::value(&o.fake_options.duration_s)->default_value(o.fake_options.duration_s)->notifier(within<double>("fake-duration", 0.0, 1e6)),
       "testing aid: seconds per fake trial")(
       "fake-busy", po::bool_switch(&o.fake_options.busy), "testing aid: fake trials burn a core instead of sleeping")(
       "fake-fail-once-seed", po::value(&o.fake_options.fail_once_seed)->default_value(-1),
@@ -163,10 +183,10 @@ int slurm(const std::vector<std::string>& args) {
       "edmips slurm SWEEP.json [options]  (flags override the sweep file's \"slurm\" section)");
   options.add_options()("help,h", "show this help")("sweep", po::value(&c.sweep_path)->required(), "sweep file")(
       "out,o", po::value(&c.out), "sweep output directory on a shared filesystem (default: results/<sweep name>)")(
-      "nodes,N", po::value<int>(), "nodes (default: the sweep's slurm.nodes, else 1)")(
-      "ntasks-per-node", po::value<int>(), "MPI ranks per node (default: slurm.ntasks_per_node, else 1)")(
-      "cpus-per-task,c", po::value<int>(), "cores (torch threads) per rank (default: slurm.cpus_per_task, else 1)")(
-      "gpus-per-task", po::value<int>(), "GPUs per rank (default: slurm.gpus_per_task, else 0)")(
+      "nodes,N", po::value<int>()->notifier(within<int>("nodes", 1, 1 << 20)), "nodes (default: the sweep's slurm.nodes, else 1)")(
+      "ntasks-per-node", po::value<int>()->notifier(within<int>("ntasks-per-node", 1, 1 << 20)), "MPI ranks per node (default: slurm.ntasks_per_node, else 1)")(
+      "cpus-per-task,c", po::value<int>()->notifier(within<int>("cpus-per-task", 1, kMaxThreads)), "cores (torch threads) per rank (default: slurm.cpus_per_task, else 1)")(
+      "gpus-per-task", po::value<int>()->notifier(within<int>("gpus-per-task", 0, 1024)), "GPUs per rank (default: slurm.gpus_per_task, else 0)")(
       "time,t", po::value<std::string>(), "time limit (default: slurm.time, else 1:00:00)")(
       "partition,p", po::value<std::string>(), "partition (default: slurm.partition, else the cluster's)")(
       "account,A", po::value<std::string>(), "account (default: slurm.account, else none)")(
@@ -206,8 +226,10 @@ int pareto(const std::vector<std::string>& args, bool with_plots) {
   if (!reference.empty()) {
     double c = 0, a = 0;
     char extra = 0;
-    if (std::sscanf(reference.c_str(), "%lf,%lf%c", &c, &a, &extra) != 2) {
-      throw ConfigError("--reference: expected COST,TOP1 such as 3e8,70, found \"" + reference + "\"");
+    if (std::sscanf(reference.c_str(), "%lf,%lf%c", &c, &a, &extra) != 2 || !std::isfinite(c) || !std::isfinite(a) ||
+        c <= 0) {
+      throw ConfigError("--reference: expected COST,TOP1 such as 3e8,70 (a cost above 0, finite numbers), found \"" +
+                        reference.substr(0, 200) + "\"");
     }
     o.reference = ParetoPoint{c, a};
   }
@@ -219,7 +241,7 @@ int status(const std::vector<std::string>& args) {
   po::options_description options("edmips status DIR  (reads what the sweep writes; never disturbs it)");
   options.add_options()("help,h", "show this help")("dir", po::value(&c.directory)->required(),
                                                      "sweep output directory")(
-      "watch,w", po::value(&c.watch_s)->implicit_value(10.0)->default_value(0.0),
+      "watch,w", po::value(&c.watch_s)->implicit_value(10.0)->default_value(0.0)->notifier(within<double>("watch", 0.0, 1e6)),
       "refresh every SECONDS (default 10 when given without a value) until the sweep ends; 0: once")(
       "json", po::bool_switch(&c.json), "print JSON for scripts instead of text");
   po::positional_options_description positional;
@@ -230,17 +252,22 @@ int status(const std::vector<std::string>& args) {
   return run_status_command(c);
 }
 
-std::vector<int> parse_bits(const std::string& text) {
+std::vector<int> parse_bits(const std::string& text, const std::string& option) {
   std::vector<int> bits;
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
     try {
-      bits.push_back(std::stoi(item));
+      size_t used = 0;
+      bits.push_back(std::stoi(item, &used));
+      if (used != item.size() || bits.back() < kMinBits || bits.back() > kMaxBits) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw ConfigError("bit list \"" + text + "\": expected comma-separated integers, like 1,2,3,4");
+      throw ConfigError("--" + option + ": \"" + text.substr(0, 200) +
+                        "\": expected comma-separated integers from " + std::to_string(kMinBits) +
+                        " to " + std::to_string(kMaxBits) + ", like 1,2,3,4");
     }
   }
+  if (bits.empty()) throw ConfigError("--" + option + ": expected comma-separated integers, like 1,2,3,4, found none");
   return bits;
 }
 
@@ -250,12 +277,12 @@ int generate_folder(const std::vector<std::string>& args) {
   std::string dir;
   po::options_description options("edmips generate-folder DIR [options]  (synthetic ImageFolder-layout JPEGs)");
   options.add_options()("help,h", "show this help")("dir", po::value(&dir)->required(), "folder to write")(
-      "classes", po::value(&o.classes)->default_value(o.classes), "class folders")(
-      "train-per-class", po::value(&o.train_per_class)->default_value(o.train_per_class), "training images per class")(
-      "val-per-class", po::value(&o.val_per_class)->default_value(o.val_per_class), "validation images per class")(
-      "width", po::value(&o.width)->default_value(o.width), "image width (before --vary-sizes)")(
-      "height", po::value(&o.height)->default_value(o.height), "image height")(
-      "quality", po::value(&o.quality)->default_value(o.quality), "JPEG quality")(
+      "classes", po::value(&o.classes)->default_value(o.classes)->notifier(within<int>("classes", 1, 100000)), "class folders")(
+      "train-per-class", po::value(&o.train_per_class)->default_value(o.train_per_class)->notifier(within<int>("train-per-class", 1, 1 << 24)), "training images per class")(
+      "val-per-class", po::value(&o.val_per_class)->default_value(o.val_per_class)->notifier(within<int>("val-per-class", 1, 1 << 24)), "validation images per class")(
+      "width", po::value(&o.width)->default_value(o.width)->notifier(within<int>("width", 8, 16384)), "image width (before --vary-sizes)")(
+      "height", po::value(&o.height)->default_value(o.height)->notifier(within<int>("height", 8, 16384)), "image height")(
+      "quality", po::value(&o.quality)->default_value(o.quality)->notifier(within<int>("quality", 1, 100)), "JPEG quality")(
       "vary-sizes", po::bool_switch(&o.vary_sizes), "sizes from 0.5x to 1.5x, some portrait")(
       "odd-formats", po::bool_switch(&o.odd_formats), "per class one greyscale JPEG, one CMYK JPEG and one PNG")(
       "seed", po::value(&o.seed)->default_value(o.seed), "seed of the pictures");
@@ -279,16 +306,16 @@ int data_bench(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")(
       "data", po::value(&o.folder)->required(), "an image folder (train/<class>/*.jpg ...)")(
       "generate", po::bool_switch(&o.generate), "first write a synthetic ImageNet-like folder there if it has no train/")(
-      "generate-images", po::value(&o.generate_images)->default_value(o.generate_images), "training images to generate")(
-      "images", po::value(&o.images)->default_value(o.images), "images decoded per measurement")(
-      "batch,b", po::value(&o.batch)->default_value(o.batch), "batch size of the loaders")(
-      "size", po::value(&o.size)->default_value(o.size), "crop size")(
-      "threads,t", po::value(&o.threads)->default_value(o.threads), "the \"all cores\" row's threads (0: every core)")(
+      "generate-images", po::value(&o.generate_images)->default_value(o.generate_images)->notifier(within<int>("generate-images", 1, 1 << 24)), "training images to generate")(
+      "images", po::value(&o.images)->default_value(o.images)->notifier(within<int>("images", 1, 1 << 24)), "images decoded per measurement")(
+      "batch,b", po::value(&o.batch)->default_value(o.batch)->notifier(within<int>("batch", 1, 1 << 16)), "batch size of the loaders")(
+      "size", po::value(&o.size)->default_value(o.size)->notifier(within<int>("size", 8, 4096)), "crop size")(
+      "threads,t", po::value(&o.threads)->default_value(o.threads)->notifier(within<int>("threads", 0, kMaxThreads)), "the \"all cores\" row's threads (0: every core)")(
       "no-torchvision", "skip the torchvision anchor")(
       "step-model", po::value(&o.step_model)->default_value(o.step_model),
       "model of the data-wait measurement (\"\" to skip it)")(
-      "step-batch", po::value(&o.step_batch)->default_value(o.step_batch), "its batch size")(
-      "steps", po::value(&o.steps)->default_value(o.steps), "its measured steps");
+      "step-batch", po::value(&o.step_batch)->default_value(o.step_batch)->notifier(within<int>("step-batch", 1, 1 << 16)), "its batch size")(
+      "steps", po::value(&o.steps)->default_value(o.steps)->notifier(within<int>("steps", 1, 1 << 20)), "its measured steps");
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
       std::cout << options;
@@ -309,15 +336,15 @@ int bench(const std::vector<std::string>& args) {
   po::options_description options("edmips bench [options]");
   options.add_options()("help,h", "show this help")(
       "model,m", po::value(&o.model)->default_value(o.model), "model")(
-      "batch,b", po::value(&o.batch)->default_value(o.batch), "batch size")(
-      "channels", po::value(&o.channels)->default_value(o.channels), "input channels")(
-      "size", po::value(&o.height)->default_value(o.height), "input height and width")(
-      "classes", po::value(&o.classes)->default_value(o.classes), "classes")(
+      "batch,b", po::value(&o.batch)->default_value(o.batch)->notifier(within<int64_t>("batch", 1, 1 << 16)), "batch size")(
+      "channels", po::value(&o.channels)->default_value(o.channels)->notifier(within<int64_t>("channels", 1, 4096)), "input channels")(
+      "size", po::value(&o.height)->default_value(o.height)->notifier(within<int64_t>("size", 1, 4096)), "input height and width")(
+      "classes", po::value(&o.classes)->default_value(o.classes)->notifier(within<int64_t>("classes", 2, 1 << 20)), "classes")(
       "weight-bits", po::value(&weight_bits)->default_value(weight_bits), "weight candidates")(
       "activation-bits", po::value(&activation_bits)->default_value(activation_bits), "activation candidates")(
-      "steps", po::value(&o.steps)->default_value(o.steps), "measured steps per form")(
-      "warmup", po::value(&o.warmup)->default_value(o.warmup), "warm-up steps")(
-      "threads,t", po::value(&o.threads)->default_value(o.threads), "torch threads")(
+      "steps", po::value(&o.steps)->default_value(o.steps)->notifier(within<int>("steps", 1, 1 << 20)), "measured steps per form")(
+      "warmup", po::value(&o.warmup)->default_value(o.warmup)->notifier(within<int>("warmup", 0, 1 << 20)), "warm-up steps")(
+      "threads,t", po::value(&o.threads)->default_value(o.threads)->notifier(within<int>("threads", 0, kMaxThreads)), "torch threads (0: every core)")(
       "device", po::value(&o.device)->default_value(o.device), "cpu or cuda (GPU 0 of CUDA_VISIBLE_DEVICES)")(
       "no-naive", "skip the naive |W|x|A| search form")(
       "onnx", po::value(&o.onnx)->value_name("FILE"),
@@ -332,11 +359,16 @@ int bench(const std::vector<std::string>& args) {
   const auto vm = parse(args, options, {});
   o.width = o.height;
   o.naive = !vm.count("no-naive");
+  if (o.threads == 0) o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (o.batch * o.channels * o.height * o.width > kMaxCount) {
+    throw ConfigError("--batch x --channels x --size^2: at most 2^30 input values per batch, found " +
+                      std::to_string(o.batch * o.channels * o.height * o.width));
+  }
   if (o.device != "cpu" && o.device != "cuda") {
     throw ConfigError("--device: expected cpu or cuda, found \"" + o.device + "\"");
   }
-  o.weight_bits = parse_bits(weight_bits);
-  o.activation_bits = parse_bits(activation_bits);
+  o.weight_bits = parse_bits(weight_bits, "weight-bits");
+  o.activation_bits = parse_bits(activation_bits, "activation-bits");
   return run_bench_command(o);
 }
 

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json_reader.h"
+#include "core/directory_lock.h"
 #include "core/stop_signal.h"
 #include "pareto/analysis.h"
 #include "sweep/coordinator.h"
@@ -121,7 +122,7 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
                       " (not a sweep output directory, or the sweep has not started)");
   }
   const auto events = journal_events(journal_path);
-  std::string state = "not started", name;
+  std::string state = "not started", name, last_event_time;
   double started = -1, last_event = -1;
   size_t total = 0, finished_this_run = 0;
   std::map<std::string, std::string> last_error;
@@ -129,7 +130,10 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
   for (const auto& e : events) {
     const std::string type = e.value("event", "");
     const double time = parse_utc(e.value("time", ""));
-    if (time > 0) last_event = time;
+    if (time > 0) {
+      last_event = time;
+      last_event_time = e.value("time", "");
+    }
     if (type == "sweep_started") {
       state = "running";
       name = e.value("sweep", name);
@@ -149,6 +153,11 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
       if (!e.value("will_retry", true)) given_up.insert(e.value("trial", ""));
     }
   }
+  // The journal says running, but the coordinator holds the directory's lock
+  // for as long as it lives: a lock nobody holds means it died (kill -9, a
+  // lost node, a sweep that exited without its last event).
+  std::string coordinator;
+  if (state == "running" && probe_directory_lock(directory, &coordinator) == LockState::free) state = "stopped";
   nlohmann::json recorded = nlohmann::json::object();
   const auto status_path = directory / sweep_files::status;
   if (fs::exists(status_path)) recorded = load_state_file(status_path.string());
@@ -187,6 +196,8 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
           {"trials_per_hour", hours > 0 ? nlohmann::json(double(finished_this_run) / hours) : nlohmann::json()},
           {"run_started", started > 0 ? nlohmann::json(started) : nlohmann::json()},
           {"last_event_age_s", last_event > 0 ? nlohmann::json(now_s() - last_event) : nlohmann::json()},
+          {"last_event_time", last_event_time},
+          {"coordinator", coordinator},
           {"budgets", recorded.value("budgets", nlohmann::json::array())},
           {"best_per_baseline", best_per_baseline(directory)}};
 }
@@ -196,6 +207,11 @@ void print_sweep_status(std::ostream& out, const nlohmann::json& s) {
   char line[512];
   out << "sweep " << s.at("sweep").get<std::string>() << " in " << s.at("directory").get<std::string>() << ": "
       << s.at("state").get<std::string>() << " (last event " << duration(s.at("last_event_age_s")) << " ago)\n";
+  if (s.at("state") == "stopped") {
+    out << "  no process holds " << s.at("directory").get<std::string>() << "/" << DirectoryLock::kFileName
+        << ": the sweep died after its last event (" << s.value("last_event_time", "?")
+        << ") without finishing; run edmips sweep again to resume it\n";
+  }
   std::snprintf(line, sizeof line, "done %d/%d  running %zu  failed %zu  pending %d", s.at("done").get<int>(),
                 s.at("total").get<int>(), s.at("running").size(), s.at("failed").size(), s.at("pending").get<int>());
   out << line;
@@ -240,6 +256,20 @@ void print_sweep_status(std::ostream& out, const nlohmann::json& s) {
 int run_status_command(const StatusCommand& command) {
   const auto& stop = install_stop_signal_handlers();
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  if (command.watch_s > 0) {
+    // A sweep just submitted has not written its journal yet: wait for it,
+    // up to --wait seconds, then say what is missing.
+    const auto journal = fs::path(command.directory) / sweep_files::journal;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(command.start_wait_s);
+    if (!fs::exists(journal)) {
+      std::cerr << "waiting up to " << format_duration(command.start_wait_s) << " for " << journal.string()
+                << " (the sweep has not started yet)" << std::endl;
+    }
+    while (!fs::exists(journal) && std::chrono::steady_clock::now() < deadline) {
+      if (stop.load()) return 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
   while (true) {
     const auto status = read_sweep_status(command.directory);
     if (command.watch_s > 0 && terminal) std::cout << "\033[H\033[2J";  // home, clear screen

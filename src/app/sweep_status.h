@@ -20,7 +20,8 @@ void print_sweep_status(std::ostream& out, const nlohmann::json& status);
 struct StatusCommand {
   std::string directory;
   bool json = false;
-  double watch_s = 0;  ///< > 0: refresh every this many seconds until the sweep ends
+  double watch_s = 0;  ///< > 0: refresh every this many seconds until the sweep ends or is found dead
+  double start_wait_s = 600;  ///< with watch_s: how long to wait for a sweep that has not written its journal
 };
 /// `edmips status`: returns the exit code.
 int run_status_command(const StatusCommand& command);

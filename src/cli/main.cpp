@@ -243,6 +243,8 @@ int status(const std::vector<std::string>& args) {
                                                      "sweep output directory")(
       "watch,w", po::value(&c.watch_s)->implicit_value(10.0)->default_value(0.0)->notifier(within<double>("watch", 0.0, 1e6)),
       "refresh every SECONDS (default 10 when given without a value) until the sweep ends; 0: once")(
+      "wait", po::value(&c.start_wait_s)->default_value(c.start_wait_s)->notifier(within<double>("wait", 0.0, 1e6)),
+      "with --watch: seconds to wait for a sweep that has not written its journal yet")(
       "json", po::bool_switch(&c.json), "print JSON for scripts instead of text");
   po::positional_options_description positional;
   positional.add("dir", 1);

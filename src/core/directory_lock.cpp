@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,8 +40,16 @@ DirectoryLock::DirectoryLock(const std::filesystem::path& directory) {
   const auto path = (directory / kFileName).string();
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(path + ": cannot open the lock file: " + std::strerror(errno), ExitCode::data_error);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int error = errno;
+  // A few tries: `edmips status` holds a shared lock for an instant (probe_directory_lock).
+  int error = 0;
+  for (int attempt = 0;; ++attempt) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+    error = errno;
+    if (error != EWOULDBLOCK || attempt == 19) break;
+    error = 0;
+    ::usleep(50 * 1000);
+  }
+  if (error != 0) {
     if (error == EWOULDBLOCK) {
       const std::string holder = read_holder(fd);
       ::close(fd);
@@ -58,6 +67,28 @@ DirectoryLock::DirectoryLock(const std::filesystem::path& directory) {
     // The lock holds without the note; only the message to a second sweep is poorer.
   }
   fd_ = fd;
+}
+
+LockState probe_directory_lock(const std::filesystem::path& directory, std::string* holder) {
+  const auto path = (directory / DirectoryLock::kFileName).string();
+  // Read-only and without blocking: a FIFO in its place is no lock.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return LockState::unknown;
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    return LockState::unknown;
+  }
+  LockState state = LockState::unknown;
+  if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    ::flock(fd, LOCK_UN);
+    state = LockState::free;
+  } else if (errno == EWOULDBLOCK) {
+    state = LockState::held;
+    if (holder) *holder = read_holder(fd);
+  }
+  ::close(fd);
+  return state;
 }
 
 DirectoryLock::~DirectoryLock() {

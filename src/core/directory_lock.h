@@ -28,4 +28,11 @@ class DirectoryLock {
   std::string warning_;
 };
 
+/// Whether a live process holds DIRECTORY's lock, without disturbing it: a
+/// shared lock taken and dropped at once (a sweep starting at that moment
+/// retries for a second). `unknown`: no lock file, or a filesystem that
+/// cannot lock. `holder` gets the holder's note when held.
+enum class LockState { held, free, unknown };
+LockState probe_directory_lock(const std::filesystem::path& directory, std::string* holder = nullptr);
+
 }  // namespace edmips

@@ -128,6 +128,47 @@ def test_status_follows_a_running_sweep_with_rank_host_and_phase(sweep_factory):
             sweep.kill_everything(proc)
 
 
+@requires_mpirun
+def test_status_tells_a_dead_sweep_from_a_running_one_and_watch_ends_on_it(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition(penalties=(0.0, 0.01), seeds=(1,), baselines=()))
+    proc = sweep.start(2, "--fake-trials", "--fake-duration", "600")
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (sweep.out / "status.json").exists():
+            time.sleep(0.2)
+        alive = json.loads(run("status", str(sweep.out), "--json").stdout)
+        assert alive["state"] == "running" and alive["running"]
+    finally:
+        sweep.kill_everything(proc)  # kill -9: no last event, the journal still says running
+    dead = run("status", str(sweep.out), "--json")
+    assert dead.returncode == 0, dead.stderr
+    status = json.loads(dead.stdout)
+    assert status["state"] == "stopped" and status["running"] == [] and status["eta_s"] is None
+    text = run("status", str(sweep.out)).stdout
+    assert ": stopped" in text and "run edmips sweep again" in text and "eta" not in text
+    watched = run("status", str(sweep.out), "--watch", "1", timeout=30)  # ends at once instead of forever
+    assert watched.returncode == 0 and "stopped" in watched.stdout
+
+
+@requires_mpirun
+def test_status_watch_waits_for_a_sweep_that_has_not_started_and_follows_it(sweep_factory):
+    sweep = sweep_factory(fake_sweep_definition(penalties=(0.0,), seeds=(1,), baselines=()))
+    watcher = subprocess.Popen([edmips_binary(), "status", str(sweep.out), "--watch", "0.5", "--wait", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        assert watcher.poll() is None, "--watch gave up before the sweep started"
+        assert sweep.run(2, "--fake-trials", "--fake-duration", "2", timeout=120) == 0
+        out, err = watcher.communicate(timeout=60)
+        assert watcher.returncode == 0, err
+        assert "waiting up to" in err and ": finished" in out
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    empty = run("status", str(sweep.dir / "never"), "--watch", "0.5", "--wait", "1", timeout=30)
+    assert empty.returncode == 2 and "journal.jsonl" in empty.stderr  # the limit ends the wait
+
+
 def test_report_writes_the_tables_and_every_plot(finished_sweep):
     result = run("report", str(finished_sweep))
     assert result.returncode == 0, result.stderr

@@ -41,7 +41,7 @@ CASES = [
     ("sweep", ["{base}/missing.json"], {"out": "{base}/s"}, ["threads", "fake-duration"]),
     ("slurm", ["{sweep}", "--dry-run"], {"out": "{base}/slurm"},
      ["nodes", "ntasks-per-node", "cpus-per-task", "gpus-per-task"]),
-    ("status", ["{base}"], {}, ["watch"]),
+    ("status", ["{base}"], {"wait": "0"}, ["watch", "wait"]),
     ("pareto", [str(FIXTURE)], {"out": "{base}/p"}, ["reference"]),
     ("generate-folder", ["{base}/generated"], {},
      ["classes", "train-per-class", "val-per-class", "width", "height", "quality", "seed"]),

@@ -121,6 +121,11 @@ torch::Tensor read_idx_file(const std::string& path, int expected_dimensions) {
     throw DataError(path + ": truncated: header promises " + std::to_string(total) + " bytes of data, file has " +
                     std::to_string(got));
   }
+  unsigned char extra = 0;
+  if (file.read(&extra, 1) != 0) {
+    throw DataError(path + ": more data than its header promises (" + std::to_string(total) +
+                    " bytes): a damaged or concatenated file");
+  }
   return data;
 }
 
@@ -143,6 +148,14 @@ Dataset load_dataset(const DatasetConfig& config) {
     };
     load_split("train", d.train_images, d.train_labels);
     load_split("t10k", d.test_images, d.test_labels);
+    // A header that reshapes the same bytes (28x28 as 1x784) would train and
+    // test on scrambled pixels without a word: both splits must agree.
+    if (d.train_images.sizes().slice(1) != d.test_images.sizes().slice(1)) {
+      const auto dims = [](const torch::Tensor& t) { return std::to_string(t.size(2)) + "x" + std::to_string(t.size(3)); };
+      throw DataError(find_file(dir, "t10k-images-idx3-ubyte") + ": " + dims(d.test_images) + " images, but " +
+                      find_file(dir, "train-images-idx3-ubyte") + " holds " + dims(d.train_images) +
+                      " ones: a damaged header");
+    }
     d.input.classes = 10;
   } else if (config.name == "cifar10") {
     const fs::path base = fs::exists(dir / "cifar-10-batches-bin") ? dir / "cifar-10-batches-bin" : dir;
@@ -193,6 +206,16 @@ Dataset load_dataset(const DatasetConfig& config) {
     take(held, train, train_images, train_labels);
     d.train_images = train_images;
     d.train_labels = train_labels;
+  }
+  const int64_t trainable = total - validation;
+  if (config.train_subset > trainable) {
+    throw ConfigError("dataset.train_subset: " + std::to_string(config.train_subset) + " training images asked for, but " +
+                      config.path + " has " + std::to_string(trainable) +
+                      (validation > 0 ? " besides the validation images" : "") + " (0 takes them all)");
+  }
+  if (config.test_subset > d.test_images.size(0)) {
+    throw ConfigError("dataset.test_subset: " + std::to_string(config.test_subset) + " test images asked for, but " +
+                      config.path + " has " + std::to_string(d.test_images.size(0)) + " (0 takes them all)");
   }
   if (config.test_subset > 0 && config.test_subset < d.test_images.size(0)) {
     d.test_images = d.test_images.narrow(0, 0, config.test_subset);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include <jpeglib.h>
+#include <jerror.h>
 #include <png.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
@@ -195,7 +196,24 @@ struct JpegHeader {
   int width = 0, height = 0, subsampling = 0, colorspace = 0;
 };
 
+/// Whether a JPEG's data ends: its end-of-image marker (FF D9) comes after
+/// its last start-of-scan (FF DA). Entropy-coded data never holds FF D9
+/// (an FF there is followed by 00 or a restart marker), so a file cut short
+/// has none after its last scan; libjpeg would make up the missing rows.
+bool jpeg_complete(const std::vector<uint8_t>& b) {
+  auto last = [&b](uint8_t marker) -> std::ptrdiff_t {
+    for (size_t i = b.size(); i-- > 1;) {
+      if (b[i - 1] == 0xFF && b[i] == marker) return std::ptrdiff_t(i);
+    }
+    return -1;
+  };
+  return last(0xD9) > last(0xDA);
+}
+
 JpegHeader jpeg_header(const std::vector<uint8_t>& bytes, const std::string& name) {
+  if (!jpeg_complete(bytes)) {
+    throw DataError(name + ": corrupt JPEG (truncated: no end-of-image marker after its last scan)");
+  }
   JpegHeader h;
   if (tjDecompressHeader3(jpeg_decoder(), bytes.data(), static_cast<unsigned long>(bytes.size()), &h.width,
                           &h.height, &h.subsampling, &h.colorspace) != 0 ||
@@ -255,8 +273,9 @@ FilterTaps filter_taps(double start, double length, int source_size, int out_siz
   return taps;
 }
 
-/// libjpeg's errors end in a longjmp back to the decoder (warnings, such as
-/// a truncated file's, are ignored as libjpeg does by default).
+/// libjpeg's errors end in a longjmp back to the decoder; so do its warnings
+/// (corrupt data, a premature end), whose pixels libjpeg would make up,
+/// except extraneous bytes before a marker, which leave the image intact.
 struct JpegError {
   jpeg_error_mgr manager;
   std::jmp_buf jump;
@@ -269,7 +288,9 @@ void jpeg_error_exit(j_common_ptr cinfo) {
   std::longjmp(error->jump, 1);
 }
 
-void jpeg_silent(j_common_ptr, int) {}
+void jpeg_warning_is_error(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code != JWRN_EXTRANEOUS_DATA) jpeg_error_exit(cinfo);
+}
 
 /// Decodes only the rows and columns of a JPEG that `box` (plus `margin`
 /// pixels of filter support) needs, at `scale_num`/8 of its size (libjpeg's
@@ -285,7 +306,7 @@ bool decode_jpeg_region(const std::vector<uint8_t>& bytes, int scale_num, const 
   JpegError error;
   cinfo.err = jpeg_std_error(&error.manager);
   error.manager.error_exit = jpeg_error_exit;
-  error.manager.emit_message = jpeg_silent;
+  error.manager.emit_message = jpeg_warning_is_error;
   if (setjmp(error.jump)) {
     std::snprintf(message, JMSG_LENGTH_MAX, "%s", error.message);
     jpeg_destroy_decompress(&cinfo);
@@ -349,7 +370,12 @@ FolderIndex scan_image_folder(const fs::path& root_in, int64_t class_limit, cons
   index.root = root;
   index.classes = sorted_subdirectories(root / "train");
   if (index.classes.empty()) throw DataError((root / "train").string() + ": no class folders");
-  if (class_limit > 0 && int64_t(index.classes.size()) > class_limit) index.classes.resize(size_t(class_limit));
+  if (class_limit > int64_t(index.classes.size())) {
+    throw ConfigError("dataset.classes: " + std::to_string(class_limit) + " classes asked for, but " +
+                      (root / "train").string() + " has " + std::to_string(index.classes.size()) +
+                      " class folders (0 or no \"classes\" takes them all)");
+  }
+  if (class_limit > 0) index.classes.resize(size_t(class_limit));
   const bool limited = class_limit > 0;
   index.train = scan_split(root, "train", index.classes, true);
   index.val = scan_split(root, "val", index.classes, limited);

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "core/files.h"
 #include "test_support.h"
 
 using namespace edmips;
@@ -116,6 +117,44 @@ TEST_CASE("an IDX header promising more than a file can hold is a data error, no
   CHECK_THROWS_AS(load_dataset(config_for(dir)), DataError);
   CHECK_THROWS_WITH(load_dataset(config_for(dir)),
                     Catch::Contains("train-images-idx3-ubyte") && Catch::Contains("4000000000 x 60000 x 60000"));
+}
+
+TEST_CASE("an IDX file reshaped by its header, or longer than it promises, is a data error", "[data][errors][hardening]") {
+  TempDir dir;
+  write_mnist(dir, 20, 10);
+  // The test images' header says 1x30 where the data is 6x5 (the same bytes).
+  const auto reshaped = [](uint32_t count, uint32_t rows, uint32_t cols) {
+    std::string header = {0, 0, 8, 3};
+    for (uint32_t v : {count, rows, cols}) {
+      for (int shift = 24; shift >= 0; shift -= 8) header.push_back(char((v >> shift) & 0xff));
+    }
+    return header;
+  };
+  const auto path = dir / "t10k-images-idx3-ubyte";
+  const auto original = read_text_file(path);
+  edmips::testing::write_file(path, reshaped(10, 1, 30) + original.substr(16));
+  CHECK_THROWS_AS(load_dataset(config_for(dir)), DataError);
+  CHECK_THROWS_WITH(load_dataset(config_for(dir)), Catch::Contains(path.string()) && Catch::Contains("1x30") &&
+                                                       Catch::Contains("6x5"));
+  edmips::testing::write_file(path, original + "x");
+  CHECK_THROWS_WITH(load_dataset(config_for(dir)), Catch::Contains(path.string()) &&
+                                                       Catch::Contains("more data than its header promises"));
+  edmips::testing::write_file(path, original);
+  CHECK_NOTHROW(load_dataset(config_for(dir)));
+}
+
+TEST_CASE("subsets larger than the dataset are refused, naming the setting and the count", "[data][hardening]") {
+  TempDir dir;
+  write_mnist(dir, 20, 10);
+  auto c = config_for(dir);
+  c.test_subset = 11;
+  CHECK_THROWS_AS(load_dataset(c), ConfigError);
+  CHECK_THROWS_WITH(load_dataset(c), Catch::Contains("dataset.test_subset") && Catch::Contains("has 10"));
+  c.test_subset = 10;
+  c.train_subset = 21;
+  CHECK_THROWS_WITH(load_dataset(c), Catch::Contains("dataset.train_subset") && Catch::Contains("has 20"));
+  c.train_subset = 20;
+  CHECK(load_dataset(c).train_images.size(0) == 20);
 }
 
 TEST_CASE("the training subset is the same for the same subset seed and differs for another", "[data]") {

@@ -236,6 +236,49 @@ TEST_CASE("a missing split, a class without images and a corrupt image are exit-
   CHECK_THROWS_WITH(image_dimensions(std::vector<uint8_t>{'h', 'i'}, "a.jpg"), Catch::Contains("not a JPEG or PNG"));
 }
 
+TEST_CASE("a JPEG cut short, or whose data ends before its rows, is corrupt: its pixels are never made up",
+          "[data][folder][hardening]") {
+  TempDir dir, cache;
+  write_synthetic_folder(dir.path(), small_folder());
+  fs::path victim;
+  for (const auto& entry : fs::directory_iterator(dir / "train/class_00")) {
+    if (entry.path().extension() == ".jpg" && (victim.empty() || entry.path() < victim)) victim = entry.path();
+  }
+  REQUIRE(!victim.empty());
+  const auto whole = read_text_file(victim);
+  const std::string cut = whole.substr(0, whole.size() * 3 / 10);
+  // Cut, then given an end-of-image marker: the decoder runs out of data
+  // mid-image, a warning libjpeg would ignore and fill with grey rows.
+  const std::string ended = whole.substr(0, whole.size() * 6 / 10) + "\xFF\xD9";
+  std::vector<int64_t> all(18);
+  std::iota(all.begin(), all.end(), 0);
+  for (const auto* variant : {&cut, &ended}) {
+    INFO((variant == &cut ? "cut to 30%" : "60% and an end marker"));
+    write_bytes(victim, *variant);
+    auto config = folder_config(dir.path(), 32);
+    FolderData strict(scan_image_folder(dir.path(), 0, cache.path()), config);
+    {
+      FolderBatches batches(strict, true, all, 18, 1, 0, false, 1, 0, false);
+      CHECK_THROWS_WITH(batches.batch(0), Catch::Contains(victim.filename().string()) && Catch::Contains("corrupt JPEG"));
+    }
+    config.skip_corrupt = true;
+    FolderData lenient(scan_image_folder(dir.path(), 0, cache.path()), config);
+    FolderBatches batches(lenient, true, all, 18, 1, 0, false, 1, 0, false);
+    CHECK(batches.batch(0).first.size(0) == 18);
+    CHECK(lenient.skipped().size() == 1);
+  }
+}
+
+TEST_CASE("more classes than an image folder has are refused, naming the folder", "[data][folder][hardening]") {
+  TempDir dir, cache;
+  write_synthetic_folder(dir.path(), small_folder());
+  CHECK_THROWS_AS(scan_image_folder(dir.path(), 4, cache.path()), ConfigError);
+  CHECK_THROWS_WITH(scan_image_folder(dir.path(), 4, cache.path()),
+                    Catch::Contains("dataset.classes") && Catch::Contains((dir / "train").string()) &&
+                        Catch::Contains("has 3"));
+  CHECK(scan_image_folder(dir.path(), 3, cache.path()).classes.size() == 3);
+}
+
 TEST_CASE("a trial runs end to end on an image folder and reports its data", "[data][folder][trial]") {
   TempDir dir, out;
   auto options = small_folder();

@@ -143,6 +143,9 @@ void print_budget_groups(const SweepDefinition& sweep, const std::string& out) {
 
 int run_plan_command(const std::string& sweep_path, const std::string& out) {
   const auto sweep = load_sweep_file(sweep_path);
+  // With --out, the journal is read (and checked) as every reader does.
+  JournalState journal;
+  if (!out.empty()) journal = read_journal(fs::path(out) / sweep_files::journal);
   int model_width = 10, dataset_width = 13;  // the columns widen for long names (imported models)
   for (const auto& t : sweep.trials) {
     model_width = std::max(model_width, int(t.config.model.size()));
@@ -162,6 +165,11 @@ int run_plan_command(const std::string& sweep_path, const std::string& out) {
                 static_cast<unsigned long long>(t.config.seed));
   }
   std::printf("%zu trials\n", sweep.trials.size());
+  if (!out.empty()) {
+    size_t finished = 0;
+    for (const auto& t : sweep.trials) finished += journal.finished.count(t.id);
+    std::printf("%s: %zu of them finished\n", out.c_str(), finished);
+  }
   if (!sweep.budgets.empty()) print_budget_groups(sweep, out);
   return 0;
 }
@@ -251,7 +259,10 @@ int run_report_command(const ParetoOptions& options, const std::string& out) {
                  "the plots are not" << std::endl;
     return int(ExitCode::failure);
   }
-  const int status = run_program({*python, script->string(), directory});
+  // A reader that stopped reading (`edmips report DIR | head`) does not stop
+  // the plots: their lines go nowhere, the files are still written.
+  std::cout.flush();
+  const int status = run_program({*python, script->string(), directory}, /*quiet=*/!std::cout.good());
   if (status != 0) {
     std::cerr << "edmips report: " << script->string() << " exited with " << status << std::endl;
     return int(ExitCode::failure);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -19,6 +20,7 @@
 #include "core/stop_signal.h"
 #include "pareto/analysis.h"
 #include "sweep/coordinator.h"
+#include "sweep/journal.h"
 
 namespace edmips {
 namespace fs = std::filesystem;
@@ -42,19 +44,12 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-/// Every complete line of the journal; a torn last line (being written) is skipped.
+/// Every event of the journal, checked as every reader checks it: a damaged
+/// line is exit 3 naming it; a torn last line (being written) is skipped.
 std::vector<nlohmann::json> journal_events(const fs::path& path) {
   std::vector<nlohmann::json> events;
-  std::istringstream in(read_text_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      events.push_back(nlohmann::json::parse(line));
-    } catch (const nlohmann::json::exception&) {
-      // A line another process is still writing, or one a crash cut short.
-    }
-  }
+  for_each_journal_event(read_text_file(path), path.string(),
+                         [&events](const nlohmann::json& e) { events.push_back(e); });
   return events;
 }
 
@@ -160,7 +155,32 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
   if (state == "running" && probe_directory_lock(directory, &coordinator) == LockState::free) state = "stopped";
   nlohmann::json recorded = nlohmann::json::object();
   const auto status_path = directory / sweep_files::status;
-  if (fs::exists(status_path)) recorded = load_state_file(status_path.string());
+  if (fs::exists(status_path) || fs::is_symlink(status_path)) {
+    recorded = load_state_file(status_path.string());
+    // Written by the coordinator; one of another shape is damaged, not input.
+    using T = nlohmann::json::value_t;
+    const std::vector<std::pair<const char*, std::vector<T>>> shape = {
+        {"done", {T::number_unsigned, T::number_integer}}, {"pending", {T::number_unsigned, T::number_integer}},
+        {"total", {T::number_unsigned, T::number_integer}}, {"running", {T::array}},
+        {"budgets", {T::array}}, {"sweep", {T::string}},
+        {"eta_s", {T::number_float, T::number_unsigned, T::number_integer, T::null}}};
+    bool damaged = !recorded.is_object();
+    for (const auto& [key, types] : shape) {
+      if (damaged) break;
+      const auto it = recorded.find(key);
+      damaged = it != recorded.end() && std::find(types.begin(), types.end(), it->type()) == types.end();
+    }
+    for (const auto& r : damaged ? nlohmann::json::array() : recorded.value("running", nlohmann::json::array())) {
+      damaged = damaged || !r.is_object() || !r.value("trial", nlohmann::json("")).is_string() ||
+                !r.value("since", nlohmann::json("")).is_string() || !r.value("host", nlohmann::json("")).is_string() ||
+                !r.value("rank", nlohmann::json(0)).is_number_integer() ||
+                !r.value("attempt", nlohmann::json(1)).is_number_integer();
+    }
+    if (damaged) {
+      throw IoError(status_path.string() + ": not the status the coordinator writes (a damaged file: delete it, "
+                    "the next sweep run rewrites it)");
+    }
+  }
 
   nlohmann::json running = nlohmann::json::array();
   if (state == "running") {

@@ -1,6 +1,7 @@
 // edmips: command-line entry point. Parses arguments, hands over to app/.
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <csignal>
 #include <functional>
 #include <thread>
 #include <filesystem>
@@ -139,7 +140,7 @@ int plan(const std::vector<std::string>& args) {
   std::string path, out;
   po::options_description options("edmips plan SWEEP.json [--out DIR]");
   options.add_options()("help,h", "show this help")("sweep", po::value(&path)->required(), "sweep file (JSON)")(
-      "out,o", po::value(&out), "the sweep's output directory: also list its budgets' probes and decisions so far");
+      "out,o", po::value(&out), "the sweep's output directory: also count its finished trials and list its budgets' probes and decisions so far");
   po::positional_options_description positional;
   positional.add("sweep", 1);
   if (wants_help(args, options)) return 0;
@@ -386,6 +387,10 @@ int main(int argc, char** argv) {
     }
     const std::string command = args[0];
     args.erase(args.begin());
+    // `edmips report DIR | head` ends quietly and still writes its files: a
+    // closed stdout fails the writes instead of killing the process. (Not
+    // for sweep: Open MPI handles its own sockets' signals.)
+    if (command != "sweep") std::signal(SIGPIPE, SIG_IGN);
     if (command == "trial") return trial(args);
     if (command == "bench") return bench(args);
     if (command == "validate") return sweep_file_command(args, "validate", run_validate_command);
@@ -401,17 +406,17 @@ int main(int argc, char** argv) {
     std::cerr << "edmips: unknown command \"" << command << "\"\n" << kUsage;
     return int(ExitCode::invalid_input);
   } catch (const po::error& e) {
-    std::cerr << "edmips: error: " << e.what() << "\n";
+    std::cerr << "edmips: error: " << shorten_message(e.what()) << "\n";
     return int(ExitCode::invalid_input);
   } catch (const Error& e) {
-    std::cerr << "edmips: error: " << e.what() << "\n";
+    std::cerr << "edmips: error: " << shorten_message(e.what()) << "\n";
     return int(e.code());
   } catch (const std::filesystem::filesystem_error& e) {
     // A directory or file that cannot be made or read: I/O, not a bug.
-    std::cerr << "edmips: error: " << e.what() << "\n";
+    std::cerr << "edmips: error: " << shorten_message(e.what()) << "\n";
     return int(ExitCode::data_error);
   } catch (const std::exception& e) {
-    std::cerr << "edmips: internal error: " << e.what() << "\n";
+    std::cerr << "edmips: internal error: " << shorten_message(e.what()) << "\n";
     return int(ExitCode::internal_error);
   }
 }

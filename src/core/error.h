@@ -59,4 +59,14 @@ class Interrupted : public Error {
   explicit Interrupted(const std::string& message) : Error(message, ExitCode::interrupted) {}
 };
 
+/// Messages stay readable whatever the input: one longer than `limit` bytes
+/// (a multi-megabyte key or path echoed back) keeps its start and end, with
+/// how much was cut in between.
+inline std::string shorten_message(const std::string& message, size_t limit = 3000) {
+  if (message.size() <= limit) return message;
+  const size_t tail = limit / 4, head = limit - tail;
+  return message.substr(0, head) + " [... " + std::to_string(message.size() - head - tail) + " bytes cut ...] " +
+         message.substr(message.size() - tail);
+}
+
 }  // namespace edmips

@@ -73,6 +73,12 @@ class StrictJson {
 }  // namespace
 
 nlohmann::json parse_json_text(const std::string& text, const std::string& source) {
+  // nlohmann's parser takes a NUL byte for the end of its input and would
+  // ignore what follows: every byte of a file must be seen, so none may be NUL.
+  if (const auto nul = text.find('\0'); nul != std::string::npos) {
+    throw ConfigError(source + ": not valid JSON: byte " + std::to_string(nul + 1) +
+                      " is a NUL, which JSON text never holds (a binary or damaged file)");
+  }
   try {
     return nlohmann::json::parse(text, StrictJson(source));
   } catch (const nlohmann::json::exception& e) {

@@ -23,13 +23,15 @@ QuantLayer LayerBuilder::make(const std::string& name, const LayerShape& shape, 
     p.activation_bits = precision_.activation_candidates;
   } else if (p.mode == PrecisionMode::fixed) {
     const auto& all = precision_.fixed_bits;
-    const auto& bits = all.size() == 1 ? all[0]
+    // One unnamed pair is a uniform precision; named pairs are one per layer.
+    const bool uniform = all.size() == 1 && all[0].layer.empty();
+    const auto& bits = uniform ? all[0]
                        : quantized_count_ < all.size() ? all[quantized_count_]
                                                        : all.back();  // mismatch reported by finish()
-    if (all.size() > 1 && !bits.layer.empty() && bits.layer != name &&
-        quantized_count_ < all.size()) {
-      throw ConfigError("bit allocation entry " + std::to_string(quantized_count_) + " is for layer \"" +
-                        bits.layer + "\" but the model's layer there is \"" + name + "\"");
+    if (quantize && !uniform && !bits.layer.empty() && bits.layer != name && quantized_count_ < all.size()) {
+      throw ConfigError("/layers/" + std::to_string(quantized_count_) + ": for layer \"" + bits.layer +
+                        "\", but the model's quantized layer " + std::to_string(quantized_count_) + " is \"" +
+                        name + "\"");
     }
     p.weight_bits = {bits.weight_bits};
     p.activation_bits = {bits.activation_bits};
@@ -50,11 +52,10 @@ QuantLayer LayerBuilder::last(const std::string& name, const LayerShape& shape, 
 }
 
 std::vector<QuantLayer> LayerBuilder::finish(const std::string& model) const {
-  if (precision_.mode == PrecisionMode::fixed && precision_.fixed_bits.size() != 1 &&
-      precision_.fixed_bits.size() != quantized_count_) {
-    throw ConfigError("bit allocation has " + std::to_string(precision_.fixed_bits.size()) +
-                      " layers but model " + model + " has " + std::to_string(quantized_count_) +
-                      " quantized layers");
+  const bool uniform = precision_.fixed_bits.size() == 1 && precision_.fixed_bits[0].layer.empty();
+  if (precision_.mode == PrecisionMode::fixed && !uniform && precision_.fixed_bits.size() != quantized_count_) {
+    throw ConfigError("/layers: " + std::to_string(precision_.fixed_bits.size()) + " layers, but model " + model +
+                      " has " + std::to_string(quantized_count_) + " quantized layers");
   }
   if (precision_.mode == PrecisionMode::fixed && precision_.fixed_bits.empty()) {
     throw ConfigError("fixed precision needs at least one bit pair");

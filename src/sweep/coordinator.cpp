@@ -451,11 +451,11 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
       // A bad or damaged file (exit 2 or 3: a checkpoint of another trial, a
       // torn result) fails the same way on every attempt: not retried.
       const bool retryable = e.code() != ExitCode::invalid_input && e.code() != ExitCode::data_error;
-      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", e.what()}, {"retryable", retryable}});
+      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", shorten_message(e.what())}, {"retryable", retryable}});
     } catch (const std::exception& e) {
       clear_live();
       log << "failed: " << e.what() << std::endl;
-      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", e.what()}});
+      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", shorten_message(e.what())}});
     }
   }
 }

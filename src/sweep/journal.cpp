@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <algorithm>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -44,41 +46,114 @@ void apply_event(JournalState& state, const nlohmann::json& e) {
   else if (type == "trial_failed") ++state.failures[e.at("trial").get<std::string>()];
 }
 
-/// Parses the journal text; returns the byte length of the valid prefix.
-size_t replay(const std::string& text, const fs::path& path, JournalState& state) {
+/// The fields any event may carry and the JSON type each must have: a line
+/// with one of the wrong type is a damaged journal for every reader alike.
+void check_event_fields(const nlohmann::json& e) {
+  using T = nlohmann::json::value_t;
+  static const std::vector<std::pair<const char*, std::vector<T>>> fields = {
+      {"event", {T::string}},          {"time", {T::string}},    {"trial", {T::string}},
+      {"group", {T::string}},          {"sweep", {T::string}},   {"error", {T::string}},
+      {"message", {T::string}},        {"host", {T::string}},    {"will_retry", {T::boolean}},
+      {"rank", {T::number_integer, T::number_unsigned}},         {"attempt", {T::number_integer, T::number_unsigned}},
+      {"trials", {T::number_integer, T::number_unsigned}},       {"budgets", {T::number_integer, T::number_unsigned}},
+      {"result", {T::object}},         {"summary", {T::object}}, {"reason", {T::string}},
+      {"retrain", {T::string}}};
+  const auto check = [](const nlohmann::json& object, const std::string& where, const char* key,
+                        const std::vector<T>& types, bool required) {
+    const auto it = object.find(key);
+    if (it == object.end()) {
+      if (required) throw std::invalid_argument("no \"" + where + key + "\" field");
+      return;
+    }
+    if (std::find(types.begin(), types.end(), it->type()) != types.end()) return;
+    const T first = types[0];
+    throw std::invalid_argument("\"" + where + key + "\" is " + shorten_message(describe_json(*it), 200) + ", not " +
+                                (first == T::string    ? "a string"
+                                 : first == T::boolean ? "a boolean"
+                                 : first == T::object  ? "an object"
+                                 : first == T::number_float ? "a number"
+                                                            : "an integer"));
+  };
+  check(e, "", "event", {T::string}, true);
+  for (const auto& [key, types] : fields) check(e, "", key, types, false);
+  // What the readers take as numbers (pareto, report, the budget planner).
+  const std::vector<T> number = {T::number_float, T::number_integer, T::number_unsigned};
+  std::vector<T> number_or_null = number;
+  number_or_null.push_back(T::null);
+  const std::string type = e.at("event");
+  if (type == "trial_finished") {
+    check(e, "", "trial", {T::string}, true);
+    check(e, "", "result", {T::object}, true);
+    const auto& result = e.at("result");
+    for (const char* key : {"top1", "test_loss", "validation_top1"}) check(result, "result/", key, number_or_null, false);
+    for (const char* key : {"bitops", "normalised_bits", "weight_memory_bits"}) check(result, "result/", key, number, false);
+    check(result, "result/", "test_images", {T::number_integer, T::number_unsigned, T::null}, false);
+    check(result, "result/", "allocation", {T::object}, false);
+  } else if (type == "budget_decided") {
+    check(e, "", "group", {T::string}, true);
+    check(e, "", "state", {T::string}, true);
+    for (const char* key : {"budget", "cost", "tolerance", "lambda", "chosen_cost"}) check(e, "", key, number, false);
+    check(e, "", "allocation", {T::object}, false);
+  } else if (type == "trial_started" || type == "trial_failed" || type == "trial_interrupted") {
+    check(e, "", "trial", {T::string}, true);
+  }
+}
+
+}  // namespace
+
+size_t for_each_journal_event(const std::string& text, const std::string& source,
+                              const std::function<void(const nlohmann::json&)>& visit, bool* torn_tail) {
   size_t start = 0, line_number = 0;
+  if (torn_tail) *torn_tail = false;
   while (start < text.size()) {
     ++line_number;
     const size_t end = text.find('\n', start);
     const bool last = end == std::string::npos || end + 1 >= text.size();
     const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
     nlohmann::json event;
-    bool ok = end != std::string::npos;  // a line without its newline was cut short
-    if (ok) {
+    std::string problem;
+    if (end == std::string::npos) {
+      problem = "a line without its newline";  // cut short
+    } else {
       try {
-        event = parse_json_text(line, path.string());  // depth-limited, as every JSON input
-        ok = event.is_object() && event.contains("event");
-      } catch (const ConfigError&) {
-        ok = false;
+        event = parse_json_text(line, source);  // depth-limited, as every JSON input
+        if (!event.is_object()) throw std::invalid_argument("not a JSON object");
+        check_event_fields(event);
+      } catch (const std::exception& e) {
+        problem = e.what();
       }
     }
-    if (!ok) {
-      if (last) {
-        state.torn_tail = true;
-        state.torn_bytes = text.size() - start;
+    if (!problem.empty()) {
+      if (last) {  // a torn last line: a crash mid-write, or a line being written now
+        if (torn_tail) *torn_tail = true;
         return start;
       }
-      throw IoError(path.string() + ":" + std::to_string(line_number) +
-                  ": corrupt journal line (not a JSON event); the sweep's history cannot be trusted");
+      throw IoError(shorten_message(source + ":" + std::to_string(line_number) +
+                                    ": corrupt journal line (" + problem +
+                                    "); the sweep's history cannot be trusted", 1500));
     }
     try {
-      apply_event(state, event);
+      visit(event);
     } catch (const nlohmann::json::exception& e) {
-      throw IoError(path.string() + ":" + std::to_string(line_number) + ": malformed event: " + e.what());
+      throw IoError(source + ":" + std::to_string(line_number) + ": malformed event: " + e.what());
     }
     start = end + 1;
   }
   return text.size();
+}
+
+namespace {
+
+/// Parses the journal text; returns the byte length of the valid prefix.
+size_t replay(const std::string& text, const fs::path& path, JournalState& state) {
+  bool torn = false;
+  const size_t valid = for_each_journal_event(
+      text, path.string(), [&state](const nlohmann::json& e) { apply_event(state, e); }, &torn);
+  if (torn) {
+    state.torn_tail = true;
+    state.torn_bytes = text.size() - valid;
+  }
+  return valid;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -25,6 +26,15 @@ struct JournalState {
   bool torn_tail = false;       ///< the last line was cut short by a crash (dropped)
   size_t torn_bytes = 0;
 };
+
+/// Calls `visit` for each event of journal text, in order, and returns the
+/// byte length of the valid prefix. Every reader (sweep, status, pareto,
+/// report, plan) goes through it, so all answer alike: a line that is not a
+/// JSON object with a string "event", or whose known fields have the wrong
+/// JSON type, is an IoError (exit 3) naming the file and line, unless it is
+/// the torn last line of a crash or of a write in progress (skipped; *torn_tail).
+size_t for_each_journal_event(const std::string& text, const std::string& source,
+                              const std::function<void(const nlohmann::json&)>& visit, bool* torn_tail = nullptr);
 
 /// Replays journal text (as read_journal, `source` naming it in errors).
 JournalState parse_journal_text(const std::string& text, const std::string& source);

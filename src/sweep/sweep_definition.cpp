@@ -15,7 +15,9 @@
 namespace edmips {
 namespace {
 
-constexpr double kHuge = std::numeric_limits<double>::max();
+// The largest setting accepted: training runs in float, so a larger one
+// would pass as a double and overflow in LibTorch.
+constexpr double kHuge = double(std::numeric_limits<float>::max());
 
 /// Relative MACs per sample of each model (float, at the dataset's own input
 /// size) for longest-first scheduling; only the ordering matters.
@@ -121,9 +123,34 @@ struct AxisValue {
 };
 
 /// Sets `value` at JSON pointer `pointer` in `target`, creating objects.
-void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::json& value) {
-  target[nlohmann::json::json_pointer(pointer)] = value;
+/// Sets the value a field axis' pointer names, creating objects on the way.
+/// A pointer that passes through a number, a string or a list of the trial
+/// config is refused naming the field (`where`) and what it met there.
+void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::json& value, const std::string& where) {
+  std::vector<std::string> tokens;
+  for (size_t start = 1; start <= pointer.size();) {
+    const size_t end = std::min(pointer.find('/', start), pointer.size());
+    std::string token = pointer.substr(start, end - start);
+    for (size_t at = 0; (at = token.find('~', at)) != std::string::npos; ++at) {
+      token.replace(at, 2, token.compare(at, 2, "~1") == 0 ? "/" : "~");  // ~1 is '/', ~0 is '~'
+    }
+    tokens.push_back(token);
+    start = end + 1;
+  }
+  nlohmann::json* node = &target;
+  std::string walked;
+  for (const auto& token : tokens) {
+    if (node->is_null()) *node = nlohmann::json::object();
+    if (!node->is_object()) {
+      throw ConfigError(where + ": expected a pointer through objects of the trial config, but " +
+                        (walked.empty() ? std::string("the config") : walked) + " is " + describe_json(*node));
+    }
+    walked += "/" + token;
+    node = &(*node)[token];
+  }
+  *node = value;
 }
+
 
 }  // namespace
 
@@ -253,11 +280,10 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
     if (axes.has("seeds")) {
       const auto& v = axes.raw("seeds");
       const std::string path = axes.path_of("seeds");
-      if (!v.is_array() || v.empty()) axes.fail("seeds", "a non-empty list of integers >= 0");
+      const std::string range = "an integer from 0 to " + std::to_string(std::numeric_limits<int64_t>::max());
+      if (!v.is_array() || v.empty()) axes.fail("seeds", "a non-empty list of integers from 0 to 2^63-1");
       for (size_t i = 0; i < v.size(); ++i) {
-        if (!v[i].is_number_integer() || v[i].get<long long>() < 0) {
-          axes.fail_at(path + "/" + std::to_string(i), "an integer >= 0", v[i]);
-        }
+        if (!v[i].is_number_integer() || v[i].get<long long>() < 0) axes.fail_at(path + "/" + std::to_string(i), range, v[i]);
         seeds.push_back({v[i], path + "/" + std::to_string(i)});
       }
     }
@@ -378,8 +404,9 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
                    (double(bit_sets.size()) * per_bit_set + double(baselines.size()));
   for (const auto& field : fields) product *= double(field.second.size());
   if (product > kMaxSweepTrials) {
-    throw ConfigError(source + ": /axes: the axes multiply to " + std::to_string(static_cast<long long>(product)) +
-                      " trials; a sweep may hold at most " + std::to_string(static_cast<long long>(kMaxSweepTrials)) +
+    char count[40];  // a product past 2^63 has no integer to print
+    std::snprintf(count, sizeof count, product < 1e15 ? "%.0f" : "about %.3g", product);
+    throw ConfigError(source + ": /axes: the axes multiply to " + count + " trials; a sweep may hold at most " + std::to_string(static_cast<long long>(kMaxSweepTrials)) +
                       " (split it into several sweep files)");
   }
 
@@ -422,7 +449,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
         trial["seed"] = seed.value;
         std::string origin = model.path + ", " + seed.path;
         for (const auto& item : combination.items()) {
-          set_at(trial, item.key(), item.value());
+          set_at(trial, item.key(), item.value(), source + ": /axes/fields/" + item.key());
           origin += ", /axes/fields" + item.key();
         }
         for (const auto& bits : bit_sets) {

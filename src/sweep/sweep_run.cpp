@@ -90,7 +90,7 @@ int run_sweep(const SweepRunOptions& options) {
   MpiSession session;
   const int rank = session.rank();
   auto report = [&](const std::string& what, ExitCode code) {
-    std::cerr << "edmips[rank " << rank << "]: error: " << what << std::endl;
+    std::cerr << "edmips[rank " << rank << "]: error: " << shorten_message(what) << std::endl;
     return int(code);
   };
   // Errors every rank meets alike (bad sweep file, PMI mismatch): rank 0

@@ -908,7 +908,14 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     precision.fixed_bits = {LayerBits{"", config.uniform_weight_bits, config.uniform_activation_bits}};
   }
   torch::manual_seed(config.seed + 1);
-  auto net = make_network(model_spec(config), input, precision);
+  Network net;
+  try {
+    net = make_network(model_spec(config), input, precision);
+  } catch (const ConfigError& e) {
+    // A given allocation that does not fit the model: name where it was given.
+    if (config.mode != TrialMode::allocation) throw;
+    throw ConfigError(config.allocation_source + e.what());  // "FILE: /allocation" + "/layers/3: ..."
+  }
   net->to(device);
   if (config.mode == TrialMode::uniform) {
     allocation = derive_allocation(config.model, net->layer_reports());

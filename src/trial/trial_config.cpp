@@ -13,7 +13,9 @@
 namespace edmips {
 namespace {
 
-constexpr double kHuge = std::numeric_limits<double>::max();
+// The largest setting accepted: training runs in float, so a larger one
+// would pass as a double and overflow in LibTorch.
+constexpr double kHuge = double(std::numeric_limits<float>::max());
 
 /// `min_epochs` 0 (retraining only): evaluate the network as it starts, which
 /// for an imported model is its file's weights, quantized and calibrated.
@@ -198,6 +200,7 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
   } else {
     c.mode = TrialMode::allocation;
     c.allocation = bit_allocation_from_json(root.raw("allocation"), source + " (at " + pointer + "/allocation)");
+    c.allocation_source = source + ": " + pointer + "/allocation";
     if (c.allocation.model != c.model) {
       throw ConfigError(source + ": " + pointer + "/allocation/model: expected \"" + c.model +
                         "\" (the trial's model), found \"" + c.allocation.model + "\"");

@@ -94,6 +94,9 @@ struct TrialConfig {
   int uniform_activation_bits = 2;      ///< mode == uniform
   BitAllocation allocation;             ///< mode == allocation
   Schedule train;                       ///< retraining of the derived / fixed network
+  /// Where the allocation was given ("FILE: /allocation"), for errors found
+  /// only when the model is built. Not part of the trial (nor its ID).
+  std::string allocation_source;
 };
 
 /// Parses and validates a trial config; errors name `source` and the JSON path

@@ -63,6 +63,14 @@ TEST_CASE("deeply nested JSON and numbers out of range are input errors, not cra
   CHECK_THROWS_AS(parse_json_text(R"({"seed": 1e999})", "big.json"), ConfigError);
 }
 
+TEST_CASE("every byte of JSON text is seen: a NUL and what follows it are an error, not ignored",
+          "[core][json][hardening]") {
+  const std::string text = std::string(R"({"seed": 1})") + std::string(1, '\0') + "{ garbage";
+  CHECK_THROWS_AS(parse_json_text(text, "nul.json"), ConfigError);
+  CHECK_THROWS_WITH(parse_json_text(text, "nul.json"), Catch::Contains("nul.json") && Catch::Contains("byte 12") &&
+                                                           Catch::Contains("NUL"));
+}
+
 TEST_CASE("config files over the size limit, and endless ones, are refused", "[core][json]") {
   edmips::testing::TempDir dir;
   const auto huge = dir / "huge.json";

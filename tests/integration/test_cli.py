@@ -7,6 +7,7 @@ import pathlib
 import pty
 import re
 import select
+import shlex
 import shutil
 import subprocess
 import sys
@@ -178,6 +179,16 @@ def test_report_writes_the_tables_and_every_plot(finished_sweep):
     pngs = {p.stem for p in (finished_sweep / "plots").glob("*.png")}
     assert pngs == {"accuracy_vs_bitops", "bit_allocation", "lambda_vs_bits", "search_dynamics",
                     "search_probabilities"}
+
+
+@pytest.mark.parametrize("command", ["report", "pareto", "status"])
+def test_a_reader_that_stops_reading_ends_the_command_quietly_and_its_files_are_written(finished_sweep, command):
+    pipeline = f"set -o pipefail; {shlex.quote(edmips_binary())} {command} {shlex.quote(str(finished_sweep))} | head -c 1"
+    result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    if command == "report":
+        assert (finished_sweep / "report.md").exists() and list((finished_sweep / "plots").glob("*.png"))
 
 
 def test_report_says_plainly_when_it_cannot_find_its_plot_script(finished_sweep, tmp_path):

@@ -172,9 +172,16 @@ TEST_CASE("an allocation that does not fit the model is rejected", "[nn][models]
   p.mode = PrecisionMode::fixed;
   p.fixed_bits = {{"conv2", 2, 2}, {"conv3", 2, 2}};
   CHECK_THROWS_WITH(make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p),
-                    Catch::Contains("has 2 layers but model simple-cnn has 3"));
+                    Catch::Contains("/layers: 2 layers, but model simple-cnn has 3"));
   p.fixed_bits = {{"conv2", 2, 2}, {"convX", 2, 2}, {"conv4", 2, 2}};
   CHECK_THROWS_AS(make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p), ConfigError);
+  CHECK_THROWS_WITH(make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p),
+                    Catch::Contains("/layers/1") && Catch::Contains("convX") && Catch::Contains("conv3"));
+  // One named entry is one layer's bits, not a uniform precision for all.
+  p.fixed_bits = {{"convX", 2, 2}};
+  CHECK_THROWS_AS(make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p), ConfigError);
+  p.fixed_bits = {{"", 2, 2}};  // unnamed: uniform
+  CHECK_NOTHROW(make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p));
 }
 
 TEST_CASE("a layer is decided by a clear margin and a choice unchanged over the final quarter of the search",

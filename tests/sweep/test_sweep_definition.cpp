@@ -102,6 +102,21 @@ TEST_CASE("any other trial field can be an axis through a JSON pointer", "[sweep
   CHECK_THROWS_WITH(parse_sweep(j, "s.json"), Catch::Contains("/train/epoch") && Catch::Contains("epochs"));
 }
 
+TEST_CASE("a fields pointer through a number or a list is an input error naming it", "[sweep][definition][hardening]") {
+  for (const std::string field : {"/train/epochs/x", "/train/epochs/0", "/dataset/train_subset/x"}) {
+    INFO(field);
+    auto j = small_sweep();
+    j["axes"]["fields"] = {{field, {1}}};
+    CHECK_THROWS_AS(parse_sweep(j, "s.json"), ConfigError);
+    CHECK_THROWS_WITH(parse_sweep(j, "s.json"), Catch::Contains("s.json") && Catch::Contains("/axes/fields/" + field) &&
+                                                   Catch::Contains("through objects"));
+  }
+  // One field replacing an object another passes through.
+  auto j = small_sweep();
+  j["axes"]["fields"] = {{"/train", {3}}, {"/train/epochs", {1}}};
+  CHECK_THROWS_AS(parse_sweep(j, "s.json"), ConfigError);
+}
+
 TEST_CASE("a fields axis may not vary what another axis owns", "[sweep][definition]") {
   for (const auto& [field, axis] : std::vector<std::pair<std::string, std::string>>{
            {"/search/complexity_penalty", "complexity_penalty"}, {"/search/weight_bits", "bits"},

@@ -92,7 +92,8 @@ void check_event_fields(const nlohmann::json& e) {
   } else if (type == "budget_decided") {
     check(e, "", "group", {T::string}, true);
     check(e, "", "state", {T::string}, true);
-    for (const char* key : {"budget", "cost", "tolerance", "lambda", "chosen_cost"}) check(e, "", key, number, false);
+    check(e, "", "cost", {T::string}, false);  // the measure's name
+    for (const char* key : {"budget", "tolerance", "lambda", "chosen_cost"}) check(e, "", key, number, false);
     check(e, "", "allocation", {T::object}, false);
   } else if (type == "trial_started" || type == "trial_failed" || type == "trial_interrupted") {
     check(e, "", "trial", {T::string}, true);

@@ -203,7 +203,7 @@ def test_flags_override_the_sweep_files_slurm_section(tmp_path):
     ("--time", "1:99:99", "minutes and seconds below 60"),
     ("--time", "2-24:00:00", "hours below 24"),
     ("--time", "99999999999999999999", "--time: expected a Slurm time limit"),
-    ("--nodes", "0", "--nodes: expected an integer >= 1"),
+    ("--nodes", "0", "--nodes: expected a value from 1"),
 ])
 def test_bad_slurm_flags_are_rejected_with_exit_code_2(tmp_path, flag, value, message):
     sweep_file = tmp_path / "sweep.json"

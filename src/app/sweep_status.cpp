@@ -159,22 +159,18 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
     recorded = load_state_file(status_path.string());
     // Written by the coordinator; one of another shape is damaged, not input.
     using T = nlohmann::json::value_t;
-    const std::vector<std::pair<const char*, std::vector<T>>> shape = {
-        {"done", {T::number_unsigned, T::number_integer}}, {"pending", {T::number_unsigned, T::number_integer}},
-        {"total", {T::number_unsigned, T::number_integer}}, {"running", {T::array}},
-        {"budgets", {T::array}}, {"sweep", {T::string}},
-        {"eta_s", {T::number_float, T::number_unsigned, T::number_integer, T::null}}};
-    bool damaged = !recorded.is_object();
-    for (const auto& [key, types] : shape) {
-      if (damaged) break;
-      const auto it = recorded.find(key);
-      damaged = it != recorded.end() && std::find(types.begin(), types.end(), it->type()) == types.end();
-    }
+    const auto fits = [](const nlohmann::json& object, const char* key, std::initializer_list<T> types) {
+      const auto it = object.find(key);
+      return it == object.end() || std::find(types.begin(), types.end(), it->type()) != types.end();
+    };
+    const std::initializer_list<T> count = {T::number_unsigned, T::number_integer};
+    bool damaged = !recorded.is_object() || !fits(recorded, "done", count) || !fits(recorded, "pending", count) ||
+                   !fits(recorded, "total", count) || !fits(recorded, "running", {T::array}) ||
+                   !fits(recorded, "budgets", {T::array}) || !fits(recorded, "sweep", {T::string}) ||
+                   !fits(recorded, "eta_s", {T::number_float, T::number_unsigned, T::number_integer, T::null});
     for (const auto& r : damaged ? nlohmann::json::array() : recorded.value("running", nlohmann::json::array())) {
-      damaged = damaged || !r.is_object() || !r.value("trial", nlohmann::json("")).is_string() ||
-                !r.value("since", nlohmann::json("")).is_string() || !r.value("host", nlohmann::json("")).is_string() ||
-                !r.value("rank", nlohmann::json(0)).is_number_integer() ||
-                !r.value("attempt", nlohmann::json(1)).is_number_integer();
+      damaged = damaged || !r.is_object() || !fits(r, "trial", {T::string}) || !fits(r, "since", {T::string}) ||
+                !fits(r, "host", {T::string}) || !fits(r, "rank", count) || !fits(r, "attempt", count);
     }
     if (damaged) {
       throw IoError(status_path.string() + ": not the status the coordinator writes (a damaged file: delete it, "

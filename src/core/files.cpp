@@ -47,8 +47,6 @@ int open_regular_file(const std::filesystem::path& path) {
   return fd;
 }
 
-void require_regular_file(const std::filesystem::path& path) { ::close(open_regular_file(path)); }
-
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) {
   const int fd = open_regular_file(path);
   std::string text;

@@ -14,9 +14,6 @@ namespace edmips {
 /// on it: a FIFO with no writer would otherwise hang the open or the read.
 int open_regular_file(const std::filesystem::path& path);
 
-/// The same check, for a file a library opens by name (LibTorch archives).
-void require_regular_file(const std::filesystem::path& path);
-
 /// Reads a whole regular file; throws IoError naming the file when it cannot,
 /// when it is not a regular file, or when it holds more than `max_bytes`.
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes = size_t(-1));

@@ -51,7 +51,7 @@ void apply_event(JournalState& state, const nlohmann::json& e) {
 void check_event_fields(const nlohmann::json& e) {
   using T = nlohmann::json::value_t;
   static const std::vector<std::pair<const char*, std::vector<T>>> fields = {
-      {"event", {T::string}},          {"time", {T::string}},    {"trial", {T::string}},
+      {"time", {T::string}},           {"trial", {T::string}},
       {"group", {T::string}},          {"sweep", {T::string}},   {"error", {T::string}},
       {"message", {T::string}},        {"host", {T::string}},    {"will_retry", {T::boolean}},
       {"rank", {T::number_integer, T::number_unsigned}},         {"attempt", {T::number_integer, T::number_unsigned}},

@@ -122,7 +122,6 @@ struct AxisValue {
   std::string path;
 };
 
-/// Sets `value` at JSON pointer `pointer` in `target`, creating objects.
 /// Sets the value a field axis' pointer names, creating objects on the way.
 /// A pointer that passes through a number, a string or a list of the trial
 /// config is refused naming the field (`where`) and what it met there.
@@ -150,7 +149,6 @@ void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::
   }
   *node = value;
 }
-
 
 }  // namespace
 

@@ -164,6 +164,17 @@ void load_archive(torch::serialize::InputArchive& archive, const fs::path& path)
   }
 }
 
+/// Refuses a checkpoint or result at `path` that another trial or engine
+/// wrote (copied or moved here), exit 2, naming both trials; `remedy` says
+/// what deleting it does.
+void require_own_file(const fs::path& path, const char* what, const std::string& owner, int engine,
+                      const std::string& expected_id, const char* remedy) {
+  if (owner == expected_id && engine == kEngineVersion) return;
+  throw ConfigError(path.string() + ": the " + what + " of trial " + (owner.empty() ? std::string("(unrecorded)") : owner) +
+                    " (engine " + std::to_string(engine) + "), not of this directory's trial " + expected_id +
+                    " (engine " + std::to_string(kEngineVersion) + "); delete it to " + remedy);
+}
+
 /// The state saved in the checkpoint at `path`, if there is one. A checkpoint
 /// of another trial (copied or moved here) is refused, exit 2, naming both
 /// IDs: resuming from it would give that trial's network a different result.
@@ -180,12 +191,7 @@ std::optional<TrialState> read_checkpoint_state(const fs::path& path, const std:
     throw IoError(path.string() + ": unreadable checkpoint (" + short_torch_message(e) +
                   "); delete it to restart the trial");
   }
-  if (state.trial_id != expected_id || state.engine != kEngineVersion) {
-    throw ConfigError(path.string() + ": the checkpoint of trial " +
-                      (state.trial_id.empty() ? std::string("(unrecorded)") : state.trial_id) + " (engine " +
-                      std::to_string(state.engine) + "), not of this directory's trial " + expected_id +
-                      " (engine " + std::to_string(kEngineVersion) + "); delete it to restart the trial");
-  }
+  require_own_file(path, "checkpoint", state.trial_id, state.engine, expected_id, "restart the trial");
   return state;
 }
 
@@ -734,16 +740,15 @@ std::string to_string(const BatchProgress& p) {
 
 TrainedNetwork load_trained_network(const fs::path& directory) {
   const auto config_path = directory / trial_files::config;
-  if (!fs::exists(config_path) || !fs::exists(directory / trial_files::result)) {
-    throw ConfigError(directory.string() + ": no finished trial here (no " + trial_files::result + " and " +
-                      trial_files::config + ")");
-  }
+  const std::string not_finished = directory.string() + ": no finished trial here (no " + trial_files::result +
+                                   " and " + trial_files::config + ")";
+  if (!fs::exists(config_path) || !fs::exists(directory / trial_files::result)) throw ConfigError(not_finished);
   const auto recorded = load_state_file(config_path.string());
   TrainedNetwork out;
   out.config = parse_trial_config(recorded.at("config"), config_path.string(), "/config");
   out.trial_id = recorded.value("trial_id", "");
-  const auto result = read_trial_result(directory, out.trial_id);
-  if (!result) throw ConfigError(directory.string() + ": no finished trial here (no " + trial_files::result + ")");
+  const auto result = read_trial_result(directory, out.trial_id);  // checked as its trial's before it is used
+  if (!result) throw ConfigError(not_finished);  // removed since the check above
   if (result->value("top1", nlohmann::json()).is_null()) {
     throw ConfigError(directory.string() + ": a search-only trial (a budget probe): it trained no final network");
   }
@@ -787,12 +792,7 @@ std::optional<nlohmann::json> read_trial_result(const fs::path& directory, const
   const auto owner_field = field("trial_id", ""), engine_field = field("engine", kEngineVersion);
   const std::string owner = owner_field.is_string() ? owner_field.get<std::string>() : "";
   const int engine = engine_field.is_number_integer() ? engine_field.get<int>() : -1;
-  if (owner != expected_id || engine != kEngineVersion) {
-    throw ConfigError(path.string() + ": the result of trial " + (owner.empty() ? std::string("(unrecorded)") : owner) +
-                      " (engine " + std::to_string(engine) + "), not of this directory's trial " + expected_id +
-                      " (engine " + std::to_string(kEngineVersion) +
-                      "); delete it to run the trial again");
-  }
+  require_own_file(path, "result", owner, engine, expected_id, "run the trial again");
   return result;
 }
 

@@ -18,12 +18,21 @@ if ! command -v clang++ > /dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linu
 fi
 out=$root/build-fuzz
 mkdir -p "$out/findings"
-# The parsers and what they use: no LibTorch, no MPI.
-sources=(core/json_reader.cpp core/files.cpp core/stable_id.cpp trial/trial_config.cpp nn/precision.cpp
-         quant/step_sizes.cpp sweep/sweep_definition.cpp sweep/journal.cpp models/model_names.cpp
-         data/file_formats.cpp)
-flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DJSON_DIAGNOSTICS=1
-       -I"$root/src")
+# The harnesses and what they link come from CMake (fuzz/CMakeLists.txt):
+# only edmips_plan (and edmips_onnx for the ONNX reader), no LibTorch, no
+# MPI. Everything in them is instrumented; libFuzzer's main is linked to the
+# harnesses alone.
+sanitize="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+cmake -S "$root" -B "$out" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g $sanitize" -DEDMIPS_PLAN_ONLY=ON -DEDMIPS_FUZZERS=ON \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > "$out/configure.log" \
+  || { cat "$out/configure.log" >&2; exit 2; }
+targets=()
+for harness in "${harnesses[@]}"; do
+  [[ -f $root/fuzz/fuzz_$harness.cpp ]] || { echo "fuzz.sh: no harness $harness" >&2; exit 2; }
+  targets+=("fuzz_$harness")
+done
+cmake --build "$out" -j "$(nproc)" --target "${targets[@]}" > "$out/build.log" || { tail -40 "$out/build.log" >&2; exit 2; }
 seed() {  # seed NAME FILES...: the harness's starting corpus
   local dir=$out/corpus/$1
   shift
@@ -43,18 +52,9 @@ done
 printf '\x20\x4b\xd4\x01\x00\x00\x00\x00' > "$out/corpus/idx_header/cifar-size"  # 30730000 bytes
 mkdir -p "$out/corpus/onnx_graph"
 [[ -n $(ls "$out/corpus/onnx_graph") ]] || bash "$root/scripts/python.sh" "$root/fuzz/onnx_seeds.py" "$out/corpus/onnx_graph" > /dev/null
-# The ONNX reader links Debian's libonnx and protobuf (not instrumented: the
-# harness's coverage is the reader's own code).
-onnx_flags=(-DONNX_NAMESPACE=onnx -DONNX_ML=1 "$root/src/onnx/onnx_graph.cpp" "$root/src/onnx/onnx_types.cpp" -lonnx -lonnx_proto -lprotobuf)
 status=0
 for harness in "${harnesses[@]}"; do
-  [[ -f $root/fuzz/fuzz_$harness.cpp ]] || { echo "fuzz.sh: no harness $harness" >&2; exit 2; }
-  binary=$out/fuzz_$harness
-  if [[ ! -x $binary || $root/fuzz/fuzz_$harness.cpp -nt $binary ]]; then
-    extra=()
-    [[ $harness != onnx_graph ]] || extra=("${onnx_flags[@]}")
-    clang++ "${flags[@]}" "$root/fuzz/fuzz_$harness.cpp" "${sources[@]/#/$root/src/}" "${extra[@]}" -o "$binary"
-  fi
+  binary=$out/fuzz/fuzz_$harness
   log=$out/$harness.log
   set +e
   max_len=4096

@@ -1,8 +1,8 @@
 #include "app/commands.h"
 
-#include "bench/step_benchmark.h"
+#include "benchmarks/step_benchmark.h"
 #include "pareto/analysis.h"
-#include "slurm/batch_script.h"
+#include "slurm_jobs/batch_script.h"
 #include "core/files.h"
 #include <filesystem>
 #include "sweep/coordinator.h"
@@ -20,6 +20,7 @@
 #include "core/json_reader.h"
 #include "core/process.h"
 #include "core/live_line.h"
+#include "core/number_text.h"
 #include "core/stop_signal.h"
 #include "trial/trial.h"
 
@@ -88,7 +89,7 @@ int run_validate_command(const std::string& sweep_path) {
                  "reading it fails with exit 2" << std::endl;
   }
   size_t search = 0;
-  for (const auto& t : sweep.trials) search += t.kind == "search";
+  for (const auto& t : sweep.trials) search += t.kind == TrialKind::search;
   std::cout << sweep_path << ": ok: sweep \"" << sweep.name << "\", " << sweep.trials.size() << " trials (" << search
             << " search, " << sweep.trials.size() - search << " uniform baselines)";
   if (!sweep.budgets.empty()) std::cout << " and " << sweep.budgets.size() << " budgets";
@@ -111,7 +112,7 @@ void print_budget_groups(const SweepDefinition& sweep, const std::string& out) {
               "cost", "tol", "bits w", "a", "seed");
   for (const auto& g : sweep.budgets) {
     std::printf("%-12s  %-10s  %-13s  %-9.4g  %-18s  %-5.3g  %-7s  %-5s  %llu\n", g.id.c_str(), g.retrain.model.c_str(),
-                g.retrain.dataset.name.c_str(), g.target.value, g.cost.c_str(), g.target.tolerance,
+                g.retrain.dataset.name.c_str(), g.target.value, to_string(g.cost).c_str(), g.target.tolerance,
                 g.summary["weight_bits"].get<std::string>().c_str(),
                 g.summary["activation_bits"].get<std::string>().c_str(),
                 static_cast<unsigned long long>(g.retrain.seed));
@@ -119,21 +120,20 @@ void print_budget_groups(const SweepDefinition& sweep, const std::string& out) {
     std::vector<std::pair<double, std::string>> probes;
     for (const auto& [id, event] : journal.finished) {
       const auto& s = event.at("summary");
-      if (s.value("kind", "") != "probe" || s.value("family", "") != g.family) continue;
-      char text[96];
-      std::snprintf(text, sizeof text, "%.4g -> %.4g", s.value("complexity_penalty", 0.0),
-                    event.at("result").value(g.cost, 0.0));
-      probes.emplace_back(s.value("complexity_penalty", 0.0), text);
+      if (trial_kind_of(s) != TrialKind::probe || s.value("family", "") != g.family) continue;
+      const double lambda = s.value("complexity_penalty", 0.0);
+      probes.emplace_back(lambda, short_number(lambda) + " -> " +
+                                      short_number(event.at("result").value(to_string(g.cost), 0.0)));
     }
     std::sort(probes.begin(), probes.end());
     std::string known;
     for (const auto& p : probes) known += (known.empty() ? "" : ", ") + p.second;
-    std::printf("    probes known (lambda -> %s): %s\n", g.cost.c_str(), known.empty() ? "none yet" : known.c_str());
+    std::printf("    probes known (lambda -> %s): %s\n", to_string(g.cost).c_str(), known.empty() ? "none yet" : known.c_str());
     const auto decided = journal.budgets.find(g.id);
     if (decided != journal.budgets.end()) {
       const auto& e = decided->second;
       std::printf("    decided: %s%s%s\n", e.value("state", std::string("?")).c_str(),
-                  e.contains("lambda") ? (" at lambda " + std::to_string(e["lambda"].get<double>())).c_str() : "",
+                  decided_complexity_penalty(e) ? (" at lambda " + std::to_string(*decided_complexity_penalty(e))).c_str() : "",
                   e.contains("retrain") ? (", retraining " + e["retrain"].get<std::string>()).c_str() : "");
     }
   }
@@ -159,7 +159,7 @@ int run_plan_command(const std::string& sweep_path, const std::string& out) {
     if (!s["complexity_penalty"].is_null()) {
       std::snprintf(lambda, sizeof lambda, "%g", s["complexity_penalty"].get<double>());
     }
-    std::printf("%-12s  %-7s  %-*s  %-*s  %-9s  %-7s  %4s  seed %llu\n", t.id.c_str(), t.kind.c_str(), model_width,
+    std::printf("%-12s  %-7s  %-*s  %-*s  %-9s  %-7s  %4s  seed %llu\n", t.id.c_str(), to_string(t.kind).c_str(), model_width,
                 t.config.model.c_str(), dataset_width, t.config.dataset.name.c_str(), lambda,
                 s["weight_bits"].get<std::string>().c_str(), s["activation_bits"].get<std::string>().c_str(),
                 static_cast<unsigned long long>(t.config.seed));

@@ -19,7 +19,6 @@
 #include "core/directory_lock.h"
 #include "core/stop_signal.h"
 #include "pareto/analysis.h"
-#include "sweep/coordinator.h"
 #include "sweep/journal.h"
 
 namespace edmips {
@@ -117,33 +116,34 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
                       " (not a sweep output directory, or the sweep has not started)");
   }
   const auto events = journal_events(journal_path);
-  std::string state = "not started", name, last_event_time;
+  SweepState state = SweepState::not_started;
+  std::string name, last_event_time;
   double started = -1, last_event = -1;
   size_t total = 0, finished_this_run = 0;
   std::map<std::string, std::string> last_error;
   std::set<std::string> finished, given_up;  // given up: failed with no retry left
   for (const auto& e : events) {
-    const std::string type = e.value("event", "");
+    const auto type = event_type_of(e);
     const double time = parse_utc(e.value("time", ""));
     if (time > 0) {
       last_event = time;
       last_event_time = e.value("time", "");
     }
-    if (type == "sweep_started") {
-      state = "running";
+    if (type == EventType::sweep_started) {
+      state = SweepState::running;
       name = e.value("sweep", name);
       total = e.value("trials", total) + e.value("budgets", size_t(0));
       started = time;
       finished_this_run = 0;
-    } else if (type == "sweep_finished") {
-      state = "finished";
-    } else if (type == "sweep_interrupted") {
-      state = "interrupted";
-    } else if (type == "trial_finished") {
+    } else if (type == EventType::sweep_finished) {
+      state = SweepState::finished;
+    } else if (type == EventType::sweep_interrupted) {
+      state = SweepState::interrupted;
+    } else if (type == EventType::trial_finished) {
       ++finished_this_run;
       finished.insert(e.value("trial", ""));
       given_up.erase(e.value("trial", ""));
-    } else if (type == "trial_failed") {
+    } else if (type == EventType::trial_failed) {
       last_error[e.value("trial", "")] = e.value("error", "");
       if (!e.value("will_retry", true)) given_up.insert(e.value("trial", ""));
     }
@@ -152,7 +152,9 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
   // for as long as it lives: a lock nobody holds means it died (kill -9, a
   // lost node, a sweep that exited without its last event).
   std::string coordinator;
-  if (state == "running" && probe_directory_lock(directory, &coordinator) == LockState::free) state = "stopped";
+  if (state == SweepState::running && probe_directory_lock(directory, &coordinator) == LockState::free) {
+    state = SweepState::stopped;
+  }
   nlohmann::json recorded = nlohmann::json::object();
   const auto status_path = directory / sweep_files::status;
   if (fs::exists(status_path) || fs::is_symlink(status_path)) {
@@ -179,7 +181,7 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
   }
 
   nlohmann::json running = nlohmann::json::array();
-  if (state == "running") {
+  if (state == SweepState::running) {
     for (const auto& r : recorded.value("running", nlohmann::json::array())) {
       nlohmann::json entry = r;
       const double since = parse_utc(r.value("since", ""));
@@ -198,17 +200,17 @@ nlohmann::json read_sweep_status(const fs::path& directory) {
   const int pending = recorded.contains("pending")
                           ? recorded.value("pending", 0)
                           : std::max(0, int(total) - done - int(failed.size()) - int(running.size()));
-  const double end = state == "running" ? now_s() : last_event;
+  const double end = state == SweepState::running ? now_s() : last_event;
   const double hours = started > 0 && end > started ? (end - started) / 3600.0 : 0;
   return {{"directory", directory.string()},
           {"sweep", recorded.value("sweep", name)},
-          {"state", state},
+          {"state", to_string(state)},
           {"total", recorded.value("total", total)},
           {"done", done},
           {"running", running},
           {"failed", failed},
           {"pending", pending},
-          {"eta_s", state == "running" ? recorded.value("eta_s", nlohmann::json()) : nlohmann::json()},
+          {"eta_s", state == SweepState::running ? recorded.value("eta_s", nlohmann::json()) : nlohmann::json()},
           {"trials_per_hour", hours > 0 ? nlohmann::json(double(finished_this_run) / hours) : nlohmann::json()},
           {"run_started", started > 0 ? nlohmann::json(started) : nlohmann::json()},
           {"last_event_age_s", last_event > 0 ? nlohmann::json(now_s() - last_event) : nlohmann::json()},
@@ -223,7 +225,7 @@ void print_sweep_status(std::ostream& out, const nlohmann::json& s) {
   char line[512];
   out << "sweep " << s.at("sweep").get<std::string>() << " in " << s.at("directory").get<std::string>() << ": "
       << s.at("state").get<std::string>() << " (last event " << duration(s.at("last_event_age_s")) << " ago)\n";
-  if (s.at("state") == "stopped") {
+  if (sweep_state_from_string(s.at("state").get<std::string>()) == SweepState::stopped) {
     out << "  no process holds " << s.at("directory").get<std::string>() << "/" << DirectoryLock::kFileName
         << ": the sweep died after its last event (" << s.value("last_event_time", "?")
         << ") without finishing; run edmips sweep again to resume it\n";
@@ -292,7 +294,7 @@ int run_status_command(const StatusCommand& command) {
     if (command.json) std::cout << status.dump(2) << std::endl;
     else print_sweep_status(std::cout, status);
     std::cout.flush();
-    const bool over = status.at("state") != "running";
+    const bool over = sweep_state_from_string(status.at("state").get<std::string>()) != SweepState::running;
     if (command.watch_s <= 0 || over) return 0;
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(command.watch_s);
     while (std::chrono::steady_clock::now() < until) {

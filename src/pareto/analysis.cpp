@@ -14,27 +14,16 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/number_text.h"
 #include "nn/precision.h"
-#include "sweep/coordinator.h"
 #include "sweep/journal.h"
 
 namespace edmips {
 namespace fs = std::filesystem;
 
 CostMeasure parse_cost_measure(const std::string& text) {
-  if (text == "bitops") return CostMeasure::bitops;
-  if (text == "normalised_bits") return CostMeasure::normalised_bits;
-  if (text == "weight_memory_bits") return CostMeasure::weight_memory_bits;
+  if (auto measure = cost_measure_from_string(text)) return *measure;
   throw ConfigError("--cost: expected bitops, normalised_bits or weight_memory_bits, found \"" + text + "\"");
-}
-
-std::string to_string(CostMeasure measure) {
-  switch (measure) {
-    case CostMeasure::bitops: return "bitops";
-    case CostMeasure::normalised_bits: return "normalised_bits";
-    case CostMeasure::weight_memory_bits: return "weight_memory_bits";
-  }
-  return "?";
 }
 
 std::string cost_title(CostMeasure measure) {
@@ -96,12 +85,6 @@ std::filesystem::path trial_directory(const nlohmann::json& trial) {
 
 namespace {
 
-std::string fmt(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
-
 double mean(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
@@ -118,7 +101,7 @@ double sample_std(const std::vector<double>& v) {
 
 std::string group_name(const nlohmann::json& summary) {
   const std::string base = summary.at("model").get<std::string>() + "/" + summary.at("dataset").get<std::string>();
-  if (summary.at("kind") == "uniform") return base + "/uniform";
+  if (trial_kind_of(summary) == TrialKind::uniform) return base + "/uniform";
   return base + "/w" + summary.at("weight_bits").get<std::string>() + " a" +
          summary.at("activation_bits").get<std::string>();
 }
@@ -136,13 +119,13 @@ std::string flagged_label(const Configuration& c) { return label(c) + (c.undecid
 
 /// "+- 0.95" for a known interval, "+- ?" without one.
 std::string half_width_text(const Uncertainty& u) {
-  return u.basis == "none" ? "+- ?" : "+- " + fmt("%.2f", u.half_width);
+  return u.basis == "none" ? "+- ?" : "+- " + format_number("%.2f", u.half_width);
 }
 
 /// "3 seeds", "test set (10000)" or "1 seed, unknown".
 std::string basis_text(const Configuration& c) {
   const auto& u = c.top1_interval;
-  if (u.basis == "seeds") return std::to_string(c.trials.size()) + " seeds, std " + fmt("%.2f", c.top1_std);
+  if (u.basis == "seeds") return std::to_string(c.trials.size()) + " seeds, std " + format_number("%.2f", c.top1_std);
   if (u.basis == "test set") return "1 seed; test set of " + std::to_string(*c.test_images);
   return "1 seed; test-set size unknown";
 }
@@ -197,7 +180,7 @@ std::string render_table(const std::vector<std::string>& headers, const std::vec
 
 /// A cost for a table: BitOps and weight bits in %.3g, normalised bits in %.3f.
 std::string cost_text(CostMeasure measure, double value) {
-  return measure == CostMeasure::normalised_bits ? fmt("%.3f", value) : fmt("%.3g", value);
+  return measure == CostMeasure::normalised_bits ? format_number("%.3f", value) : format_number("%.3g", value);
 }
 
 /// "12% less BitOps than W2A2", "the same BitOps as W2A2" (without `than`: no comparison named).
@@ -205,7 +188,7 @@ std::string relative_cost_text(CostMeasure measure, double cost, double referenc
   if (reference <= 0) return "";
   const double change = 100 * (cost / reference - 1);
   if (std::fabs(change) < 0.5) return "the same " + cost_title(measure) + (than.empty() ? "" : " as " + than);
-  return fmt("%.0f", std::fabs(change)) + "% " + (change < 0 ? "less " : "more ") + cost_title(measure) +
+  return format_number("%.0f", std::fabs(change)) + "% " + (change < 0 ? "less " : "more ") + cost_title(measure) +
          (than.empty() ? "" : " than " + than);
 }
 
@@ -224,7 +207,12 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
     Configuration c;
     c.configuration_id = configuration_id;
     c.group = group_name(summary);
-    c.kind = summary.at("kind");
+    const auto kind = trial_kind_of(summary);
+    if (!kind) {
+      throw IoError((dir / sweep_files::journal).string() + ": trial " + id + ": summary/kind: expected search, " +
+                    "uniform, probe or budget, found " + summary.value("kind", nlohmann::json()).dump());
+    }
+    c.kind = *kind;
     c.model = summary.at("model");
     c.dataset = summary.at("dataset");
     c.weight_bits = summary.at("weight_bits");
@@ -301,7 +289,7 @@ void add_budget(ParetoReport& report, const fs::path& dir, const JournalState& s
   b.reason = e.value("reason", "");
   b.own_probes = e.value("own_probes", 0);
   b.family_probes = e.value("family_probes", 0);
-  if (e.contains("lambda")) b.lambda = e.at("lambda").get<double>();
+  b.lambda = decided_complexity_penalty(e);
   if (e.contains("chosen_cost")) b.chosen_cost = e.at("chosen_cost").get<double>();
   if (e.contains("allocation")) b.allocation = allocation_text(e.at("allocation"));
   b.retrain = e.value("retrain", "");
@@ -315,15 +303,15 @@ void add_budget(ParetoReport& report, const fs::path& dir, const JournalState& s
 }  // namespace
 
 std::string configuration_label(const Configuration& c) {
-  if (c.kind == "uniform") return "W" + c.weight_bits + "A" + c.activation_bits;
-  if (c.kind == "budget") return "budget " + fmt("%.4g", c.budget.value_or(0)) + " " + c.budget_cost;
-  return "lambda " + fmt("%g", c.complexity_penalty.value_or(0));
+  if (c.kind == TrialKind::uniform) return "W" + c.weight_bits + "A" + c.activation_bits;
+  if (c.kind == TrialKind::budget) return "budget " + short_number(c.budget.value_or(0)) + " " + c.budget_cost;
+  return "lambda " + format_number("%g", c.complexity_penalty.value_or(0));
 }
 
 std::string accuracy_text(const Configuration& c) {
   const auto& u = c.top1_interval;
-  if (u.basis == "none") return fmt("%.2f", c.top1_mean) + " (1 seed; uncertainty unknown: no test-set size recorded)";
-  return fmt("%.2f", c.top1_mean) + " +- " + fmt("%.2f", u.half_width) + " (95% interval; " + basis_text(c) + ")";
+  if (u.basis == "none") return format_number("%.2f", c.top1_mean) + " (1 seed; uncertainty unknown: no test-set size recorded)";
+  return format_number("%.2f", c.top1_mean) + " +- " + format_number("%.2f", u.half_width) + " (95% interval; " + basis_text(c) + ")";
 }
 
 namespace {
@@ -362,7 +350,7 @@ double combined_half_width(const Uncertainty& a, const Uncertainty& b) {
 
 /// "+- 1.16" for a gain with a known interval, "+- ?" without one.
 std::string gain_half_width_text(const Dominance& d) {
-  return d.gain_half_width > 0 ? "+- " + fmt("%.2f", d.gain_half_width) : "+- ?";
+  return d.gain_half_width > 0 ? "+- " + format_number("%.2f", d.gain_half_width) : "+- ?";
 }
 
 /// Better, tie or worse: a difference inside its uncertainty is a tie.
@@ -396,7 +384,7 @@ void choose(const ParetoReport& r, const std::vector<size_t>& candidates, CostMe
   rec.why = "the most accurate trained network (seed mean) at no more than " + rec.limit + ".";
   if (rec.cheaper_tie) {
     const auto& c = r.configurations[*rec.cheaper_tie];
-    rec.why += " " + configuration_label(c) + " (" + fmt("%.2f", c.selection_top1) + ", " +
+    rec.why += " " + configuration_label(c) + " (" + format_number("%.2f", c.selection_top1) + ", " +
                relative_cost_text(measure, c.cost_in(measure), best.cost_in(measure)) +
                ") is statistically tied with it: the data cannot tell the two apart.";
   }
@@ -408,7 +396,7 @@ std::vector<size_t> candidates_under(const ParetoReport& r, const Group& mixed, 
   for (size_t i = 0; i < r.configurations.size(); ++i) {
     const auto& c = r.configurations[i];
     if (c.model != mixed.model || c.dataset != mixed.dataset) continue;
-    if (c.group != mixed.name && c.kind != "uniform") continue;
+    if (c.group != mixed.name && c.kind != TrialKind::uniform) continue;
     if (c.cost_in(measure) <= limit * (1 + 1e-12)) out.push_back(i);
   }
   return out;
@@ -425,7 +413,7 @@ std::string comparison_text(const ParetoReport& r, const Dominance& d) {
   const std::string words = *d.verdict == Verdict::better ? "better than "
                             : *d.verdict == Verdict::worse ? "worse than "
                                                            : "tie with ";
-  return words + label(base) + ": " + fmt("%+.2f", *d.accuracy_gain) + " " + gain_half_width_text(d) +
+  return words + label(base) + ": " + format_number("%+.2f", *d.accuracy_gain) + " " + gain_half_width_text(d) +
          " top-1 points (" +
          flagged_label(mixed) + ", " + relative_cost_text(r.cost, mixed.cost, base.cost) + ")";
 }
@@ -526,9 +514,9 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     const auto& c = report.configurations[i];
     auto [it, inserted] = group_index.emplace(c.group, report.groups.size());
     // A mixed group ("search") holds lambda-axis searches and budget results alike.
-    if (inserted) report.groups.push_back({c.group, c.kind == "uniform" ? "uniform" : "search", c.model, c.dataset,
-                                           c.kind == "uniform" ? "" : c.weight_bits,
-                                           c.kind == "uniform" ? "" : c.activation_bits, {}, {}, 0});
+    const bool uniform = c.kind == TrialKind::uniform;
+    if (inserted) report.groups.push_back({c.group, uniform ? TrialKind::uniform : TrialKind::search, c.model, c.dataset,
+                                           uniform ? "" : c.weight_bits, uniform ? "" : c.activation_bits, {}, {}, 0});
     report.groups[it->second].configurations.push_back(i);
   }
   for (auto& g : report.groups) {
@@ -546,11 +534,11 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
   // Dominance: every uniform baseline against every mixed group of its model
   // and dataset, in the chosen cost.
   for (const auto& baseline_group : report.groups) {
-    if (baseline_group.kind != "uniform") continue;
+    if (baseline_group.kind != TrialKind::uniform) continue;
     for (size_t b : baseline_group.configurations) {
       const auto& base = report.configurations[b];
       for (const auto& mixed : report.groups) {
-        if (mixed.kind == "uniform" || mixed.model != base.model || mixed.dataset != base.dataset) continue;
+        if (mixed.kind == TrialKind::uniform || mixed.model != base.model || mixed.dataset != base.dataset) continue;
         Dominance d{b, mixed.name, std::nullopt, std::nullopt, std::nullopt, 0, std::nullopt, std::nullopt, std::nullopt};
         for (size_t m : mixed.configurations) {
           const auto& c = report.configurations[m];
@@ -601,11 +589,11 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
                    });
   // A recommendation per budget of each mixed group: the budget's own measure is the limit.
   for (const auto& mixed : report.groups) {
-    if (mixed.kind == "uniform") continue;
+    if (mixed.kind == TrialKind::uniform) continue;
     std::map<std::pair<std::string, double>, bool> seen;
     for (size_t i : mixed.configurations) {
       const auto& c = report.configurations[i];
-      if (c.kind != "budget" || !c.budget || !seen.emplace(std::make_pair(c.budget_cost, *c.budget), true).second) {
+      if (c.kind != TrialKind::budget || !c.budget || !seen.emplace(std::make_pair(c.budget_cost, *c.budget), true).second) {
         continue;
       }
       CostMeasure measure;
@@ -634,7 +622,7 @@ nlohmann::json to_json(const ParetoReport& r) {
   for (const auto& c : r.configurations) {
     configurations.push_back({{"configuration_id", c.configuration_id},
                               {"group", c.group},
-                              {"kind", c.kind},
+                              {"kind", to_string(c.kind)},
                               {"model", c.model},
                               {"dataset", c.dataset},
                               {"weight_bits", c.weight_bits},
@@ -673,7 +661,7 @@ nlohmann::json to_json(const ParetoReport& r) {
                        {"model", b.model}, {"dataset", b.dataset}, {"weight_bits", b.weight_bits},
                        {"activation_bits", b.activation_bits}, {"seed", b.seed}, {"cost", b.cost},
                        {"budget", b.budget}, {"tolerance", b.tolerance}, {"state", b.state}, {"reason", b.reason},
-                       {"lambda", optional(b.lambda)}, {"chosen_cost", optional(b.chosen_cost)},
+                       {"complexity_penalty", optional(b.lambda)}, {"chosen_cost", optional(b.chosen_cost)},
                        {"own_probes", b.own_probes}, {"family_probes", b.family_probes},
                        {"retrain", b.retrain.empty() ? nlohmann::json() : nlohmann::json(b.retrain)},
                        {"top1", optional(b.top1)}, {"allocation", b.allocation}});
@@ -683,7 +671,7 @@ nlohmann::json to_json(const ParetoReport& r) {
     nlohmann::json members = nlohmann::json::array(), front = nlohmann::json::array();
     for (size_t i : g.configurations) members.push_back(r.configurations[i].configuration_id);
     for (size_t i : g.front) front.push_back(r.configurations[i].configuration_id);
-    groups.push_back({{"name", g.name}, {"kind", g.kind}, {"model", g.model}, {"dataset", g.dataset},
+    groups.push_back({{"name", g.name}, {"kind", to_string(g.kind)}, {"model", g.model}, {"dataset", g.dataset},
                       {"weight_bits", g.weight_bits}, {"activation_bits", g.activation_bits},
                       {"configurations", members}, {"front", front}, {"hypervolume", g.hypervolume}});
   }
@@ -750,16 +738,16 @@ std::string dominance_table(const ParetoReport& r, bool markdown) {
   for (const auto& d : r.dominance) {
     const auto& base = r.configurations[d.baseline];
     const Configuration* best = d.best_mixed ? &r.configurations[*d.best_mixed] : nullptr;
-    rows.push_back({label(base), d.mixed_group, fmt("%.2f", base.top1_mean), half_width_text(base.top1_interval),
+    rows.push_back({label(base), d.mixed_group, format_number("%.2f", base.top1_mean), half_width_text(base.top1_interval),
                     cost_text(r.cost, base.cost), best ? flagged_label(*best) : "none",
-                    best ? fmt("%.2f", best->top1_mean) : "-", best ? half_width_text(best->top1_interval) : "-",
+                    best ? format_number("%.2f", best->top1_mean) : "-", best ? half_width_text(best->top1_interval) : "-",
                     best ? cost_text(r.cost, best->cost) : "-",
-                    d.accuracy_gain ? fmt("%+.2f", *d.accuracy_gain) : "-",
+                    d.accuracy_gain ? format_number("%+.2f", *d.accuracy_gain) : "-",
                     d.accuracy_gain ? gain_half_width_text(d) : "-",
                     d.verdict ? to_string(*d.verdict) : "-",
-                    d.front_accuracy_at_baseline ? fmt("%.2f", *d.front_accuracy_at_baseline) : "outside front",
-                    d.front_gain ? fmt("%+.2f", *d.front_gain) : "-"});
-    if (r.select_on_validation) rows.back().push_back(d.validation_gain ? fmt("%+.2f", *d.validation_gain) : "-");
+                    d.front_accuracy_at_baseline ? format_number("%.2f", *d.front_accuracy_at_baseline) : "outside front",
+                    d.front_gain ? format_number("%+.2f", *d.front_gain) : "-"});
+    if (r.select_on_validation) rows.back().push_back(d.validation_gain ? format_number("%+.2f", *d.validation_gain) : "-");
   }
   const std::string on = r.select_on_validation ? " (validation)" : "";
   std::vector<std::string> headers = {"baseline", "mixed group", "top-1 %", "95%", cost,
@@ -782,14 +770,14 @@ std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
   std::vector<std::vector<std::string>> rows;
   for (size_t i : order) {
     const auto& c = r.configurations[i];
-    rows.push_back({flagged_label(c), fmt("%.2f", c.top1_mean), half_width_text(c.top1_interval), basis_text(c),
-                    fmt("%.4g", c.bitops_mean), fmt("%.3f", c.normalised_bits_mean),
-                    c.expected_normalised_bits_mean ? fmt("%.3f", *c.expected_normalised_bits_mean) : "-",
-                    fmt("%.1f", c.weight_memory_bits_mean / 8192.0), decided_text(c),
-                    c.settled_fraction_mean ? fmt("%.0f%%", 100 * *c.settled_fraction_mean) : "-",
+    rows.push_back({flagged_label(c), format_number("%.2f", c.top1_mean), half_width_text(c.top1_interval), basis_text(c),
+                    short_number(c.bitops_mean), format_number("%.3f", c.normalised_bits_mean),
+                    c.expected_normalised_bits_mean ? format_number("%.3f", *c.expected_normalised_bits_mean) : "-",
+                    format_number("%.1f", c.weight_memory_bits_mean / 8192.0), decided_text(c),
+                    c.settled_fraction_mean ? format_number("%.0f%%", 100 * *c.settled_fraction_mean) : "-",
                     c.on_front ? "yes" : ""});
     if (r.select_on_validation) {
-      rows.back().insert(rows.back().begin() + 1, fmt("%.2f", c.selection_top1));
+      rows.back().insert(rows.back().begin() + 1, format_number("%.2f", c.selection_top1));
       rows.back().insert(rows.back().begin() + 2, half_width_text(c.selection_interval));
     }
   }
@@ -813,14 +801,14 @@ std::string verdict(const ParetoReport& r) {
   std::ostringstream out;
   const std::string cost = cost_title(r.cost);
   for (const auto& mixed : r.groups) {
-    if (mixed.kind == "uniform") continue;
+    if (mixed.kind == TrialKind::uniform) continue;
     std::vector<std::string> trained, interpolated;
     for (const auto& d : r.dominance) {
       if (d.mixed_group != mixed.name) continue;
       trained.push_back(comparison_text(r, d));
       const auto& base = r.configurations[d.baseline];
       interpolated.push_back(label(base) + " " +
-                             (d.front_gain ? fmt("%+.2f", *d.front_gain) : std::string("outside the front")));
+                             (d.front_gain ? format_number("%+.2f", *d.front_gain) : std::string("outside the front")));
     }
     out << mixed.name << ":\n";
     if (trained.empty()) {
@@ -834,9 +822,9 @@ std::string verdict(const ParetoReport& r) {
       out << "\n";
     }
     for (const auto& uniform : r.groups) {
-      if (uniform.kind != "uniform" || uniform.model != mixed.model || uniform.dataset != mixed.dataset) continue;
-      out << "  hypervolume (" << cost << "): mixed " << fmt("%.4g", mixed.hypervolume) << ", uniform "
-          << fmt("%.4g", uniform.hypervolume)
+      if (uniform.kind != TrialKind::uniform || uniform.model != mixed.model || uniform.dataset != mixed.dataset) continue;
+      out << "  hypervolume (" << cost << "): mixed " << short_number(mixed.hypervolume) << ", uniform "
+          << short_number(uniform.hypervolume)
           << (mixed.hypervolume > uniform.hypervolume ? " (mixed larger)" : " (mixed not larger)") << "\n";
     }
     int undecided = 0, configurations = 0;
@@ -847,8 +835,8 @@ std::string verdict(const ParetoReport& r) {
     if (undecided > 0) {
       out << "  warning: " << undecided << " of " << configurations
           << " configurations have a seed whose search ended undecided (marked \"undecided!\"): a layer's "
-             "choice led by less than " << fmt("%.2f", kDecidedMargin) << " or still changed in the final "
-          << fmt("%.0f", 100 * kStableFraction) << "% of the search, so their allocations are partly chance.\n";
+             "choice led by less than " << format_number("%.2f", kDecidedMargin) << " or still changed in the final "
+          << format_number("%.0f", 100 * kStableFraction) << "% of the search, so their allocations are partly chance.\n";
     }
   }
   return out.str();
@@ -903,17 +891,17 @@ std::string recommendations_text(const ParetoReport& r, bool markdown) {
     const auto own = t.contains("test_images") && t.at("test_images").is_number_integer()
                          ? binomial_interval(trial_top1, t.at("test_images").get<int64_t>())
                          : Uncertainty{};
-    const std::string costs = "BitOps " + fmt("%.4g", c.bitops_mean) + ", normalised bits " +
-                              fmt("%.3f", c.normalised_bits_mean) + ", weight memory " +
-                              fmt("%.1f", c.weight_memory_bits_mean / 8192.0) + " KiB" +
+    const std::string costs = "BitOps " + short_number(c.bitops_mean) + ", normalised bits " +
+                              format_number("%.3f", c.normalised_bits_mean) + ", weight memory " +
+                              format_number("%.1f", c.weight_memory_bits_mean / 8192.0) + " KiB" +
                               (rec.baseline ? " (" + relative_cost_text(rec.limit_measure, c.cost_in(rec.limit_measure),
                                                                         rec.limit_cost,
                                                                         label(r.configurations[*rec.baseline])) +
                                                   ")"
                                             : "");
     const std::string trial_text = "seed " + t.at("seed").dump() + ", trial " + t.at("id").get<std::string>() +
-                                   ": top-1 " + fmt("%.2f", trial_top1) +
-                                   (own.basis == "none" ? "" : " +- " + fmt("%.2f", own.half_width) +
+                                   ": top-1 " + format_number("%.2f", trial_top1) +
+                                   (own.basis == "none" ? "" : " +- " + format_number("%.2f", own.half_width) +
                                                                    " (95% interval of its test set)");
     if (markdown) {
       out << "### At " << rec.limit << " (" << rec.mixed_group << ")\n\n"
@@ -942,8 +930,8 @@ std::string budget_tables(const ParetoReport& r, bool markdown) {
   std::ostringstream out;
   std::string heading;
   for (const auto& b : r.budgets) {
-    const std::string h = "budget " + fmt("%.4g", b.budget) + " " + b.cost + " (tolerance " +
-                          fmt("%.3g", 100 * b.tolerance) + "%): " + b.model + "/" + b.dataset + "/w" + b.weight_bits +
+    const std::string h = "budget " + short_number(b.budget) + " " + b.cost + " (tolerance " +
+                          format_number("%.3g", 100 * b.tolerance) + "%): " + b.model + "/" + b.dataset + "/w" + b.weight_bits +
                           " a" + b.activation_bits;
     if (h != heading) {
       heading = h;
@@ -960,8 +948,8 @@ std::string budget_tables(const ParetoReport& r, bool markdown) {
       if (!b.top1) state += ", retraining";
     }
     out << (markdown ? "| " : "  seed ") << b.seed << sep << state << sep
-        << (b.lambda ? fmt("%.4g", *b.lambda) : "-") << sep << (b.chosen_cost ? fmt("%.4g", *b.chosen_cost) : "-")
-        << sep << (b.top1 ? fmt("%.2f", *b.top1) : "-") << sep << b.own_probes << " / " << b.family_probes << sep
+        << (b.lambda ? short_number(*b.lambda) : "-") << sep << (b.chosen_cost ? short_number(*b.chosen_cost) : "-")
+        << sep << (b.top1 ? format_number("%.2f", *b.top1) : "-") << sep << b.own_probes << " / " << b.family_probes << sep
         << (b.allocation.empty() ? (b.reason.empty() ? "-" : b.reason) : b.allocation) << (markdown ? " |" : "")
         << "\n";
   }
@@ -971,7 +959,7 @@ std::string budget_tables(const ParetoReport& r, bool markdown) {
 /// "23 search-only probes for 6 budgets, 3.83 per budget".
 std::string probe_count_text(const ParetoReport& r) {
   return std::to_string(r.probes) + " search-only probes for " + std::to_string(r.budgets.size()) + " budgets, " +
-         fmt("%.2f", double(r.probes) / double(std::max<size_t>(1, r.budgets.size()))) + " per budget";
+         format_number("%.2f", double(r.probes) / double(std::max<size_t>(1, r.budgets.size()))) + " per budget";
 }
 
 /// The `edmips export` command of every configuration on a mixed front (its
@@ -979,7 +967,7 @@ std::string probe_count_text(const ParetoReport& r) {
 std::string export_commands(const ParetoReport& r) {
   std::ostringstream out;
   for (const auto& g : r.groups) {
-    if (g.kind == "uniform") continue;
+    if (g.kind == TrialKind::uniform) continue;
     std::vector<size_t> front = g.front;
     std::sort(front.begin(), front.end(), [&](size_t a, size_t b) {
       return r.configurations[a].cost < r.configurations[b].cost;
@@ -988,9 +976,9 @@ std::string export_commands(const ParetoReport& r) {
       const auto& c = r.configurations[i];
       if (c.trials.empty()) continue;
       const auto& t = c.trials[first_seed(c)];
-      out << "# " << g.name << ", " << label(c) << ": top-1 " << fmt("%.2f", t.at("top1").get<double>())
-          << " % (seed " << t.at("seed").dump() << "; mean " << fmt("%.2f", c.top1_mean) << " of "
-          << c.trials.size() << "), " << fmt("%.3f", t.at("normalised_bits").get<double>()) << " bits\n"
+      out << "# " << g.name << ", " << label(c) << ": top-1 " << format_number("%.2f", t.at("top1").get<double>())
+          << " % (seed " << t.at("seed").dump() << "; mean " << format_number("%.2f", c.top1_mean) << " of "
+          << c.trials.size() << "), " << format_number("%.3f", t.at("normalised_bits").get<double>()) << " bits\n"
           << export_command(c, t) << "\n";
     }
   }
@@ -999,7 +987,7 @@ std::string export_commands(const ParetoReport& r) {
 
 std::string group_heading(const ParetoReport& r, const Group& g) {
   return g.name + ": " + std::to_string(g.configurations.size()) + " configurations, " + std::to_string(g.front.size()) +
-         " on the front, hypervolume " + fmt("%.4g", g.hypervolume) + " (cost " + to_string(r.cost) + ")";
+         " on the front, hypervolume " + short_number(g.hypervolume) + " (cost " + to_string(r.cost) + ")";
 }
 
 }  // namespace
@@ -1010,8 +998,8 @@ void print_report(std::ostream& out, const ParetoReport& r) {
   out << (r.select_on_validation
               ? "\nchosen on validation (images held back from training), reported on test"
               : "\nchosen and reported on test (no validation split: dataset.validation_subset; docs/report.md)");
-  out << "\nhypervolume reference point: " << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 "
-      << fmt("%.2f", r.reference.accuracy) << "%\n\n";
+  out << "\nhypervolume reference point: " << to_string(r.cost) << " " << short_number(r.reference.cost) << ", top-1 "
+      << format_number("%.2f", r.reference.accuracy) << "%\n\n";
   if (!r.dominance.empty()) {
     out << "Mixed precision against uniform baselines (top-1 %, " << cost_title(r.cost)
         << "; 95% intervals):\n" << dominance_table(r, false) << "\n"
@@ -1041,14 +1029,14 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
   for (const auto& c : r.configurations) {
     std::string ids;
     for (const auto& t : c.trials) ids += (ids.empty() ? "" : " ") + t.at("id").get<std::string>();
-    csv << '"' << c.group << "\"," << c.configuration_id << ',' << c.kind << ',' << c.model << ',' << c.dataset << ','
+    csv << '"' << c.group << "\"," << c.configuration_id << ',' << to_string(c.kind) << ',' << c.model << ',' << c.dataset << ','
         << c.weight_bits << ',' << c.activation_bits << ','
-        << (c.complexity_penalty ? fmt("%.10g", *c.complexity_penalty) : "") << ',' << c.trials.size() << ','
-        << fmt("%.6g", c.top1_mean) << ',' << fmt("%.6g", c.top1_std) << ',' << fmt("%.10g", c.bitops_mean) << ','
-        << fmt("%.6g", c.normalised_bits_mean) << ','
-        << (c.expected_normalised_bits_mean ? fmt("%.6g", *c.expected_normalised_bits_mean) : "") << ','
-        << fmt("%.10g", c.weight_memory_bits_mean) << ',' << fmt("%.10g", c.cost) << ',' << (c.on_front ? 1 : 0) << ','
-        << (c.budget ? fmt("%.10g", *c.budget) : "") << ',' << (c.probes_mean ? fmt("%.4g", *c.probes_mean) : "")
+        << (c.complexity_penalty ? format_number("%.10g", *c.complexity_penalty) : "") << ',' << c.trials.size() << ','
+        << format_number("%.6g", c.top1_mean) << ',' << format_number("%.6g", c.top1_std) << ',' << format_number("%.10g", c.bitops_mean) << ','
+        << format_number("%.6g", c.normalised_bits_mean) << ','
+        << (c.expected_normalised_bits_mean ? format_number("%.6g", *c.expected_normalised_bits_mean) : "") << ','
+        << format_number("%.10g", c.weight_memory_bits_mean) << ',' << format_number("%.10g", c.cost) << ',' << (c.on_front ? 1 : 0) << ','
+        << (c.budget ? format_number("%.10g", *c.budget) : "") << ',' << (c.probes_mean ? short_number(*c.probes_mean) : "")
         << ',' << ids << '\n';
   }
   write_file_atomically(directory / "pareto.csv", csv.str());
@@ -1085,7 +1073,7 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
        << recommendations_text(r, true);
   }
   md << "![accuracy vs BitOps](plots/accuracy_vs_bitops.png)\n\n## Fronts\n\nHypervolume reference point: "
-     << to_string(r.cost) << " " << fmt("%.4g", r.reference.cost) << ", top-1 " << fmt("%.2f", r.reference.accuracy)
+     << to_string(r.cost) << " " << short_number(r.reference.cost) << ", top-1 " << format_number("%.2f", r.reference.accuracy)
      << "% (the same for every group).\n\n";
   for (const auto& g : r.groups) md << "### " << group_heading(r, g) << "\n\n" << group_table(r, g, true) << "\n";
   if (!r.budgets.empty()) {
@@ -1106,8 +1094,8 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
      << "## Search dynamics\n\n![expected bits per epoch](plots/search_dynamics.png)\n\n"
      << "Each layer's candidate probabilities over one search (the mixed front's configuration nearest 2 "
         "normalised bits): a layer is decided when its chosen weight and activation candidates each lead the "
-        "runner-up by at least " << fmt("%.2f", kDecidedMargin) << " at the search's temperature and neither choice "
-        "changed in the final " << fmt("%.0f", 100 * kStableFraction) << "% of the search's architecture steps; "
+        "runner-up by at least " << format_number("%.2f", kDecidedMargin) << " at the search's temperature and neither choice "
+        "changed in the final " << format_number("%.0f", 100 * kStableFraction) << "% of the search's architecture steps; "
         "\"last change\" in the tables is the step of the latest change, as a share of the search "
         "(docs/search-settings.md).\n\n"
      << "![candidate probabilities during the search](plots/search_probabilities.png)\n\n"

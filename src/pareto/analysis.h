@@ -14,13 +14,12 @@
 #include <vector>
 
 #include "pareto/front.h"
+#include "sweep/kinds.h"
 
 namespace edmips {
 
 /// Which measure is the cost on the front.
-enum class CostMeasure { bitops, normalised_bits, weight_memory_bits };
 CostMeasure parse_cost_measure(const std::string& text);  ///< ConfigError on anything else
-std::string to_string(CostMeasure measure);
 /// The measure as a reader names it: "BitOps", "normalised bits", "weight memory bits".
 std::string cost_title(CostMeasure measure);
 
@@ -51,7 +50,7 @@ struct ParetoOptions {
 struct Configuration {
   std::string configuration_id;
   std::string group;
-  std::string kind;  ///< "search", "uniform" or "budget" (a budget's retrained allocation)
+  TrialKind kind = TrialKind::search;  ///< search, uniform or budget (a budget's retrained allocation)
   std::string model, dataset, weight_bits, activation_bits;
   std::optional<double> complexity_penalty;
   std::vector<nlohmann::json> trials;  ///< id, seed, top1, bitops, normalised_bits, allocation
@@ -101,7 +100,8 @@ struct BudgetResult {
 
 struct Group {
   std::string name;
-  std::string kind, model, dataset, weight_bits, activation_bits;
+  TrialKind kind = TrialKind::search;  ///< search (every mixed configuration) or uniform
+  std::string model, dataset, weight_bits, activation_bits;
   std::vector<size_t> configurations;  ///< indices into ParetoReport::configurations
   std::vector<size_t> front;           ///< front configurations, by increasing cost
   double hypervolume = 0;

@@ -4,29 +4,25 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/number_text.h"
 
 namespace edmips {
 
 namespace {
 
-std::string number(double x) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.4g", x);
-  return buffer;
-}
-
 std::string describe(const BudgetGroup& g) {
-  return g.retrain.model + " seed " + std::to_string(g.retrain.seed) + " budget " + number(g.target.value) + " " +
-         g.cost;
+  return g.retrain.model + " seed " + std::to_string(g.retrain.seed) + " budget " + short_number(g.target.value) + " " +
+         to_string(g.cost);
 }
 
 bool is_probe_of(const nlohmann::json& summary, const char* key, const std::string& value) {
-  return summary.value("kind", "") == "probe" && summary.value(key, "") == value;
+  return trial_kind_of(summary) == TrialKind::probe && summary.value(key, "") == value;
 }
 
 /// A finished probe's lambda and cost (the group's measure); none when the
 /// event lacks them.
-std::optional<BudgetProbe> probe_of(const std::string& id, const nlohmann::json& event, const std::string& cost) {
+std::optional<BudgetProbe> probe_of(const std::string& id, const nlohmann::json& event, CostMeasure measure) {
+  const std::string cost = to_string(measure);
   const auto& s = event.at("summary");
   const auto& r = event.at("result");
   if (!s.contains("complexity_penalty") || !s["complexity_penalty"].is_number()) return std::nullopt;
@@ -36,10 +32,9 @@ std::optional<BudgetProbe> probe_of(const std::string& id, const nlohmann::json&
 
 /// A budget_decided event with what every decision records; the chosen
 /// probe's fields are added for met and gave_up.
-nlohmann::json decision_event(const BudgetGroup& g, const std::string& state, int own_probes,
-                              const std::string& reason) {
-  return {{"event", "budget_decided"}, {"group", g.id},         {"state", state},
-          {"budget", g.target.value},  {"cost", g.cost},        {"tolerance", g.target.tolerance},
+nlohmann::json decision_event(const BudgetGroup& g, BudgetState state, int own_probes, const std::string& reason) {
+  return {{"event", to_string(EventType::budget_decided)}, {"group", g.id},         {"state", to_string(state)},
+          {"budget", g.target.value},  {"cost", to_string(g.cost)},        {"tolerance", g.target.tolerance},
           {"own_probes", own_probes},  {"reason", reason},      {"summary", g.summary}};
 }
 
@@ -53,20 +48,20 @@ BudgetPlanner::BudgetPlanner(const SweepDefinition& sweep, const JournalState& i
     const auto decided = initial.budgets.find(g.id);
     if (decided != initial.budgets.end()) {
       const auto& e = decided->second;
-      const std::string state = e.value("state", "");
+      const auto state = budget_state_from_string(e.value("state", ""));
       // A journaled decision is final, so its retraining runs exactly once;
       // a budget that failed (a probe or its retraining kept failing) is
       // searched again, as failed trials are retried by a new run.
-      if (state == "met" || state == "gave_up") {
+      if (state == BudgetState::met || state == BudgetState::gave_up) {
         const auto allocation = bit_allocation_from_json(e.at("allocation"), "journal: budget_decided " + g.id);
-        run.lambda = e.at("lambda").get<double>();
+        const auto penalty = decided_complexity_penalty(e);
+        if (!penalty) throw IoError("journal: budget_decided " + g.id + ": no complexity_penalty");
+        run.lambda = *penalty;
         run.own_probes = e.value("own_probes", 0);
-        run.state = state;
-        run.phase = Phase::retraining;
+        run.state = *state;
         run.retrain = keep(make_budget_retrain(g, allocation, run.lambda, run.own_probes))->id;
-      } else if (state == "impossible") {
-        run.state = state;
-        run.phase = Phase::done;
+      } else if (state == BudgetState::impossible) {
+        run.state = *state;
         run.own_probes = e.value("own_probes", 0);
       }
     }
@@ -76,9 +71,9 @@ BudgetPlanner::BudgetPlanner(const SweepDefinition& sweep, const JournalState& i
   // Probes in flight when the last run stopped resume first (their
   // checkpoints are there), whatever the decisions would pick now.
   for (const auto& [id, summary] : initial.started_summaries) {
-    if (initial.finished.count(id) || summary.value("kind", "") != "probe") continue;
+    if (initial.finished.count(id) || trial_kind_of(summary) != TrialKind::probe) continue;
     const auto group = by_id.find(summary.value("budget_group", ""));
-    if (group == by_id.end() || groups_[group->second].phase != Phase::searching) continue;
+    if (group == by_id.end() || groups_[group->second].state != BudgetState::searching) continue;
     if (!summary.contains("complexity_penalty") || !summary["complexity_penalty"].is_number()) continue;
     auto probe = make_budget_probe(*groups_[group->second].group, summary["complexity_penalty"].get<double>());
     if (probe.id != id) continue;  // another engine or sweep file made it; it is not ours to resume
@@ -106,10 +101,10 @@ BudgetPlanner::Step BudgetPlanner::plan(const std::map<std::string, nlohmann::js
   }
   resume_ = waiting;
   for (auto& run : groups_) {
-    if (run.phase == Phase::searching) decide(run, finished, in_flight, failed, step);
-    if (run.phase != Phase::retraining) continue;
+    if (run.state == BudgetState::searching) decide(run, finished, in_flight, failed, step);
+    if (!run.retraining()) continue;
     if (finished.count(run.retrain)) {
-      run.phase = Phase::done;
+      run.retrained = true;
       step.log.push_back("budget " + describe(*run.group) + ": retrained (" + run.retrain + ")");
     } else if (failed.count(run.retrain)) {
       fail(run, "its retraining " + run.retrain + " failed after its retries", step);
@@ -127,7 +122,7 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
   for (const auto& id : failed) {
     const auto t = trials_.find(id);
     if (t != trials_.end() && is_probe_of(t->second.summary, "family", g.family)) {
-      fail(run, "its probe " + id + " (lambda " + number(t->second.config.search.complexity_penalty) +
+      fail(run, "its probe " + id + " (lambda " + short_number(t->second.config.search.complexity_penalty) +
                     ") failed after its retries",
            step);
       return;
@@ -181,11 +176,10 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
     if (d.next.empty() && running.empty()) fail(run, "the budget search proposed nothing to run", step);
     return;
   }
-  run.state = to_string(d.state);
+  run.state = d.state;
   auto event = decision_event(g, run.state, own, d.reason);
   event["family_probes"] = probes.size();
   if (d.state == BudgetState::impossible) {
-    run.phase = Phase::done;
     step.log.push_back("budget " + describe(g) + ": impossible: " + d.reason);
   } else {
     const auto& chosen = finished.at(d.chosen->trial);
@@ -193,14 +187,13 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
                                                      "journal: allocation of probe " + d.chosen->trial);
     run.lambda = d.chosen->lambda;
     run.retrain = keep(make_budget_retrain(g, allocation, run.lambda, own))->id;
-    run.phase = Phase::retraining;
     event["chosen"] = d.chosen->trial;
-    event["lambda"] = d.chosen->lambda;
+    event["complexity_penalty"] = d.chosen->lambda;
     event["chosen_cost"] = d.chosen->cost;
     event["allocation"] = chosen.at("result").at("allocation");
     event["retrain"] = run.retrain;
-    step.log.push_back("budget " + describe(g) + ": " + run.state + " at lambda " + number(run.lambda) + ", cost " +
-                       number(d.chosen->cost) + " after " + std::to_string(own) + " probes of its own (" +
+    step.log.push_back("budget " + describe(g) + ": " + to_string(run.state) + " at lambda " + short_number(run.lambda) + ", cost " +
+                       short_number(d.chosen->cost) + " after " + std::to_string(own) + " probes of its own (" +
                        std::to_string(probes.size()) + " in its family)" +
                        (d.reason.empty() ? "" : ": " + d.reason) + "; retraining " + run.retrain);
   }
@@ -208,21 +201,20 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
 }
 
 void BudgetPlanner::fail(Run& run, const std::string& why, Step& step) {
-  run.phase = Phase::failed;
-  run.state = "failed";
-  step.events.push_back(decision_event(*run.group, "failed", run.own_probes, why));
+  run.state = BudgetState::failed;
+  step.events.push_back(decision_event(*run.group, BudgetState::failed, run.own_probes, why));
   step.log.push_back("budget " + describe(*run.group) + ": failed: " + why);
 }
 
 size_t BudgetPlanner::done() const {
   size_t n = 0;
-  for (const auto& r : groups_) n += r.phase == Phase::done;
+  for (const auto& r : groups_) n += r.done();
   return n;
 }
 
 size_t BudgetPlanner::failed() const {
   size_t n = 0;
-  for (const auto& r : groups_) n += r.phase == Phase::failed;
+  for (const auto& r : groups_) n += r.state == BudgetState::failed;
   return n;
 }
 
@@ -232,14 +224,14 @@ nlohmann::json BudgetPlanner::status() const {
     const auto& g = *r.group;
     list.push_back({{"group", g.id},
                     {"budget", g.target.value},
-                    {"cost", g.cost},
+                    {"cost", to_string(g.cost)},
                     {"model", g.retrain.model},
                     {"seed", g.retrain.seed},
                     {"weight_bits", g.summary.value("weight_bits", nlohmann::json())},
                     {"activation_bits", g.summary.value("activation_bits", nlohmann::json())},
-                    {"state", r.state},
-                    {"retraining", r.phase == Phase::retraining},
-                    {"lambda", r.retrain.empty() ? nlohmann::json() : nlohmann::json(r.lambda)},
+                    {"state", to_string(r.state)},
+                    {"retraining", r.retraining()},
+                    {"complexity_penalty", r.retrain.empty() ? nlohmann::json() : nlohmann::json(r.lambda)},
                     {"retrain", r.retrain.empty() ? nlohmann::json() : nlohmann::json(r.retrain)},
                     {"own_probes", r.own_probes}});
   }

@@ -50,14 +50,16 @@ class BudgetPlanner {
   nlohmann::json status() const;
 
  private:
-  enum class Phase { searching, retraining, done, failed };
   struct Run {
     const BudgetGroup* group = nullptr;
-    Phase phase = Phase::searching;
-    std::string state = "searching";  ///< searching, met, gave_up, impossible, failed
-    std::string retrain;              ///< the retraining's trial ID once decided
+    BudgetState state = BudgetState::searching;
+    bool retrained = false;  ///< met or gave_up, and its retraining finished
+    std::string retrain;     ///< the retraining's trial ID once decided
     double lambda = 0;
     int own_probes = 0;
+    bool decided() const { return state == BudgetState::met || state == BudgetState::gave_up; }
+    bool retraining() const { return decided() && !retrained; }
+    bool done() const { return state == BudgetState::impossible || (decided() && retrained); }
   };
 
   void decide(Run& run, const std::map<std::string, nlohmann::json>& finished, std::set<std::string>& in_flight,

@@ -1,5 +1,7 @@
 #include "sweep/budget_search.h"
 
+#include "core/number_text.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,12 +14,6 @@ namespace {
 constexpr double kMinLambda = 1e-9;  // below this the penalty is numerically absent
 constexpr double kMaxLambda = 1e2;   // above this every layer is at its cheapest long before
 constexpr double kSameDecades = 0.01;  // lambdas closer than this in log10 count as one probe
-
-std::string number(double x) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.4g", x);
-  return buffer;
-}
 
 bool near_any(double lambda, const std::vector<double>& lambdas) {
   for (double l : lambdas) {
@@ -37,8 +33,8 @@ std::optional<BudgetProbe> best_under(const BudgetTarget& target, const std::vec
 }
 
 std::string jumps_over(const BudgetProbe& lo, const BudgetProbe& hi) {
-  return "the cost jumps over the window between lambda " + number(lo.lambda) + " (cost " + number(lo.cost) +
-         ") and " + number(hi.lambda) + " (cost " + number(hi.cost) + ")";
+  return "the cost jumps over the window between lambda " + short_number(lo.lambda) + " (cost " + short_number(lo.cost) +
+         ") and " + short_number(hi.lambda) + " (cost " + short_number(hi.cost) + ")";
 }
 
 BudgetDecision give_up(const BudgetTarget& target, const std::vector<BudgetProbe>& probes, std::string reason) {
@@ -46,7 +42,7 @@ BudgetDecision give_up(const BudgetTarget& target, const std::vector<BudgetProbe
   d.chosen = best_under(target, probes);
   d.state = d.chosen ? BudgetState::gave_up : BudgetState::impossible;
   d.reason = d.chosen ? reason + "; the closest allocation under the budget is retrained (cost " +
-                            number(d.chosen->cost) + ", lambda " + number(d.chosen->lambda) + ")"
+                            short_number(d.chosen->cost) + ", lambda " + short_number(d.chosen->lambda) + ")"
                       : reason + "; no probe's allocation is under the budget";
   return d;
 }
@@ -60,16 +56,6 @@ BudgetDecision propose_next(const BudgetTarget& target, const std::vector<Budget
 
 bool meets_budget(const BudgetTarget& target, double cost) {
   return cost <= target.value && cost >= target.value * (1 - target.tolerance);
-}
-
-std::string to_string(BudgetState state) {
-  switch (state) {
-    case BudgetState::searching: return "searching";
-    case BudgetState::met: return "met";
-    case BudgetState::gave_up: return "gave_up";
-    case BudgetState::impossible: return "impossible";
-  }
-  return "?";
 }
 
 BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<BudgetProbe>& finished_in,
@@ -106,7 +92,7 @@ BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<Budge
   }
   const double lower = target.value * (1 - target.tolerance);
   if (own_probes >= settings.max_probes && running.empty()) {
-    return give_up(target, finished, "no allocation in [" + number(lower) + ", " + number(target.value) +
+    return give_up(target, finished, "no allocation in [" + short_number(lower) + ", " + short_number(target.value) +
                                          "] after " + std::to_string(own_probes) + " probes of its own");
   }
 
@@ -127,10 +113,10 @@ BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<Budge
     return give_up(target, finished, jumps_over(*lo, *hi));
   }
   if (lo && !hi && lo->lambda * settings.step_factor > kMaxLambda) {
-    return give_up(target, finished, "the cost stays above the budget up to lambda " + number(lo->lambda));
+    return give_up(target, finished, "the cost stays above the budget up to lambda " + short_number(lo->lambda));
   }
   if (hi && !lo && hi->lambda / settings.step_factor < kMinLambda) {
-    return give_up(target, finished, "even lambda " + number(hi->lambda) + " gives cost " + number(hi->cost) +
+    return give_up(target, finished, "even lambda " + short_number(hi->lambda) + " gives cost " + short_number(hi->cost) +
                                          ", below the window: the budget is above what the search space reaches");
   }
 

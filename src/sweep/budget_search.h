@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "sweep/kinds.h"
+
 namespace edmips {
 
 /// One finished search-only trial: its lambda and its derived allocation's cost.
@@ -41,12 +43,6 @@ struct BudgetSearchSettings {
   double min_bracket_decades = 0.02;  ///< narrower than this in log10 lambda: a plateau edge
 };
 
-enum class BudgetState {
-  searching,  ///< run `next` (possibly none while probes are in flight)
-  met,        ///< `chosen` lies inside the window
-  gave_up,    ///< `chosen` is the most expensive probe under the budget (flagged)
-  impossible, ///< no probe under the budget, and no more probes to run
-};
 
 struct BudgetDecision {
   BudgetState state = BudgetState::searching;
@@ -69,7 +65,5 @@ bool meets_budget(const BudgetTarget& target, double cost);
 BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<BudgetProbe>& finished,
                              const std::vector<double>& running, int own_probes, int free_slots,
                              const BudgetSearchSettings& settings = {});
-
-std::string to_string(BudgetState state);
 
 }  // namespace edmips

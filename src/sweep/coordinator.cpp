@@ -11,6 +11,7 @@
 #include <ostream>
 
 #include "core/duration_text.h"
+#include "core/number_text.h"
 #include "core/files.h"
 #include "core/process.h"
 #include "sweep/budget_planner.h"
@@ -25,17 +26,12 @@ namespace {
 std::string describe(const PlannedTrial& t) {
   const auto& s = t.summary;
   std::string text = t.config.model + " seed " + std::to_string(t.config.seed);
-  if (t.kind == "probe" || t.kind == "budget") {
-    char buffer[96];
-    std::snprintf(buffer, sizeof buffer, " %s for budget %.4g %s", t.kind == "probe" ? "probe" : "retraining",
-                  s.value("budget", 0.0), s.value("budget_cost", std::string("?")).c_str());
-    text += buffer;
-    std::snprintf(buffer, sizeof buffer, " lambda %.4g", s.value("complexity_penalty", 0.0));
-    text += buffer;
-  } else if (t.kind == "search") {
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, " lambda %.4g", t.config.search.complexity_penalty);
-    text += buffer;
+  if (t.kind == TrialKind::probe || t.kind == TrialKind::budget) {
+    text += std::string(t.kind == TrialKind::probe ? " probe" : " retraining") + " for budget " +
+            short_number(s.value("budget", 0.0)) + " " + s.value("budget_cost", std::string("?"));
+    text += " lambda " + short_number(s.value("complexity_penalty", 0.0));
+  } else if (t.kind == TrialKind::search) {
+    text += " lambda " + short_number(t.config.search.complexity_penalty);
     text += " bits w" + s["weight_bits"].get<std::string>() + " a" + s["activation_bits"].get<std::string>();
   } else {
     text += " uniform w" + s["weight_bits"].get<std::string>() + "a" + s["activation_bits"].get<std::string>();
@@ -79,7 +75,7 @@ class Coordinator {
     // (results.csv marks them, pareto counts them); nothing of theirs runs.
     size_t no_longer_listed = 0;
     for (const auto& [id, event] : finished_) no_longer_listed += !current_.count(id);
-    journal_.append({{"event", "sweep_started"},
+    journal_.append({{"event", to_string(EventType::sweep_started)},
                      {"sweep", sweep_.name},
                      {"trials", sweep_.trials.size()},
                      {"budgets", budgets_.size()},
@@ -105,9 +101,9 @@ class Coordinator {
       if (!message) continue;
       const int worker = message->first;
       const auto& m = message->second;
-      const std::string type = m.value("type", "");
+      const auto type = message_type_of(m);
       if (m.contains("host")) hosts_[worker] = m.value("host", "?");
-      if (type == "interrupted") {
+      if (type == MessageType::interrupted) {
         on_interrupted(worker, m);
         --active_;  // an interrupted worker has left its loop
         continue;
@@ -116,16 +112,16 @@ class Coordinator {
       // worker's next trial is chosen: a finished probe changes what the
       // budgets run next.
       std::optional<Running> done;
-      if (type == "finished" || type == "failed") {
+      if (type == MessageType::finished || type == MessageType::failed) {
         auto it = running_.find(worker);
         if (it != running_.end()) {
           done = it->second;
           running_.erase(it);
         }
       }
-      if (done && type == "failed") requeue_if_retrying(*done, m.value("retryable", true));
-      if (done && type == "finished") on_finished(worker, *done, m);
-      if (done && type == "failed") on_failed(worker, *done, m);
+      if (done && type == MessageType::failed) requeue_if_retrying(*done, m.value("retryable", true));
+      if (done && type == MessageType::finished) on_finished(worker, *done, m);
+      if (done && type == MessageType::failed) on_failed(worker, *done, m);
       idle_.push_back(worker);
       // Idle workers take what there is now (a retry, a probe, a retraining).
       while (!idle_.empty() && !stopping_) {
@@ -144,7 +140,7 @@ class Coordinator {
     const bool interrupted = stopping_;
     const size_t failed = failed_count();
     const size_t done = done_count();
-    journal_.append({{"event", interrupted ? "sweep_interrupted" : "sweep_finished"},
+    journal_.append({{"event", to_string(interrupted ? EventType::sweep_interrupted : EventType::sweep_finished)},
                      {"done", done},
                      {"failed", failed},
                      {"total", total()}});
@@ -174,9 +170,9 @@ class Coordinator {
   /// A probe of a family, or a retraining of a budget, the current sweep file has.
   bool is_current_budget_trial(const nlohmann::json& event) const {
     const auto& s = event.at("summary");
-    const std::string kind = s.value("kind", "");
-    if (kind == "probe") return budget_families_.count(s.value("family", "")) > 0;
-    if (kind == "budget") return budget_groups_.count(s.value("budget_group", "")) > 0;
+    const auto kind = trial_kind_of(s);
+    if (kind == TrialKind::probe) return budget_families_.count(s.value("family", "")) > 0;
+    if (kind == TrialKind::budget) return budget_groups_.count(s.value("budget_group", "")) > 0;
     return false;
   }
 
@@ -228,7 +224,7 @@ class Coordinator {
     }
     const int attempt = failures_before_[t->id] + failures_now_[t->id] + 1;
     running_[worker] = {t, attempt, Clock::now(), utc_now()};
-    nlohmann::json message = {{"type", "run"}, {"trial", t->id}, {"attempt", attempt}};
+    nlohmann::json message = {{"type", to_string(MessageType::run)}, {"trial", t->id}, {"attempt", attempt}};
     // Probes and retrainings are not in the workers' sweep file: they get the config.
     if (t->dynamic) message["config"] = to_json(t->config);
     endpoint_.send(worker, message);
@@ -237,7 +233,7 @@ class Coordinator {
 
   void journal_started(int worker, const Running& run) {
     const auto* t = run.trial;
-    journal_.append({{"event", "trial_started"}, {"trial", t->id}, {"rank", worker}, {"host", host_of(worker)},
+    journal_.append({{"event", to_string(EventType::trial_started)}, {"trial", t->id}, {"rank", worker}, {"host", host_of(worker)},
                      {"attempt", run.attempt}, {"expected_cost", t->expected_cost}, {"summary", t->summary}});
     say("start  " + t->id + "  rank " + std::to_string(worker) + "  " + describe(*t));
   }
@@ -248,7 +244,7 @@ class Coordinator {
     if (finished_.count(run.trial->id)) return;  // never record a trial twice
     auto result = m.at("result");
     result.erase("layers");  // the per-layer report stays in the trial's own result.json
-    nlohmann::json event = {{"event", "trial_finished"}, {"trial", run.trial->id}, {"rank", worker},
+    nlohmann::json event = {{"event", to_string(EventType::trial_finished)}, {"trial", run.trial->id}, {"rank", worker},
                             {"attempt", run.attempt}, {"duration_s", duration}, {"summary", run.trial->summary},
                             {"result", result}};
     journal_.append(event);
@@ -274,7 +270,7 @@ class Coordinator {
   void on_failed(int worker, const Running& run, const nlohmann::json& m) {
     const bool retry = failures_now_[run.trial->id] <= sweep_.max_retries && !stopping_;
     const std::string error = m.value("error", "unknown error");
-    journal_.append({{"event", "trial_failed"}, {"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt},
+    journal_.append({{"event", to_string(EventType::trial_failed)}, {"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt},
                      {"error", error}, {"will_retry", retry}});
     say("failed " + run.trial->id + "  rank " + std::to_string(worker) + "  attempt " +
         std::to_string(run.attempt) + ": " + error + (retry ? " (will retry)" : ""));
@@ -284,7 +280,7 @@ class Coordinator {
   void on_interrupted(int worker, const nlohmann::json& m) {
     auto it = running_.find(worker);
     if (it != running_.end()) {
-      journal_.append({{"event", "trial_interrupted"}, {"trial", it->second.trial->id}, {"rank", worker},
+      journal_.append({{"event", to_string(EventType::trial_interrupted)}, {"trial", it->second.trial->id}, {"rank", worker},
                        {"message", m.value("message", "")}});
       say("paused " + it->second.trial->id + "  rank " + std::to_string(worker) + "  (checkpointed)");
       pending_.push_front(it->second.trial);
@@ -304,7 +300,7 @@ class Coordinator {
 
   void release_idle_workers() {
     for (int w : idle_) {
-      endpoint_.send(w, {{"type", "stop"}});
+      endpoint_.send(w, {{"type", to_string(MessageType::stop)}});
       --active_;
     }
     idle_.clear();
@@ -385,10 +381,10 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
                 const WorkerOptions& options) {
   std::map<std::string, const PlannedTrial*> by_id;
   for (const auto& t : sweep.trials) by_id[t.id] = &t;
-  endpoint.send({{"type", "ready"}, {"host", host_name()}});
+  endpoint.send({{"type", to_string(MessageType::ready)}, {"host", host_name()}});
   while (true) {
     const auto message = endpoint.receive();
-    if (message.value("type", "") != "run") return;  // "stop"
+    if (message_type_of(message) != MessageType::run) return;  // stop
     const std::string id = message.at("trial");
     TrialConfig config;
     if (message.contains("config")) {
@@ -396,11 +392,11 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
       try {
         config = parse_trial_config(message["config"], "the coordinator's trial " + id);
       } catch (const std::exception& e) {
-        endpoint.send({{"type", "failed"}, {"trial", id}, {"error", e.what()}});
+        endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", e.what()}});
         continue;
       }
       if (trial_id(config) != id) {
-        endpoint.send({{"type", "failed"}, {"trial", id},
+        endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id},
                        {"error", "the coordinator's config hashes to " + trial_id(config) +
                                      " (edmips versions differ between ranks?)"}});
         continue;
@@ -408,13 +404,13 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     } else {
       const auto it = by_id.find(id);
       if (it == by_id.end()) {
-        endpoint.send({{"type", "failed"}, {"trial", id}, {"error", "unknown trial (sweep files differ between ranks?)"}});
+        endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", "unknown trial (sweep files differ between ranks?)"}});
         continue;
       }
       config = it->second->config;
     }
     if (options.stop_requested && options.stop_requested->load()) {
-      endpoint.send({{"type", "interrupted"}, {"trial", id}, {"message", "stop requested before start"}});
+      endpoint.send({{"type", to_string(MessageType::interrupted)}, {"trial", id}, {"message", "stop requested before start"}});
       return;
     }
     const auto directory = options.out / sweep_files::trials / id;
@@ -439,11 +435,11 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     try {
       const auto result = executor.run(config, directory, run_options);
       clear_live();
-      endpoint.send({{"type", "finished"}, {"trial", id}, {"result", result}});
+      endpoint.send({{"type", to_string(MessageType::finished)}, {"trial", id}, {"result", result}});
     } catch (const Interrupted& e) {
       clear_live();
       log << "interrupted: " << e.what() << std::endl;
-      endpoint.send({{"type", "interrupted"}, {"trial", id}, {"message", e.what()}});
+      endpoint.send({{"type", to_string(MessageType::interrupted)}, {"trial", id}, {"message", e.what()}});
       return;
     } catch (const Error& e) {
       clear_live();
@@ -451,11 +447,11 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
       // A bad or damaged file (exit 2 or 3: a checkpoint of another trial, a
       // torn result) fails the same way on every attempt: not retried.
       const bool retryable = e.code() != ExitCode::invalid_input && e.code() != ExitCode::data_error;
-      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", shorten_message(e.what())}, {"retryable", retryable}});
+      endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", shorten_message(e.what())}, {"retryable", retryable}});
     } catch (const std::exception& e) {
       clear_live();
       log << "failed: " << e.what() << std::endl;
-      endpoint.send({{"type", "failed"}, {"trial", id}, {"error", shorten_message(e.what())}});
+      endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", shorten_message(e.what())}});
     }
   }
 }

@@ -17,15 +17,6 @@
 
 namespace edmips {
 
-/// Files of a sweep's output directory.
-namespace sweep_files {
-constexpr const char* journal = "journal.jsonl";
-constexpr const char* results = "results.csv";
-constexpr const char* status = "status.json";
-constexpr const char* definition = "sweep.json";
-constexpr const char* trials = "trials";
-}  // namespace sweep_files
-
 struct CoordinatorOptions {
   std::filesystem::path out;
   const std::atomic<bool>* stop_requested = nullptr;

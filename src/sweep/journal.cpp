@@ -34,16 +34,16 @@ std::string utc_now() {
 namespace {
 
 void apply_event(JournalState& state, const nlohmann::json& e) {
-  const std::string type = e.value("event", "");
+  const auto type = event_type_of(e);
   ++state.events;
-  if (type == "sweep_started") ++state.runs;
-  else if (type == "trial_started") {
+  if (type == EventType::sweep_started) ++state.runs;
+  else if (type == EventType::trial_started) {
     const std::string trial = e.at("trial");
     state.started.insert(trial);
     if (e.contains("summary")) state.started_summaries[trial] = e.at("summary");
-  } else if (type == "budget_decided") state.budgets[e.at("group").get<std::string>()] = e;
-  else if (type == "trial_finished") state.finished[e.at("trial").get<std::string>()] = e;
-  else if (type == "trial_failed") ++state.failures[e.at("trial").get<std::string>()];
+  } else if (type == EventType::budget_decided) state.budgets[e.at("group").get<std::string>()] = e;
+  else if (type == EventType::trial_finished) state.finished[e.at("trial").get<std::string>()] = e;
+  else if (type == EventType::trial_failed) ++state.failures[e.at("trial").get<std::string>()];
 }
 
 /// The fields any event may carry and the JSON type each must have: a line
@@ -80,8 +80,8 @@ void check_event_fields(const nlohmann::json& e) {
   const std::vector<T> number = {T::number_float, T::number_integer, T::number_unsigned};
   std::vector<T> number_or_null = number;
   number_or_null.push_back(T::null);
-  const std::string type = e.at("event");
-  if (type == "trial_finished") {
+  const auto type = event_type_of(e);
+  if (type == EventType::trial_finished) {
     check(e, "", "trial", {T::string}, true);
     check(e, "", "result", {T::object}, true);
     const auto& result = e.at("result");
@@ -89,18 +89,26 @@ void check_event_fields(const nlohmann::json& e) {
     for (const char* key : {"bitops", "normalised_bits", "weight_memory_bits"}) check(result, "result/", key, number, false);
     check(result, "result/", "test_images", {T::number_integer, T::number_unsigned, T::null}, false);
     check(result, "result/", "allocation", {T::object}, false);
-  } else if (type == "budget_decided") {
+  } else if (type == EventType::budget_decided) {
     check(e, "", "group", {T::string}, true);
     check(e, "", "state", {T::string}, true);
     check(e, "", "cost", {T::string}, false);  // the measure's name
-    for (const char* key : {"budget", "tolerance", "lambda", "chosen_cost"}) check(e, "", key, number, false);
+    for (const char* key : {"budget", "tolerance", "complexity_penalty", "lambda", "chosen_cost"}) check(e, "", key, number, false);
     check(e, "", "allocation", {T::object}, false);
-  } else if (type == "trial_started" || type == "trial_failed" || type == "trial_interrupted") {
+  } else if (type == EventType::trial_started || type == EventType::trial_failed ||
+             type == EventType::trial_interrupted) {
     check(e, "", "trial", {T::string}, true);
   }
 }
 
 }  // namespace
+
+std::optional<double> decided_complexity_penalty(const nlohmann::json& e) {
+  for (const char* key : {"complexity_penalty", "lambda"}) {
+    if (e.contains(key) && e[key].is_number()) return e[key].get<double>();
+  }
+  return std::nullopt;
+}
 
 size_t for_each_journal_event(const std::string& text, const std::string& source,
                               const std::function<void(const nlohmann::json&)>& visit, bool* torn_tail) {

@@ -8,11 +8,23 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "sweep/kinds.h"
+
 namespace edmips {
+
+/// Files of a sweep's output directory.
+namespace sweep_files {
+constexpr const char* journal = "journal.jsonl";
+constexpr const char* results = "results.csv";
+constexpr const char* status = "status.json";
+constexpr const char* definition = "sweep.json";
+constexpr const char* trials = "trials";
+}  // namespace sweep_files
 
 /// What a journal says about a sweep so far.
 struct JournalState {
@@ -35,6 +47,11 @@ struct JournalState {
 /// the torn last line of a crash or of a write in progress (skipped; *torn_tail).
 size_t for_each_journal_event(const std::string& text, const std::string& source,
                               const std::function<void(const nlohmann::json&)>& visit, bool* torn_tail = nullptr);
+
+/// The complexity penalty (lambda) of a budget_decided event: its
+/// "complexity_penalty", the name every file uses, or "lambda", the name
+/// journals written before 2026-12-02 gave it. None when it has neither.
+std::optional<double> decided_complexity_penalty(const nlohmann::json& budget_decided);
 
 /// Replays journal text (as read_journal, `source` naming it in errors).
 JournalState parse_journal_text(const std::string& text, const std::string& source);

@@ -56,7 +56,7 @@ std::string configuration_id(const TrialConfig& config) {
 
 nlohmann::json summarise(const PlannedTrial& t) {
   const auto& c = t.config;
-  nlohmann::json s = {{"trial_id", t.id},           {"kind", t.kind},
+  nlohmann::json s = {{"trial_id", t.id},           {"kind", to_string(t.kind)},
                       {"configuration_id", configuration_id(c)},
                       {"model", c.model},           {"dataset", c.dataset.name},
                       {"seed", c.seed},             {"complexity_penalty", nullptr},
@@ -74,14 +74,14 @@ nlohmann::json summarise(const PlannedTrial& t) {
 
 /// The "budgets" axis as given.
 struct BudgetAxis {
-  std::string cost = "normalised_bits";
+  CostMeasure cost = CostMeasure::normalised_bits;
   std::vector<double> values;
   double tolerance = 0.05;
   std::string path;
 };
 
-std::string budget_group_id(const std::string& family, const std::string& cost, const BudgetTarget& target) {
-  return stable_id(nlohmann::json{{"budget_family", family}, {"cost", cost}, {"value", target.value},
+std::string budget_group_id(const std::string& family, CostMeasure cost, const BudgetTarget& target) {
+  return stable_id(nlohmann::json{{"budget_family", family}, {"cost", to_string(cost)}, {"value", target.value},
                                   {"tolerance", target.tolerance}}
                        .dump());
 }
@@ -103,7 +103,7 @@ BudgetGroup make_budget_group(const TrialConfig& search, const BudgetAxis& axis,
   PlannedTrial as_trial;
   as_trial.id = g.id;
   as_trial.config = g.retrain;
-  as_trial.kind = "budget";
+  as_trial.kind = TrialKind::budget;
   g.summary = summarise(as_trial);
   g.summary.erase("trial_id");
   // Seeds of one budget are one configuration: pareto averages them.
@@ -111,7 +111,7 @@ BudgetGroup make_budget_group(const TrialConfig& search, const BudgetAxis& axis,
   g.summary["complexity_penalty"] = nullptr;
   g.summary["budget_group"] = g.id;
   g.summary["budget"] = value;
-  g.summary["budget_cost"] = g.cost;
+  g.summary["budget_cost"] = to_string(g.cost);
   g.summary["budget_tolerance"] = axis.tolerance;
   return g;
 }
@@ -152,17 +152,12 @@ void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::
 
 }  // namespace
 
-const std::vector<std::string>& budget_cost_names() {
-  static const std::vector<std::string> names = {"normalised_bits", "bitops", "weight_memory_bits"};
-  return names;
-}
-
 PlannedTrial make_budget_probe(const BudgetGroup& group, double lambda) {
   PlannedTrial t;
   t.config = group.probe;
   t.config.search.complexity_penalty = lambda;
   t.id = trial_id(t.config);
-  t.kind = "probe";
+  t.kind = TrialKind::probe;
   t.dynamic = true;
   TrialConfig no_retraining = t.config;
   no_retraining.train.epochs = 0;
@@ -172,7 +167,7 @@ PlannedTrial make_budget_probe(const BudgetGroup& group, double lambda) {
   t.summary["siblings"] = group.siblings;
   t.summary["budget_group"] = group.id;
   t.summary["budget"] = group.target.value;
-  t.summary["budget_cost"] = group.cost;
+  t.summary["budget_cost"] = to_string(group.cost);
   return t;
 }
 
@@ -183,7 +178,7 @@ PlannedTrial make_budget_retrain(const BudgetGroup& group, const BitAllocation& 
   t.config.mode = TrialMode::allocation;
   t.config.allocation = allocation;
   t.id = trial_id(t.config);
-  t.kind = "budget";
+  t.kind = TrialKind::budget;
   t.dynamic = true;
   t.expected_cost = expected_cost(t.config);
   t.summary = group.summary;
@@ -342,7 +337,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
       auto b = axes.object("budgets");
       budgets.emplace();
       budgets->path = axes.path_of("budgets");
-      budgets->cost = b.choice("cost", budget_cost_names(), std::string("normalised_bits"));
+      budgets->cost = *cost_measure_from_string(b.choice("cost", cost_measure_names(), std::string("normalised_bits")));
       const auto& values = b.raw("values");
       const std::string values_path = b.path_of("values");
       if (!values.is_array() || values.empty()) b.fail("values", "a non-empty list of budgets (numbers > 0)");
@@ -422,7 +417,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
   }
 
   std::set<std::string> ids, budget_ids;
-  auto add_trial = [&](nlohmann::json trial, const std::string& kind, const std::string& origin) {
+  auto add_trial = [&](nlohmann::json trial, TrialKind kind, const std::string& origin) {
     const TrialConfig config = parse_trial_config(trial, source + " (trial from " + origin + ")", "", relative_to);
     PlannedTrial planned;
     planned.id = trial_id(config);
@@ -473,14 +468,14 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
               search_trial["search"]["activation_bits"] = bits.value["activations"];
             }
             if (!penalty.value.is_null()) search_trial["search"]["complexity_penalty"] = penalty.value;
-            add_trial(search_trial, "search", origin + ", " + bits.path + ", " + penalty.path);
+            add_trial(search_trial, TrialKind::search, origin + ", " + bits.path + ", " + penalty.path);
           }
         }
         for (size_t i = 0; i < baselines.size(); ++i) {
           nlohmann::json uniform = trial;
           uniform.erase("search");
           uniform["uniform"] = {{"weight_bits", baselines[i].first}, {"activation_bits", baselines[i].second}};
-          add_trial(uniform, "uniform", origin + ", /baselines/" + std::to_string(i));
+          add_trial(uniform, TrialKind::uniform, origin + ", /baselines/" + std::to_string(i));
         }
       }
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sweep/budget_search.h"
+#include "sweep/kinds.h"
 #include "trial/trial_config.h"
 
 namespace edmips {
@@ -18,7 +19,7 @@ namespace edmips {
 struct PlannedTrial {
   std::string id;
   TrialConfig config;
-  std::string kind;            ///< "search" or "uniform"
+  TrialKind kind = TrialKind::search;
   double expected_cost = 0;    ///< relative; larger runs first
   nlohmann::json summary;      ///< flat description for plan tables and CSVs
   bool dynamic = false;        ///< made while the sweep runs (budgets): workers get its config with the trial
@@ -33,7 +34,7 @@ struct BudgetGroup {
   std::string id;          ///< stable: the family, the cost measure, the value and the tolerance
   std::string family;      ///< the probes' family: trial ID of the probe config at lambda 0
   std::string siblings;    ///< the family with seed 0: families that differ only in their seed share it
-  std::string cost;        ///< the result key the budget bounds: "normalised_bits", "bitops", "weight_memory_bits"
+  CostMeasure cost = CostMeasure::normalised_bits;  ///< what the budget bounds (its name is the result key)
   BudgetTarget target;
   TrialConfig probe;       ///< search-only; the lambda is set per probe
   TrialConfig retrain;     ///< the search trial the budget stands for (its train schedule retrains)
@@ -49,9 +50,6 @@ struct SweepDefinition {
   std::vector<BudgetGroup> budgets;  ///< from the "budgets" axis (its trials are chosen while the sweep runs)
   BudgetSearchSettings budget_settings;
 };
-
-/// The result keys a budget may bound.
-const std::vector<std::string>& budget_cost_names();
 
 /// The search-only probe of `group` at `lambda`, as a planned trial (kind
 /// "probe"; its summary names the family and the group that started it).

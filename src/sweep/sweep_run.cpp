@@ -15,6 +15,7 @@
 #include "core/json_reader.h"
 #include "core/stop_signal.h"
 #include "sweep/coordinator.h"
+#include "sweep/journal.h"
 #include "sweep/transport.h"
 #include "trial/trial.h"
 
@@ -183,12 +184,12 @@ int run_sweep(const SweepRunOptions& options) {
   // on a core while rank 0 still trains its last trial.
   if (rank == 0) {
     for (int worker = 1; worker < session.size(); ++worker) {
-      endpoints.coordinator->send(worker, {{"type", "exit"}, {"code", code}});
+      endpoints.coordinator->send(worker, {{"type", to_string(MessageType::exit)}, {"code", code}});
     }
   } else {
     while (true) {
       const auto message = endpoints.worker->receive();
-      if (message.value("type", "") == "exit") {
+      if (message_type_of(message) == MessageType::exit) {
         code = message.value("code", code);
         break;
       }

@@ -193,10 +193,7 @@ TEST_CASE("epoch batches cover every sample once, reproducibly, and augmentation
 }
 
 TEST_CASE("the real Fashion-MNIST files load: 60000 train and 10000 test images of 28x28", "[data][fashion]") {
-  if (!edmips::testing::fashion_mnist_available()) {
-    WARN("Fashion-MNIST not installed (scripts/install-deps.sh installs it)");
-    return;
-  }
+  if (!edmips::testing::fashion_mnist_available()) EDMIPS_SKIP("Fashion-MNIST not installed (scripts/install-deps.sh installs it)");
   DatasetConfig c;
   c.path = FASHION_MNIST_DIR;
   const auto d = load_dataset(c);

@@ -1,6 +1,7 @@
 """Shared fixtures for the integration tests: the edmips binary and mpirun."""
 import json
 import os
+import random
 import pathlib
 import shutil
 import signal
@@ -79,6 +80,29 @@ class Sweep:
                 break
             ids.add(line.split()[0])
         return ids
+
+    def kill_at_random_moments(self, ranks, extra, attempts, seed, delay, progress=None, wait_s=60):
+        """Starts the sweep `attempts` times and kill -9s each run at a random
+        moment: `delay` (low, high) seconds after it starts, or, with
+        `progress` (a function counting something the sweep writes), after
+        that count has grown in this run (so the kill lands in the work, not
+        in MPI's start-up, whatever the machine's load). Stops early when a
+        run finishes on its own. Returns how many runs were killed."""
+        rng = random.Random(seed)
+        kills = 0
+        for attempt in range(attempts):
+            before = progress() if progress else None
+            proc = self.start(ranks, *extra, log=f"run{attempt}.log")
+            if progress:
+                deadline = time.time() + wait_s
+                while progress() <= before and proc.poll() is None and time.time() < deadline:
+                    time.sleep(0.05)
+            time.sleep(rng.uniform(*delay))
+            if proc.poll() is not None:
+                break
+            self.kill_everything(proc)
+            kills += 1
+        return kills
 
     def kill_everything(self, proc):
         """kill -9 the whole job: mpirun's process group and any rank of this run."""

@@ -5,7 +5,6 @@ per seed (src/sweep/synthetic_cost.h), so convergence, resume and
 exactly-once are checked in seconds; the last test runs real Fashion-MNIST
 searches."""
 import json
-import random
 import signal
 import subprocess
 import time
@@ -65,7 +64,7 @@ def check_budgets_met_once(sweep, groups):
         probe = done[e["chosen"]]
         assert probe["summary"]["kind"] == "probe"
         assert probe["result"]["top1"] is None  # search only
-        assert probe["summary"]["complexity_penalty"] == e["lambda"]
+        assert probe["summary"]["complexity_penalty"] == e["complexity_penalty"]
     assert all(c == 1 for c in counts.values()), "a trial finished twice"
 
 
@@ -107,21 +106,9 @@ def test_every_budget_lands_in_its_window_and_is_retrained_once(sweep_factory):
 
 def test_resume_after_kill_9_continues_the_search_and_retrains_each_budget_once(sweep_factory):
     sweep = sweep_factory(budget_definition(seeds=(1, 2, 3, 4)))
-    rng = random.Random(7)
-    kills = 0
-    for attempt in range(8):
-        started_before = started_count(sweep)
-        proc = sweep.start(3, "--fake-trials", "--fake-duration", "0.3", log=f"run{attempt}.log")
-        # Kill at a random moment once this run is handing out trials (MPI's
-        # start-up time varies with the machine's load).
-        deadline = time.time() + 60
-        while started_count(sweep) <= started_before and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.1, 1.0))
-        if proc.poll() is not None:
-            break
-        sweep.kill_everything(proc)
-        kills += 1
+    # Killed once each run is handing out trials (MPI's start-up time varies with the load).
+    kills = sweep.kill_at_random_moments(3, ["--fake-trials", "--fake-duration", "0.3"], attempts=8, seed=7,
+                                         delay=(0.1, 1.0), progress=lambda: started_count(sweep))
     assert kills >= 3
     assert sweep.run(3, "--fake-trials", "--fake-duration", "0.3") == 0
     groups = budget_groups(sweep)
@@ -212,7 +199,7 @@ def test_the_report_has_a_table_per_budget(sweep_factory):
     assert "### budget 2 normalised_bits" in report and "### budget 3 normalised_bits" in report
     pareto = json.loads((sweep.out / "pareto.json").read_text())
     assert len(pareto["budgets"]) == 4
-    assert all(b["top1"] is not None and b["lambda"] > 0 for b in pareto["budgets"])
+    assert all(b["top1"] is not None and b["complexity_penalty"] > 0 for b in pareto["budgets"])
     budget_configurations = [c for c in pareto["configurations"] if c["kind"] == "budget"]
     assert len(budget_configurations) == 2  # seeds of one budget averaged
     assert all(c["seeds"] == 2 and c["probes_mean"] > 0 for c in budget_configurations)

@@ -76,7 +76,7 @@ def test_a_documented_command_is_true_to_the_code(doc, command, tmp_path):
             if script.endswith(".sh"):
                 assert subprocess.run(["bash", "-n", str(ROOT / script)]).returncode == 0
             for token in tokens[tokens.index(script) + 1:]:
-                if re.match(r"(bench|analysis|sweeps)/", token):
+                if re.match(r"(microbench|analysis|sweeps)/", token):
                     assert (ROOT / token).exists(), f"{doc}: {token} does not exist"
         else:
             pytest.skip(f"not an edmips command or one of our scripts: {first}")

@@ -2,7 +2,6 @@
 the fake trial executor so scheduling, retries, resume, signals and crash
 recovery are checked in seconds. test_sweep_real.py runs real trials."""
 import json
-import random
 import signal
 import subprocess
 import time
@@ -133,15 +132,8 @@ def test_sigusr2_checkpoints_running_trials_and_a_rerun_resumes_them(sweep_facto
 
 def test_kill_9_at_random_moments_never_loses_or_repeats_a_trial(sweep_factory):
     sweep = sweep_factory(fake_sweep_definition(penalties=(0.0, 0.001, 0.01, 0.1, 1.0), seeds=(1, 2, 3)))
-    rng = random.Random(1234)
-    kills = 0
-    for attempt in range(6):
-        proc = sweep.start(3, "--fake-trials", "--fake-duration", "0.4", log=f"run{attempt}.log")
-        time.sleep(rng.uniform(0.8, 2.5))
-        if proc.poll() is not None:
-            break
-        sweep.kill_everything(proc)
-        kills += 1
+    kills = sweep.kill_at_random_moments(3, ["--fake-trials", "--fake-duration", "0.4"], attempts=6, seed=1234,
+                                         delay=(0.8, 2.5))
     assert kills >= 3
     assert sweep.run(3, "--fake-trials", "--fake-duration", "0.4") == 0
     ids = sweep.plan_ids()

@@ -38,8 +38,6 @@ def test_a_real_fashion_mnist_sweep_on_two_ranks_finishes_every_trial(sweep_fact
 
 
 def test_kill_9_of_a_real_sweep_at_random_moments_then_resume_finishes_each_trial_once(sweep_factory):
-    import random
-    import time
     sweep = sweep_factory({
         "name": "real-kill",
         "base": {
@@ -60,22 +58,10 @@ def test_kill_9_of_a_real_sweep_at_random_moments_then_resume_finishes_each_tria
                 pass
         return total
 
-    rng = random.Random(99)
-    kills = 0
-    for attempt in range(4):
-        before = checkpoints()
-        proc = sweep.start(2, log=f"run{attempt}.log")
-        # Kill at a random moment shortly after some trial saved a new
-        # checkpoint, so the resume has something to resume from whatever
-        # the machine's load.
-        deadline = time.time() + 120
-        while time.time() < deadline and checkpoints() <= before and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.0))
-        if proc.poll() is not None:
-            break
-        sweep.kill_everything(proc)
-        kills += 1
+    # Each kill lands shortly after some trial saved a new checkpoint, so the
+    # resume has something to resume from whatever the machine's load.
+    kills = sweep.kill_at_random_moments(2, [], attempts=4, seed=99, delay=(0.0, 1.0), progress=checkpoints,
+                                         wait_s=120)
     assert kills >= 2
     assert sweep.run(2) == 0
     ids = sweep.plan_ids()

@@ -3,6 +3,7 @@
 
 #include <optional>
 
+#include "quant/fused_test_support.h"
 #include "quant/quantizers.h"
 
 using namespace edmips;
@@ -17,18 +18,13 @@ void check_close(const torch::Tensor& a, const torch::Tensor& b, const std::stri
   CHECK(((a - b).abs() <= tolerance).all().item<bool>());
 }
 
-struct Run {
-  torch::Tensor out, grad_input, grad_probs;
-};
+using Run = edmips::testing::QuantizerRun;
 
+/// One forward and backward pass of a quantizer (fused_test_support.h).
 template <typename F>
 Run run(F quantizer, const torch::Tensor& input, const torch::Tensor& logits, const std::vector<int>& bits,
         const torch::Tensor& upstream) {
-  auto x = input.clone().requires_grad_(true);
-  auto alpha = logits.clone().requires_grad_(true);
-  auto out = quantizer(x, torch::softmax(alpha, 0), bits);
-  out.backward(upstream);
-  return {out.detach(), x.grad(), alpha.grad()};
+  return edmips::testing::run_quantizer(quantizer, input, logits, bits, upstream);
 }
 
 }  // namespace

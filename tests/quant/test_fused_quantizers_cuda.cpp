@@ -1,11 +1,12 @@
 // The fused CUDA quantizers against the plain LibTorch reference on the GPU.
-// Without a CUDA device, or in a CPU-only build, each test says so and passes
-// without checking anything (Catch2 v2 has no skip).
+// Without a CUDA device, or in a CPU-only build, each test ends with
+// EDMIPS_SKIP, which CTest counts as skipped (label gpu; tests/CMakeLists.txt).
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include "models/network.h"
 #include "quant/fused_cuda.h"
+#include "quant/fused_test_support.h"
 #include "quant/quantizers.h"
 #include "trial/trial.h"
 #include "test_support.h"
@@ -18,30 +19,20 @@ using namespace edmips;
 
 namespace {
 
-bool cuda_ready() {
-  if (!cuda_fused::built()) {
-    WARN("this build has no CUDA kernels (a CPU LibTorch): skipped");
-    return false;
-  }
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device visible: skipped");
-    return false;
-  }
-  return true;
+/// Why the CUDA tests cannot run here, if they cannot.
+const char* cuda_missing() {
+  if (!cuda_fused::built()) return "this build has no CUDA kernels (a CPU LibTorch)";
+  if (!torch::cuda::is_available()) return "no CUDA device visible";
+  return nullptr;
 }
 
-struct Run {
-  torch::Tensor out, grad_input, grad_probs;
-};
+using Run = edmips::testing::QuantizerRun;
 
+/// One forward and backward pass of a quantizer (fused_test_support.h).
 template <typename F>
 Run run(F quantizer, const torch::Tensor& input, const torch::Tensor& logits, const std::vector<int>& bits,
         const torch::Tensor& upstream) {
-  auto x = input.clone().requires_grad_(true);
-  auto alpha = logits.clone().requires_grad_(true);
-  auto out = quantizer(x, torch::softmax(alpha, 0), bits);
-  out.backward(upstream);
-  return {out.detach(), x.grad(), alpha.grad()};
+  return edmips::testing::run_quantizer(quantizer, input, logits, bits, upstream);
 }
 
 /// |a - b| <= tolerance * max(1, |b|), elementwise.
@@ -55,7 +46,7 @@ const torch::Device kGpu(torch::kCUDA, 0);
 
 TEST_CASE("the CUDA composite activation matches the reference on the GPU in output and gradients",
           "[quant][cuda]") {
-  if (!cuda_ready()) return;
+  if (const char* why = cuda_missing()) EDMIPS_SKIP(why);
   torch::manual_seed(21);
   for (const int64_t n : {int64_t(7), int64_t(40000), int64_t(1) << 20 | 3}) {
     const auto x = (torch::randn({n}) * 1.5).to(kGpu);
@@ -80,7 +71,7 @@ TEST_CASE("the CUDA composite activation matches the reference on the GPU in out
 }
 
 TEST_CASE("the CUDA composite weight matches the reference on the GPU in output and gradients", "[quant][cuda]") {
-  if (!cuda_ready()) return;
+  if (const char* why = cuda_missing()) EDMIPS_SKIP(why);
   torch::manual_seed(22);
   for (const auto& shape : std::vector<std::vector<int64_t>>{{32, 16, 3, 3}, {512, 512, 3, 3}, {10, 7}}) {
     const auto w = (torch::randn(shape) * 0.05).to(kGpu);
@@ -98,7 +89,7 @@ TEST_CASE("the CUDA composite weight matches the reference on the GPU in output 
 }
 
 TEST_CASE("the CUDA kernels agree with the CPU kernels and repeat bitwise", "[quant][cuda]") {
-  if (!cuda_ready()) return;
+  if (const char* why = cuda_missing()) EDMIPS_SKIP(why);
   torch::manual_seed(23);
   const auto x = torch::randn({8, 16, 33, 31}) * 1.5;
   const auto upstream = torch::randn({8, 16, 33, 31});
@@ -123,7 +114,7 @@ TEST_CASE("the CUDA kernels agree with the CPU kernels and repeat bitwise", "[qu
 
 #ifdef EDMIPS_WITH_CUDA
 TEST_CASE("a search network's training step on the GPU never waits for the host inside a layer", "[quant][cuda]") {
-  if (!cuda_ready()) return;
+  if (const char* why = cuda_missing()) EDMIPS_SKIP(why);
   NetworkPrecision precision;
   precision.mode = PrecisionMode::search;
   precision.weight_candidates = {1, 2, 3, 4};
@@ -157,7 +148,7 @@ TEST_CASE("a search network's training step on the GPU never waits for the host 
 #endif
 
 TEST_CASE("a search trial runs on the GPU and derives a decided allocation", "[trial][cuda]") {
-  if (!cuda_ready()) return;
+  if (const char* why = cuda_missing()) EDMIPS_SKIP(why);
   edmips::testing::TempDir data, out;
   edmips::testing::write_mnist(data, 256, 64);
   const nlohmann::json j = {{"seed", 3},

@@ -48,7 +48,7 @@ struct Simulation {
   int rounds = 0;
 
   double cost_of(const PlannedTrial& t) const {
-    if (t.kind == "probe") return SyntheticCostCurve::random(t.config.seed + 1)(t.config.search.complexity_penalty);
+    if (t.kind == TrialKind::probe) return SyntheticCostCurve::random(t.config.seed + 1)(t.config.search.complexity_penalty);
     double sum = 0;
     for (const auto& l : t.config.allocation.layers) sum += l.weight_bits;
     return sum / double(t.config.allocation.layers.size());
@@ -57,11 +57,11 @@ struct Simulation {
   void finish(const PlannedTrial& t) {
     ++runs[t.id];
     const double cost = cost_of(t);
-    nlohmann::json result = {{"top1", t.kind == "probe" ? nlohmann::json() : nlohmann::json(80.0)},
+    nlohmann::json result = {{"top1", t.kind == TrialKind::probe ? nlohmann::json() : nlohmann::json(80.0)},
                              {"normalised_bits", cost},
                              {"bitops", cost * cost * 1e6},
                              {"weight_memory_bits", cost * 1e5},
-                             {"allocation", to_json(t.kind == "probe" ? allocation_costing(cost) : t.config.allocation)}};
+                             {"allocation", to_json(t.kind == TrialKind::probe ? allocation_costing(cost) : t.config.allocation)}};
     finished[t.id] = {{"event", "trial_finished"}, {"trial", t.id}, {"summary", t.summary}, {"result", result}};
     journal.finished[t.id] = finished[t.id];
   }
@@ -96,7 +96,7 @@ TEST_CASE("a budgets axis makes one budget per value, seed and bit set, with sta
     ids.insert(g.id);
     families.insert(g.family);
     configurations.insert(g.summary.at("configuration_id").get<std::string>());
-    CHECK(g.cost == "normalised_bits");
+    CHECK(g.cost == CostMeasure::normalised_bits);
     CHECK(g.target.tolerance == Approx(0.05));
     CHECK(!g.probe.search.retrain);
     CHECK(g.retrain.search.retrain);
@@ -117,7 +117,7 @@ TEST_CASE("probes are search-only trials whose ID ignores retraining; equal allo
   const auto sweep = parse_sweep(budget_sweep(), "b.json");
   const auto& g = sweep.budgets.front();
   const auto probe = make_budget_probe(g, 1e-3);
-  CHECK(probe.kind == "probe");
+  CHECK(probe.kind == TrialKind::probe);
   CHECK(probe.dynamic);
   CHECK(!probe.config.search.retrain);
   CHECK(probe.config.search.complexity_penalty == 1e-3);
@@ -130,7 +130,7 @@ TEST_CASE("probes are search-only trials whose ID ignores retraining; equal allo
   CHECK(make_budget_probe(longer, 1e-3).id == probe.id);
   const auto a = make_budget_retrain(g, allocation_costing(2.0), 1e-3, 3);
   const auto b = make_budget_retrain(sweep.budgets[1], allocation_costing(2.0), 2e-3, 5);
-  CHECK(a.kind == "budget");
+  CHECK(a.kind == TrialKind::budget);
   CHECK(a.config.mode == TrialMode::allocation);
   CHECK(a.id == b.id);
   CHECK(make_budget_retrain(g, allocation_costing(2.1), 1e-3, 3).id != a.id);

@@ -29,8 +29,8 @@ TEST_CASE("a sweep is the cartesian product of its axes plus uniform baselines p
   size_t uniform = 0;
   for (const auto& t : sweep.trials) {
     ids.insert(t.id);
-    uniform += t.kind == "uniform";
-    if (t.kind == "uniform") CHECK(t.config.mode == TrialMode::uniform);
+    uniform += t.kind == TrialKind::uniform;
+    if (t.kind == TrialKind::uniform) CHECK(t.config.mode == TrialMode::uniform);
   }
   CHECK(ids.size() == sweep.trials.size());
   CHECK(uniform == 4);
@@ -144,7 +144,7 @@ TEST_CASE("longer trials get a larger expected cost", "[sweep][definition]") {
   const auto sweep = parse_sweep(j, "s.json");
   double short_cost = 0, long_cost = 0;
   for (const auto& t : sweep.trials) {
-    if (t.kind != "uniform" || t.config.seed != 1 || t.config.uniform_weight_bits != 2) continue;
+    if (t.kind != TrialKind::uniform || t.config.seed != 1 || t.config.uniform_weight_bits != 2) continue;
     (t.config.train.epochs == 1 ? short_cost : long_cost) = t.expected_cost;
   }
   CHECK(long_cost > short_cost);

@@ -277,10 +277,7 @@ TEST_CASE("a checkpoint or result of another trial is refused naming both trials
 
 TEST_CASE("a trial killed mid-run resumes from its checkpoint and ends as an uninterrupted run",
           "[trial][resume][fashion]") {
-  if (!edmips::testing::fashion_mnist_available()) {
-    WARN("Fashion-MNIST not installed; skipping");
-    return;
-  }
+  if (!edmips::testing::fashion_mnist_available()) EDMIPS_SKIP("Fashion-MNIST not installed (scripts/install-deps.sh installs it)");
   TempDir work;
   const auto config_path = work / "trial.json";
   edmips::testing::write_file(config_path, fashion_config(1000, 2, 2, 0.01).dump());
@@ -325,10 +322,7 @@ TEST_CASE("a trial killed mid-run resumes from its checkpoint and ends as an uni
 TEST_CASE("on real Fashion-MNIST a short search and retrain beats chance by far, and a large penalty "
           "ends with fewer expected bits than none",
           "[trial][fashion][e2e]") {
-  if (!edmips::testing::fashion_mnist_available()) {
-    WARN("Fashion-MNIST not installed; skipping");
-    return;
-  }
+  if (!edmips::testing::fashion_mnist_available()) EDMIPS_SKIP("Fashion-MNIST not installed (scripts/install-deps.sh installs it)");
   TempDir out;
   TrialRunner runner;
   TrialRunOptions options;
@@ -346,10 +340,7 @@ TEST_CASE("on real Fashion-MNIST a short search and retrain beats chance by far,
 }
 
 TEST_CASE("on real Fashion-MNIST a search is decided only by a clear and stable choice", "[trial][fashion][decision]") {
-  if (!edmips::testing::fashion_mnist_available()) {
-    WARN("Fashion-MNIST not installed; skipping");
-    return;
-  }
+  if (!edmips::testing::fashion_mnist_available()) EDMIPS_SKIP("Fashion-MNIST not installed (scripts/install-deps.sh installs it)");
   TempDir out;
   TrialRunner runner;
   TrialRunOptions options;

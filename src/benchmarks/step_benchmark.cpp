@@ -1,4 +1,4 @@
-#include "bench/step_benchmark.h"
+#include "benchmarks/step_benchmark.h"
 
 #include <c10/core/CPUAllocator.h>
 #include <cstdlib>

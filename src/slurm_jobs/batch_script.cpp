@@ -1,4 +1,4 @@
-#include "slurm/batch_script.h"
+#include "slurm_jobs/batch_script.h"
 
 #include <spawn.h>
 #include <sys/wait.h>

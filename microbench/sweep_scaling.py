@@ -3,7 +3,7 @@
 fixed-duration, CPU-bound fake trials (1 and 2 ranks on 2 cores), and
 coordinator + journal throughput with no-op trials on 4 oversubscribed ranks.
 
-Usage: scripts/python.sh bench/sweep_scaling.py [--trials 12] [--duration 2.0] [--noop-trials 400]
+Usage: scripts/python.sh microbench/sweep_scaling.py [--trials 12] [--duration 2.0] [--noop-trials 400]
 Prints a Markdown table; every figure is measured in this run.
 """
 import argparse

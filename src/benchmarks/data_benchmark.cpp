@@ -1,4 +1,4 @@
-#include "bench/data_benchmark.h"
+#include "benchmarks/data_benchmark.h"
 
 #include <torch/torch.h>
 

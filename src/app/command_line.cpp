@@ -75,6 +75,17 @@ po::variables_map parse(const std::vector<std::string>& args, po::options_descri
   return vm;
 }
 
+/// Prints `options` and returns true when args ask for help.
+bool wants_help(const std::vector<std::string>& args, const po::options_description& options) {
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << options;
+      return true;
+    }
+  }
+  return false;
+}
+
 int trial(const std::vector<std::string>& args) {
   TrialCommand command;
   po::options_description options("edmips trial CONFIG.json --out DIR");
@@ -86,12 +97,7 @@ int trial(const std::vector<std::string>& args) {
       "quiet,q", po::bool_switch(&command.quiet), "no progress lines (the result line still goes to stdout)");
   po::positional_options_description positional;
   positional.add("config", 1);
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << options;
-      return 0;
-    }
-  }
+  if (wants_help(args, options)) return 0;
   parse(args, options, positional);
   return run_trial_command(command);
 }
@@ -106,25 +112,9 @@ int export_trial(const std::vector<std::string>& args) {
       "out,o", po::value(&command.out)->required(), "the ONNX file to write (FILE.json beside it: layers and bits)");
   po::positional_options_description positional;
   positional.add("trial", 1);
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << options;
-      return 0;
-    }
-  }
+  if (wants_help(args, options)) return 0;
   parse(args, options, positional);
   return run_export_command(command);
-}
-
-/// Prints `options` and returns true when args ask for help.
-bool wants_help(const std::vector<std::string>& args, const po::options_description& options) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << options;
-      return true;
-    }
-  }
-  return false;
 }
 
 int sweep_file_command(const std::vector<std::string>& args, const std::string& name,
@@ -322,12 +312,7 @@ int data_bench(const std::vector<std::string>& args) {
       "model of the data-wait measurement (\"\" to skip it)")(
       "step-batch", po::value(&o.step_batch)->default_value(o.step_batch)->notifier(within<int>("step-batch", 1, 1 << 16)), "its batch size")(
       "steps", po::value(&o.steps)->default_value(o.steps)->notifier(within<int>("steps", 1, 1 << 20)), "its measured steps");
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << options;
-      return 0;
-    }
-  }
+  if (wants_help(args, options)) return 0;
   const auto vm = parse(args, options, {});
   o.torchvision = !vm.count("no-torchvision");
   return run_data_benchmark(std::cout, o);
@@ -356,12 +341,7 @@ int bench(const std::vector<std::string>& args) {
       "onnx", po::value(&o.onnx)->value_name("FILE"),
       "also an imported ONNX network at the same shapes, its forms beside the model's")(
       "data", po::value<std::string>(), "an image folder: benchmark its loading instead (edmips bench --data DIR --help)");
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << options;
-      return 0;
-    }
-  }
+  if (wants_help(args, options)) return 0;
   const auto vm = parse(args, options, {});
   o.width = o.height;
   o.naive = !vm.count("no-naive");

@@ -600,6 +600,14 @@ void calibrate(const Network& net, const Dataset& data, const TrialConfig& confi
   net->train();
 }
 
+/// The network a trial retrains (or, with no epochs, evaluates as built):
+/// its starting weights drawn from seed + 1, so that export rebuilds the same
+/// network when there is no trained checkpoint to read.
+Network make_final_network(const TrialConfig& config, const ModelInput& input, const NetworkPrecision& precision) {
+  torch::manual_seed(config.seed + 1);
+  return make_network(model_spec(config), input, precision);
+}
+
 NetworkPrecision base_precision(const TrialConfig& config) {
   NetworkPrecision p;
   p.full_precision_first = config.full_precision_first;
@@ -766,13 +774,17 @@ TrainedNetwork load_trained_network(const fs::path& directory) {
   torch::set_num_threads(int(std::max(1u, std::thread::hardware_concurrency())));
   const auto loaded = std::make_shared<const Dataset>(load_dataset(out.config.dataset));
   const auto& data = *loaded;
-  auto net = make_network(model_spec(out.config), data.input, precision);
+  auto net = make_final_network(out.config, data.input, precision);
   const auto checkpoint_path = directory / trial_files::checkpoint;
   const auto state = read_checkpoint_state(checkpoint_path, out.trial_id);
   if (state && state->phase == "train" && state->has_model) {
     load_checkpoint_tensors(checkpoint_path, net, {});
+  } else if (out.config.train.epochs > 0) {
+    // Rebuilding the starting weights would export a network nobody trained.
+    throw IoError(checkpoint_path.string() + ": missing or without the trained weights of this trial's " +
+                  std::to_string(out.config.train.epochs) + " retraining epoch(s): run the trial again");
   } else {
-    calibrate(net, data, out.config, torch::kCPU);
+    calibrate(net, data, out.config, torch::kCPU);  // no epochs: the trial evaluated these starting weights
   }
   net->eval();
   out.network = net;
@@ -907,10 +919,9 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   } else {
     precision.fixed_bits = {LayerBits{"", config.uniform_weight_bits, config.uniform_activation_bits}};
   }
-  torch::manual_seed(config.seed + 1);
   Network net;
   try {
-    net = make_network(model_spec(config), input, precision);
+    net = make_final_network(config, input, precision);
   } catch (const ConfigError& e) {
     // A given allocation that does not fit the model: name where it was given.
     if (config.mode != TrialMode::allocation) throw;

@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json_reader.h"
+#include "data/dataset.h"
+#include "models/network.h"
 #include "trial/trial.h"
 #include "test_support.h"
 
@@ -148,6 +150,45 @@ TEST_CASE("running a finished trial again returns its result without training", 
   CHECK(second == first);
   CHECK(lines.empty());
   CHECK(std::filesystem::last_write_time(out / trial_files::result) == stamp);
+}
+
+namespace {
+/// The loaded network's top-1 (%) on the whole test set and its logits on it.
+std::pair<double, torch::Tensor> loaded_top1(const TrainedNetwork& loaded) {
+  torch::NoGradGuard no_grad;
+  const auto logits = loaded.network->forward(loaded.data->test_images);
+  const auto correct = logits.argmax(1).eq(loaded.data->test_labels).sum().item<int64_t>();
+  return {100.0 * double(correct) / double(loaded.data->test_size()), logits};
+}
+}  // namespace
+
+TEST_CASE("export loads the network its trial evaluated, the same every time, or refuses", "[trial][export]") {
+  TempDir data, out;
+  edmips::testing::write_mnist(data, 64, 32);
+  auto j = tiny_config(data);
+  j.erase("search");
+  j["uniform"] = {{"weight_bits", 2}, {"activation_bits", 3}};
+  TrialRunner runner;
+  SECTION("no retraining epochs: the starting weights the trial drew and calibrated") {
+    j["train"]["epochs"] = 0;
+    const auto result = runner.run(parse_trial_config(j, "tiny"), out.path(), {});
+    CHECK_FALSE(std::filesystem::exists(out / trial_files::checkpoint));
+    const auto [top1, logits] = loaded_top1(load_trained_network(out.path()));
+    const auto [top1_again, logits_again] = loaded_top1(load_trained_network(out.path()));
+    CHECK(torch::equal(logits, logits_again));
+    CHECK(top1 == Approx(result.at("top1").get<double>()));
+  }
+  SECTION("trained: the checkpoint's weights, and without the checkpoint a clear error") {
+    const auto result = runner.run(parse_trial_config(j, "tiny"), out.path(), {});
+    CHECK(loaded_top1(load_trained_network(out.path())).first == Approx(result.at("top1").get<double>()));
+    std::filesystem::remove(out / trial_files::checkpoint);
+    try {
+      load_trained_network(out.path());
+      FAIL("a trained trial without its checkpoint loaded");
+    } catch (const IoError& e) {
+      CHECK_THAT(e.what(), Catch::Contains("checkpoint.pt") && Catch::Contains("run the trial again"));
+    }
+  }
 }
 
 TEST_CASE("a directory holding another trial is refused", "[trial]") {

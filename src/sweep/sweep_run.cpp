@@ -1,7 +1,5 @@
 #include "sweep/sweep_run.h"
 
-#include <boost/mpi/collectives.hpp>
-#include <boost/mpi/communicator.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -129,8 +127,7 @@ int run_sweep(const SweepRunOptions& options) {
   }
   // Every rank learns whether any rank failed to set up (this also orders the
   // output directory's creation before any worker writes into it).
-  boost::mpi::communicator world;
-  if (int worst = boost::mpi::all_reduce(world, setup_code, boost::mpi::maximum<int>()); worst != 0) return worst;
+  if (int worst = session.max_over_ranks(setup_code); worst != 0) return worst;
 
   auto& stop = install_stop_signal_handlers();
   const int threads = threads_per_rank(options.threads, session.local_size());

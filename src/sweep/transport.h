@@ -59,6 +59,9 @@ class MpiSession {
   int local_size() const;  ///< ranks on this node
   /// Ends every rank of the job (after an unrecoverable error on one).
   [[noreturn]] void abort(int code) const;
+  /// The largest of every rank's `value`: a collective that every rank must
+  /// call, before endpoints() starts the message threads.
+  int max_over_ranks(int value) const;
   /// Coordinator and worker endpoints over this session.
   Endpoints endpoints();
 

@@ -3,6 +3,7 @@
 // worker thread sleeps; MPI_THREAD_SERIALIZED is all we ask of the library.
 #include <mpi.h>
 
+#include <boost/mpi/collectives.hpp>
 #include <boost/mpi/communicator.hpp>
 #include <boost/mpi/environment.hpp>
 #include <condition_variable>
@@ -219,6 +220,10 @@ void MpiSession::abort(int code) const {
   std::cerr.flush();
   impl_->environment.abort(code);
   std::abort();
+}
+
+int MpiSession::max_over_ranks(int value) const {
+  return mpi::all_reduce(impl_->shared->world, value, mpi::maximum<int>());
 }
 
 Endpoints MpiSession::endpoints() {

@@ -93,22 +93,25 @@ class FakeExecutor : public TrialExecutor {
       for (const auto& l : config.allocation.layers) sum += std::sqrt(double(l.weight_bits * l.activation_bits));
       bits = sum / double(std::max<size_t>(1, config.allocation.layers.size()));
     }
-    nlohmann::json result = {
-        {"trial_id", trial_id(config)},
-        {"engine", kEngineVersion},
-        {"status", "finished"},
-        {"fake", true},
-        {"resumed_from_step", progress["resumed_from_step"]},
-        {"top1", search_only ? nlohmann::json() : nlohmann::json(80.0 + 3.0 * std::log2(bits) + 0.1 * double(config.seed % 5))},
-        {"test_loss", search_only ? nlohmann::json() : nlohmann::json(0.5)},
-        {"bitops", bits * bits * 1e6},
-        {"normalised_bits", bits},
-        {"weight_memory_bits", bits * 1e5},
-        {"total_macs", 1200000},
-        {"quantized_macs", 1000000},
-        {"allocation", allocation},
-        {"timings", {{"search_s", 0.0}, {"train_s", options_.duration_s}, {"eval_s", 0.0}}}};
-    if (config.mode == TrialMode::search) result["search"] = {{"expected_normalised_bits", bits}};
+    TrialRecord record;
+    record.id = trial_id(config);
+    record.mode = search_only ? "search-only" : to_string(config.mode);
+    if (!search_only) {
+      record.top1 = 80.0 + 3.0 * std::log2(bits) + 0.1 * double(config.seed % 5);
+      record.test_loss = 0.5;
+    }
+    record.bitops = bits * bits * 1e6;
+    record.normalised_bits = bits;
+    record.weight_memory_bits = bits * 1e5;
+    record.total_macs = 1200000;
+    record.quantized_macs = 1000000;
+    record.allocation = allocation;
+    record.train_s = options_.duration_s;
+    record.device = "fake";
+    if (config.mode == TrialMode::search) record.search_summary = {{"expected_normalised_bits", bits}};
+    auto result = result_json(config, record);
+    result["fake"] = true;
+    result["resumed_from_step"] = progress["resumed_from_step"];
     write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
     return result;
   }

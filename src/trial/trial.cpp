@@ -351,7 +351,7 @@ class PhaseRunner {
  public:
   struct Spec {
     std::string phase;
-    const Schedule* schedule;
+    const Schedule* schedule = nullptr;
     Network net;
     /// [0] the weights'; in a search [1] the architecture parameters'.
     std::vector<torch::optim::Optimizer*> optimizers;
@@ -641,48 +641,36 @@ nlohmann::json trial_result(const TrialConfig& config, const std::string& id, co
                             const TrialState& state, const Dataset& data, int threads, const torch::Device& device,
                             Clock::time_point total_start, const TrialRunOptions& options) {
   const auto cost = network_cost(reports);
-  nlohmann::json result = {
-      {"trial_id", id},
-      {"engine", kEngineVersion},
-      {"status", "finished"},
-      {"name", config.name},
-      {"mode", outcome.mode},
-      {"model", config.model},
-      {"dataset", config.dataset.name},
-      {"seed", config.seed},
-      {"top1", outcome.top1},
-      {"test_loss", outcome.test_loss},
-      // The images behind top1: its binomial uncertainty (edmips pareto).
-      {"test_images", outcome.top1.is_null() ? nlohmann::json() : nlohmann::json(data.test_size())},
-      {"validation_top1", outcome.validation ? nlohmann::json(outcome.validation->top1) : nlohmann::json()},
-      {"validation_loss", outcome.validation ? nlohmann::json(outcome.validation->loss) : nlohmann::json()},
-      {"validation_images", outcome.validation ? nlohmann::json(data.validation_size()) : nlohmann::json()},
-      {"bitops", cost.bitops},
-      {"normalised_bits", cost.normalised_bits()},
-      {"weight_memory_bits", cost.weight_memory_bits},
-      {"total_macs", cost.total_macs},
-      {"quantized_macs", cost.quantized_macs},
-      {"allocation", to_json(allocation)},
-      {"timings",
-       {{"search_s", state.search_seconds},
-        {"train_s", outcome.train_s},
-        {"eval_s", outcome.eval_s},
-        {"this_run_s", seconds_since(total_start)}}},
-      {"threads", threads},
-      {"device", device.str()}};
+  TrialRecord record;
+  record.id = id;
+  record.mode = outcome.mode;
+  record.top1 = outcome.top1;
+  record.test_loss = outcome.test_loss;
+  // The images behind top1: its binomial uncertainty (edmips pareto).
+  record.test_images = outcome.top1.is_null() ? nlohmann::json() : nlohmann::json(data.test_size());
+  if (outcome.validation) {
+    record.validation_top1 = outcome.validation->top1;
+    record.validation_loss = outcome.validation->loss;
+    record.validation_images = data.validation_size();
+  }
+  record.bitops = cost.bitops;
+  record.normalised_bits = cost.normalised_bits();
+  record.weight_memory_bits = cost.weight_memory_bits;
+  record.total_macs = cost.total_macs;
+  record.quantized_macs = cost.quantized_macs;
+  record.allocation = to_json(allocation);
+  record.search_s = state.search_seconds;
+  record.train_s = outcome.train_s;
+  record.eval_s = outcome.eval_s;
+  record.this_run_s = seconds_since(total_start);
+  record.threads = threads;
+  record.device = device.str();
+  record.search_summary = state.search_summary;
+  auto result = result_json(config, record);
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : reports) layers.push_back(to_json(l));
   result["layers"] = layers;
   add_data_report(result, data, options);
-  if (config.mode == TrialMode::search) {
-    result["complexity_penalty"] = config.search.complexity_penalty;
-    result["weight_candidates"] = config.search.weight_bits;
-    result["activation_candidates"] = config.search.activation_bits;
-    result["search"] = state.search_summary;
-  } else if (config.mode == TrialMode::uniform) {
-    result["uniform_weight_bits"] = config.uniform_weight_bits;
-    result["uniform_activation_bits"] = config.uniform_activation_bits;
-  }
   return result;
 }
 
@@ -744,6 +732,44 @@ std::string to_string(const BatchProgress& p) {
                 p.epoch, p.epochs, static_cast<long long>(p.batch), static_cast<long long>(p.batches), p.loss,
                 p.images_per_second, format_duration(p.eta_s).c_str());
   return line;
+}
+
+nlohmann::json result_json(const TrialConfig& config, const TrialRecord& r) {
+  nlohmann::json result = {
+      {"trial_id", r.id},
+      {"engine", kEngineVersion},
+      {"status", "finished"},
+      {"name", config.name},
+      {"mode", r.mode},
+      {"model", config.model},
+      {"dataset", config.dataset.name},
+      {"seed", config.seed},
+      {"top1", r.top1},
+      {"test_loss", r.test_loss},
+      {"test_images", r.test_images},
+      {"validation_top1", r.validation_top1},
+      {"validation_loss", r.validation_loss},
+      {"validation_images", r.validation_images},
+      {"bitops", r.bitops},
+      {"normalised_bits", r.normalised_bits},
+      {"weight_memory_bits", r.weight_memory_bits},
+      {"total_macs", r.total_macs},
+      {"quantized_macs", r.quantized_macs},
+      {"allocation", r.allocation},
+      {"timings",
+       {{"search_s", r.search_s}, {"train_s", r.train_s}, {"eval_s", r.eval_s}, {"this_run_s", r.this_run_s}}},
+      {"threads", r.threads},
+      {"device", r.device}};
+  if (config.mode == TrialMode::search) {
+    result["complexity_penalty"] = config.search.complexity_penalty;
+    result["weight_candidates"] = config.search.weight_bits;
+    result["activation_candidates"] = config.search.activation_bits;
+    result["search"] = r.search_summary;
+  } else if (config.mode == TrialMode::uniform) {
+    result["uniform_weight_bits"] = config.uniform_weight_bits;
+    result["uniform_activation_bits"] = config.uniform_activation_bits;
+  }
+  return result;
 }
 
 TrainedNetwork load_trained_network(const fs::path& directory) {
@@ -808,10 +834,12 @@ std::optional<nlohmann::json> read_trial_result(const fs::path& directory, const
   return result;
 }
 
-nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& directory,
-                                const TrialRunOptions& options) {
-  const auto total_start = Clock::now();
-  const std::string id = trial_id(config);
+namespace {
+
+/// Makes `directory` the trial's own: created, stale temporary files of a
+/// crash removed, config.json written, or, when there is one, checked to be
+/// this trial's (ConfigError naming both trials otherwise).
+void claim_trial_directory(const TrialConfig& config, const std::string& id, const fs::path& directory) {
   fs::create_directories(directory);
   {
     std::error_code ignored;  // a leftover that cannot go does no harm
@@ -827,86 +855,95 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   } else {
     write_file_atomically(config_path, nlohmann::json{{"trial_id", id}, {"config", to_json(config)}}.dump(2) + "\n");
   }
-  if (auto done = read_trial_result(directory, id)) return *done;
+}
 
-  const int threads = options.threads > 0 ? options.threads
-                      : config.threads > 0 ? config.threads
-                                           : int(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
-  const auto device = choose_device(config.device, options.node_local_rank);
-  const auto data = impl_->dataset(config.dataset);
-  ModelInput input = data->input;
+/// What TrialRunner::run hands its phases: the trial, where it runs, and
+/// its state (the checkpoint's, as far as it got).
+struct TrialContext {
+  const TrialConfig& config;
+  const std::string& id;
+  const fs::path& directory;
+  const TrialRunOptions& options;
+  const Dataset& data;
+  torch::Device device;
+  int threads;
+  Clock::time_point total_start;
+  TrialState& state;
+  bool resuming;  ///< a checkpoint of this trial was found
+};
 
+/// The search phase, from its start or its checkpoint, to the derived
+/// allocation (allocation.json) and a checkpoint that starts retraining.
+void run_search(const TrialContext& c) {
+  const auto& config = c.config;
+  const auto& directory = c.directory;
+  const auto& options = c.options;
+  const auto& device = c.device;
+  auto& state = c.state;
   const auto checkpoint_path = directory / trial_files::checkpoint;
-  TrialState state;
-  const auto saved = read_checkpoint_state(checkpoint_path, id);
-  if (saved) state = *saved;
-  else state.phase = config.mode == TrialMode::search ? "search" : "train";
-  state.trial_id = id;
-  const bool resuming = saved.has_value();
-  if (resuming && options.progress) {
-    options.progress("resuming " + state.phase + " at epoch " + std::to_string(state.progress.epoch + 1) +
-                     " batch " + std::to_string(state.progress.batch + 1));
-  }
+  const auto& search = config.search;
+  auto precision = base_precision(config);
+  precision.mode = PrecisionMode::search;
+  precision.weight_candidates = search.weight_bits;
+  precision.activation_candidates = search.activation_bits;
+  precision.arch_init = search.arch.init;
+  torch::manual_seed(config.seed);
+  auto net = make_network(model_spec(config), c.data.input, precision);
+  net->to(device);
+  const auto& s = search.schedule;
+  torch::optim::SGD weights(net->weight_parameters(),
+                            torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
+  const double arch_lr = effective_arch_lr(search, c.data.train_size());
+  const auto arch = make_arch_optimizer(search, s, net->arch_parameters(), arch_lr);
+  std::vector<torch::optim::Optimizer*> optimizers = {&weights, arch.get()};
+  if (c.resuming && state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
+  else calibrate(net, c.data, config, device);
+  PhaseRunner::Spec spec;
+  spec.phase = "search";
+  spec.schedule = &s;
+  spec.net = net;
+  spec.optimizers = optimizers;
+  spec.base_lrs = {s.lr, arch_lr};
+  spec.lr_decays = {true, search.arch.lr_decay};
+  spec.arch_warmup_epochs = search.arch.warmup_epochs;
+  spec.final_temperature = search.arch.final_temperature;
+  spec.complexity_penalty = search.complexity_penalty;
+  spec.normaliser = search.normaliser == "total" ? ComplexityNormaliser::total : ComplexityNormaliser::first_layer;
+  spec.remaining_epochs_after = search.retrain ? config.train.epochs : 0;
+  PhaseRunner(spec, config, c.data, device, directory, options, state).run();
 
-  // Search.
-  if (config.mode == TrialMode::search && state.phase == "search") {
-    const auto& search = config.search;
-    auto precision = base_precision(config);
-    precision.mode = PrecisionMode::search;
-    precision.weight_candidates = search.weight_bits;
-    precision.activation_candidates = search.activation_bits;
-    precision.arch_init = search.arch.init;
-    torch::manual_seed(config.seed);
-    auto net = make_network(model_spec(config), input, precision);
-    net->to(device);
-    const auto& s = search.schedule;
-    torch::optim::SGD weights(net->weight_parameters(),
-                              torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay));
-    const double arch_lr = effective_arch_lr(search, data->train_size());
-    const auto arch = make_arch_optimizer(search, s, net->arch_parameters(), arch_lr);
-    std::vector<torch::optim::Optimizer*> optimizers = {&weights, arch.get()};
-    if (resuming && state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
-    else calibrate(net, *data, config, device);
-    PhaseRunner::Spec spec{"search",
-                           &s,
-                           net,
-                           optimizers,
-                           {s.lr, arch_lr},
-                           {true, search.arch.lr_decay},
-                           search.arch.warmup_epochs,
-                           search.arch.final_temperature,
-                           search.complexity_penalty,
-                           search.normaliser == "total" ? ComplexityNormaliser::total
-                                                        : ComplexityNormaliser::first_layer,
-                           search.retrain ? config.train.epochs : 0};
-    PhaseRunner(spec, config, *data, device, directory, options, state).run();
+  int64_t arch_steps = 0;
+  const auto reports = tracked_reports(*net, state.choices, arch_steps);
+  const auto cost = network_cost(reports);
+  const auto decision = search_decision(reports, arch_steps);
+  state.allocation = to_json(derive_allocation(config.model, reports));
+  state.search_summary = {{"expected_normalised_bits", cost.expected_normalised_bits()},
+                          {"expected_bitops", cost.expected_bitops},
+                          {"arch_lr", arch_lr},
+                          {"decision", to_json(decision)},
+                          {"layers", layer_probabilities(reports, arch_steps)}};
+  if (!decision.decided() && options.progress) options.progress(undecided_warning(decision));
+  state.search_seconds = state.progress.seconds;
+  state.phase = "train";
+  state.has_model = false;
+  state.progress = PhaseProgress{};
+  write_file_atomically(directory / trial_files::allocation, state.allocation.dump(2) + "\n");
+  save_checkpoint(checkpoint_path, state, nullptr, {});
+}
 
-    int64_t arch_steps = 0;
-    const auto reports = tracked_reports(*net, state.choices, arch_steps);
-    const auto cost = network_cost(reports);
-    const auto decision = search_decision(reports, arch_steps);
-    state.allocation = to_json(derive_allocation(config.model, reports));
-    state.search_summary = {{"expected_normalised_bits", cost.expected_normalised_bits()},
-                            {"expected_bitops", cost.expected_bitops},
-                            {"arch_lr", arch_lr},
-                            {"decision", to_json(decision)},
-                            {"layers", layer_probabilities(reports, arch_steps)}};
-    if (!decision.decided() && options.progress) options.progress(undecided_warning(decision));
-    state.search_seconds = state.progress.seconds;
-    state.phase = "train";
-    state.has_model = false;
-    state.progress = PhaseProgress{};
-    write_file_atomically(directory / trial_files::allocation, state.allocation.dump(2) + "\n");
-    save_checkpoint(checkpoint_path, state, nullptr, {});
-  }
-
-  if (config.mode == TrialMode::search && !config.search.retrain) {
-    return finish_search_only(config, id, directory, *data, state, threads, device, total_start, options);
-  }
-
-  // Retrain the derived (or given, or uniform) network: from scratch, or for
-  // an imported model with init "imported" from the file's weights.
+/// Retrains the derived (or given, or uniform) network, from scratch or, for
+/// an imported model with init "imported", from the file's weights; then
+/// evaluates it and writes result.json.
+nlohmann::json retrain_and_evaluate(const TrialContext& c) {
+  const auto& config = c.config;
+  const auto& id = c.id;
+  const auto& directory = c.directory;
+  const auto& options = c.options;
+  const auto& device = c.device;
+  auto& state = c.state;
+  const auto checkpoint_path = directory / trial_files::checkpoint;
+  const auto* data = &c.data;
+  const auto& input = c.data.input;
   auto precision = base_precision(config);
   precision.mode = PrecisionMode::fixed;
   BitAllocation allocation;
@@ -938,7 +975,13 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   std::vector<torch::optim::Optimizer*> optimizers = {&weights};
   if (state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
   else calibrate(net, *data, config, device);
-  PhaseRunner::Spec spec{"train", &t, net, optimizers, {t.lr}, {true}, 0, 1.0, 0.0, ComplexityNormaliser::first_layer, 0};
+  PhaseRunner::Spec spec;  // no architecture, no penalty, nothing after it
+  spec.phase = "train";
+  spec.schedule = &t;
+  spec.net = net;
+  spec.optimizers = optimizers;
+  spec.base_lrs = {t.lr};
+  spec.lr_decays = {true};
   PhaseRunner(spec, config, *data, device, directory, options, state).run();
 
   const auto eval_start = Clock::now();
@@ -952,7 +995,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   const auto result = trial_result(config, id,
                                    {to_string(config.mode), evaluation.top1, evaluation.loss, state.progress.seconds,
                                     eval_seconds, validation},
-                                   reports, allocation, state, *data, threads, device, total_start, options);
+                                   reports, allocation, state, *data, c.threads, device, c.total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {
     char line[200];
@@ -961,6 +1004,44 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
     options.progress(line);
   }
   return result;
+}
+
+}  // namespace
+
+nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& directory,
+                                const TrialRunOptions& options) {
+  const auto total_start = Clock::now();
+  const std::string id = trial_id(config);
+  claim_trial_directory(config, id, directory);
+  if (auto done = read_trial_result(directory, id)) return *done;
+
+  const int threads = options.threads > 0 ? options.threads
+                      : config.threads > 0 ? config.threads
+                                           : int(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  const auto device = choose_device(config.device, options.node_local_rank);
+  const auto data = impl_->dataset(config.dataset);
+
+  const auto checkpoint_path = directory / trial_files::checkpoint;
+  TrialState state;
+  const auto saved = read_checkpoint_state(checkpoint_path, id);
+  if (saved) state = *saved;
+  else state.phase = config.mode == TrialMode::search ? "search" : "train";
+  state.trial_id = id;
+  const bool resuming = saved.has_value();
+  if (resuming && options.progress) {
+    options.progress("resuming " + state.phase + " at epoch " + std::to_string(state.progress.epoch + 1) +
+                     " batch " + std::to_string(state.progress.batch + 1));
+  }
+
+  const TrialContext context{config, id, directory, options, *data, device, threads, total_start, state, resuming};
+  if (config.mode == TrialMode::search && state.phase == "search") run_search(context);
+
+  if (config.mode == TrialMode::search && !config.search.retrain) {
+    return finish_search_only(config, id, directory, *data, state, threads, device, total_start, options);
+  }
+
+  return retrain_and_evaluate(context);
 }
 
 }  // namespace edmips

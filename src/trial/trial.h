@@ -46,6 +46,27 @@ constexpr const char* checkpoint = "checkpoint.pt";
 constexpr const char* result = "result.json";
 }  // namespace trial_files
 
+/// What every finished trial's result.json records, whoever ran it (the
+/// engine, or the sweep's fake executor in tests): one schema, one builder.
+/// Nulls where nothing was evaluated (a search-only budget probe).
+struct TrialRecord {
+  std::string id;
+  std::string mode;  ///< "search", "allocation", "uniform" or "search-only"
+  nlohmann::json top1, test_loss, test_images;
+  nlohmann::json validation_top1, validation_loss, validation_images;
+  double bitops = 0, normalised_bits = 0, weight_memory_bits = 0;
+  int64_t total_macs = 0, quantized_macs = 0;
+  nlohmann::json allocation;  ///< {"model", "layers": [...]}
+  double search_s = 0, train_s = 0, eval_s = 0, this_run_s = 0;
+  int threads = 0;
+  std::string device;
+  nlohmann::json search_summary;  ///< a search's "search" object
+};
+/// result.json for `record` of `config`'s trial: the record's fields and the
+/// config's (name, model, dataset, seed; a search's penalty and candidates,
+/// a uniform trial's bits).
+nlohmann::json result_json(const TrialConfig& config, const TrialRecord& record);
+
 /// Runs trials, keeping loaded datasets in memory between them.
 class TrialRunner {
  public:

@@ -418,11 +418,11 @@ std::string comparison_text(const ParetoReport& r, const Dominance& d) {
          flagged_label(mixed) + ", " + relative_cost_text(r.cost, mixed.cost, base.cost) + ")";
 }
 
+namespace {
 
-ParetoReport analyse_sweeps(const ParetoOptions& options) {
-  if (options.directories.empty()) throw ConfigError("pareto: give at least one sweep directory");
-  ParetoReport report;
-  report.cost = options.cost;
+/// Reads every finished trial and decided budget of the sweeps' journals
+/// into configurations (seeds of one configuration together).
+void read_sweeps(ParetoReport& report, const ParetoOptions& options) {
   std::map<std::string, size_t> by_configuration;
   for (const auto& dir : options.directories) {
     const auto journal = dir / sweep_files::journal;
@@ -456,7 +456,12 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     throw ConfigError("pareto: no finished trials yet in the given directories" +
                       std::string(report.probes ? " (only budget probes, which are not evaluated)" : ""));
   }
+}
 
+/// Each configuration's means over its seeds, its uncertainty, its cost in
+/// `cost`, and the accuracy that selects (validation when every
+/// configuration has it, else test).
+void summarise_configurations(ParetoReport& report, CostMeasure cost) {
   for (auto& c : report.configurations) {
     std::vector<double> top1, bitops, bits, memory, expected, probes, settled, validation;
     for (const auto& t : c.trials) {
@@ -486,7 +491,7 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
       c.validation_top1_std = sample_std(validation);
       c.validation_images = smallest_count(c.trials, "validation_images");
     }
-    c.cost = c.cost_in(options.cost);
+    c.cost = c.cost_in(cost);
   }
   report.select_on_validation = std::all_of(report.configurations.begin(), report.configurations.end(),
                                             [](const Configuration& c) { return c.validation_top1_mean.has_value(); });
@@ -496,8 +501,11 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
                                                                            c.trials.size(), c.validation_images)
                                                        : c.top1_interval;
   }
+}
 
-  // One reference point for every group, so hypervolumes compare.
+/// One reference point for every group, so hypervolumes compare: the
+/// user's, or 1.1 x the largest cost and the lowest selection accuracy.
+void set_reference(ParetoReport& report, const ParetoOptions& options) {
   if (options.reference) {
     report.reference = *options.reference;
   } else {
@@ -508,7 +516,11 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     }
     report.reference = {1.1 * max_cost, min_accuracy};
   }
+}
 
+/// Groups (a uniform one, and one per mixed family), their fronts and
+/// hypervolumes.
+void build_fronts(ParetoReport& report) {
   std::map<std::string, size_t> group_index;
   for (size_t i = 0; i < report.configurations.size(); ++i) {
     const auto& c = report.configurations[i];
@@ -530,7 +542,12 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
     }
     g.hypervolume = hypervolume(points, report.reference);
   }
+}
 
+/// Every uniform baseline against every mixed group of its model and
+/// dataset, in the chosen cost, with a recommendation at the baseline's cost;
+/// mixed group by mixed group, cheapest baseline first.
+void compare_with_baselines(ParetoReport& report) {
   // Dominance: every uniform baseline against every mixed group of its model
   // and dataset, in the chosen cost.
   for (const auto& baseline_group : report.groups) {
@@ -587,7 +604,11 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
                    [&](const Recommendation& a, const Recommendation& b) {
                      return by_baseline_cost(a.baseline, a.mixed_group, b.baseline, b.mixed_group);
                    });
-  // A recommendation per budget of each mixed group: the budget's own measure is the limit.
+}
+
+/// A recommendation per budget of each mixed group: the budget's own measure
+/// is the limit.
+void recommend_budgets(ParetoReport& report) {
   for (const auto& mixed : report.groups) {
     if (mixed.kind == TrialKind::uniform) continue;
     std::map<std::pair<std::string, double>, bool> seen;
@@ -613,6 +634,20 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
       report.recommendations.push_back(rec);
     }
   }
+}
+
+}  // namespace
+
+ParetoReport analyse_sweeps(const ParetoOptions& options) {
+  if (options.directories.empty()) throw ConfigError("pareto: give at least one sweep directory");
+  ParetoReport report;
+  report.cost = options.cost;
+  read_sweeps(report, options);
+  summarise_configurations(report, options.cost);
+  set_reference(report, options);
+  build_fronts(report);
+  compare_with_baselines(report);
+  recommend_budgets(report);
   return report;
 }
 

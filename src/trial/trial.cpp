@@ -870,6 +870,7 @@ struct TrialContext {
   Clock::time_point total_start;
   TrialState& state;
   bool resuming;  ///< a checkpoint of this trial was found
+  fs::path checkpoint_path;
 };
 
 /// The search phase, from its start or its checkpoint, to the derived
@@ -880,7 +881,7 @@ void run_search(const TrialContext& c) {
   const auto& options = c.options;
   const auto& device = c.device;
   auto& state = c.state;
-  const auto checkpoint_path = directory / trial_files::checkpoint;
+  const auto& checkpoint_path = c.checkpoint_path;
   const auto& search = config.search;
   auto precision = base_precision(config);
   precision.mode = PrecisionMode::search;
@@ -941,8 +942,7 @@ nlohmann::json retrain_and_evaluate(const TrialContext& c) {
   const auto& options = c.options;
   const auto& device = c.device;
   auto& state = c.state;
-  const auto checkpoint_path = directory / trial_files::checkpoint;
-  const auto* data = &c.data;
+  const auto& checkpoint_path = c.checkpoint_path;
   const auto& input = c.data.input;
   auto precision = base_precision(config);
   precision.mode = PrecisionMode::fixed;
@@ -974,7 +974,7 @@ nlohmann::json retrain_and_evaluate(const TrialContext& c) {
                             torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
   std::vector<torch::optim::Optimizer*> optimizers = {&weights};
   if (state.has_model) load_checkpoint_tensors(checkpoint_path, net, optimizers);
-  else calibrate(net, *data, config, device);
+  else calibrate(net, c.data, config, device);
   PhaseRunner::Spec spec;  // no architecture, no penalty, nothing after it
   spec.phase = "train";
   spec.schedule = &t;
@@ -982,12 +982,12 @@ nlohmann::json retrain_and_evaluate(const TrialContext& c) {
   spec.optimizers = optimizers;
   spec.base_lrs = {t.lr};
   spec.lr_decays = {true};
-  PhaseRunner(spec, config, *data, device, directory, options, state).run();
+  PhaseRunner(spec, config, c.data, device, directory, options, state).run();
 
   const auto eval_start = Clock::now();
-  const auto evaluation = evaluate(net, *data, config, device);
+  const auto evaluation = evaluate(net, c.data, config, device);
   std::optional<Evaluation> validation;
-  if (data->validation_size() > 0) validation = evaluate(net, data->validation_view(), config, device);
+  if (c.data.validation_size() > 0) validation = evaluate(net, c.data.validation_view(), config, device);
   const double eval_seconds = seconds_since(eval_start);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
@@ -995,7 +995,7 @@ nlohmann::json retrain_and_evaluate(const TrialContext& c) {
   const auto result = trial_result(config, id,
                                    {to_string(config.mode), evaluation.top1, evaluation.loss, state.progress.seconds,
                                     eval_seconds, validation},
-                                   reports, allocation, state, *data, c.threads, device, c.total_start, options);
+                                   reports, allocation, state, c.data, c.threads, device, c.total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {
     char line[200];
@@ -1034,7 +1034,8 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
                      " batch " + std::to_string(state.progress.batch + 1));
   }
 
-  const TrialContext context{config, id, directory, options, *data, device, threads, total_start, state, resuming};
+  const TrialContext context{config, id, directory, options, *data, device, threads, total_start, state, resuming,
+                             checkpoint_path};
   if (config.mode == TrialMode::search && state.phase == "search") run_search(context);
 
   if (config.mode == TrialMode::search && !config.search.retrain) {

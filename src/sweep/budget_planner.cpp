@@ -116,55 +116,72 @@ BudgetPlanner::Step BudgetPlanner::plan(const std::map<std::string, nlohmann::js
   return step;
 }
 
-void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>& finished,
-                           std::set<std::string>& in_flight, const std::set<std::string>& failed, Step& step) {
-  const auto& g = *run.group;
+std::optional<std::string> BudgetPlanner::failed_probe(const BudgetGroup& g, const std::set<std::string>& failed) const {
   for (const auto& id : failed) {
     const auto t = trials_.find(id);
     if (t != trials_.end() && is_probe_of(t->second.summary, "family", g.family)) {
-      fail(run, "its probe " + id + " (lambda " + short_number(t->second.config.search.complexity_penalty) +
-                    ") failed after its retries",
-           step);
-      return;
+      return "its probe " + id + " (lambda " + short_number(t->second.config.search.complexity_penalty) +
+             ") failed after its retries";
     }
   }
-  std::vector<BudgetProbe> probes;
-  int own = 0;
+  return std::nullopt;
+}
+
+BudgetPlanner::FamilyProbes BudgetPlanner::family_probes(const BudgetGroup& g,
+                                                         const std::map<std::string, nlohmann::json>& finished,
+                                                         const std::set<std::string>& in_flight) const {
+  FamilyProbes f;
   for (const auto& [id, event] : finished) {
     const auto& s = event.at("summary");
     if (!is_probe_of(s, "family", g.family)) continue;
-    if (auto p = probe_of(id, event, g.cost)) probes.push_back(*p);
-    own += s.value("budget_group", "") == g.id;
+    if (auto p = probe_of(id, event, g.cost)) f.finished.push_back(*p);
+    f.own += s.value("budget_group", "") == g.id;
   }
-  std::vector<double> running;
-  int own_in_flight = 0;
   for (const auto& id : in_flight) {
     const auto t = trials_.find(id);
     if (t == trials_.end() || !is_probe_of(t->second.summary, "family", g.family)) continue;
-    running.push_back(t->second.config.search.complexity_penalty);
-    own_in_flight += t->second.summary.value("budget_group", "") == g.id;
+    f.running.push_back(t->second.config.search.complexity_penalty);
+    f.own += t->second.summary.value("budget_group", "") == g.id;
   }
-  own += own_in_flight;
+  return f;
+}
 
-  auto settings = sweep_.budget_settings;
-  if (probes.empty() && running.empty()) {
-    // A new seed of a searched configuration starts where its siblings'
-    // probes came closest to the budget.
-    const double goal = std::log(g.target.value * (1 - g.target.tolerance / 2));
-    double best = INFINITY;
-    for (const auto& [id, event] : finished) {
-      if (!is_probe_of(event.at("summary"), "siblings", g.siblings)) continue;
-      const auto p = probe_of(id, event, g.cost);
-      if (!p || !(p->cost > 0)) continue;
-      const double distance = std::abs(std::log(p->cost) - goal);
-      if (distance < best) {
-        best = distance;
-        settings.initial_lambda = p->lambda;
-      }
+namespace {
+
+/// A new seed of a searched configuration starts where its siblings'
+/// probes came closest to the budget (else at `initial`).
+double sibling_start(const BudgetGroup& g, const std::map<std::string, nlohmann::json>& finished, double initial) {
+  const double goal = std::log(g.target.value * (1 - g.target.tolerance / 2));
+  double best = INFINITY;
+  for (const auto& [id, event] : finished) {
+    if (!is_probe_of(event.at("summary"), "siblings", g.siblings)) continue;
+    const auto p = probe_of(id, event, g.cost);
+    if (!p || !(p->cost > 0)) continue;
+    const double distance = std::abs(std::log(p->cost) - goal);
+    if (distance < best) {
+      best = distance;
+      initial = p->lambda;
     }
   }
-  const auto d = decide_budget(g.target, probes, running, own, settings.max_parallel, settings);
-  run.own_probes = own;
+  return initial;
+}
+
+}  // namespace
+
+void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>& finished,
+                           std::set<std::string>& in_flight, const std::set<std::string>& failed, Step& step) {
+  const auto& g = *run.group;
+  if (const auto why = failed_probe(g, failed)) {
+    fail(run, *why, step);
+    return;
+  }
+  const auto family = family_probes(g, finished, in_flight);
+  auto settings = sweep_.budget_settings;
+  if (family.finished.empty() && family.running.empty()) {
+    settings.initial_lambda = sibling_start(g, finished, settings.initial_lambda);
+  }
+  const auto d = decide_budget(g.target, family.finished, family.running, family.own, settings.max_parallel, settings);
+  run.own_probes = family.own;
   if (d.state == BudgetState::searching) {
     for (double lambda : d.next) {
       auto probe = make_budget_probe(g, lambda);
@@ -173,12 +190,19 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
       step.start.push_back(kept);
       in_flight.insert(kept->id);
     }
-    if (d.next.empty() && running.empty()) fail(run, "the budget search proposed nothing to run", step);
+    if (d.next.empty() && family.running.empty()) fail(run, "the budget search proposed nothing to run", step);
     return;
   }
+  settle(run, d, family, finished, step);
+}
+
+void BudgetPlanner::settle(Run& run, const BudgetDecision& d, const FamilyProbes& family,
+                           const std::map<std::string, nlohmann::json>& finished, Step& step) {
+  const auto& g = *run.group;
+  const int own = family.own;
   run.state = d.state;
   auto event = decision_event(g, run.state, own, d.reason);
-  event["family_probes"] = probes.size();
+  event["family_probes"] = family.finished.size();
   if (d.state == BudgetState::impossible) {
     step.log.push_back("budget " + describe(g) + ": impossible: " + d.reason);
   } else {
@@ -194,7 +218,7 @@ void BudgetPlanner::decide(Run& run, const std::map<std::string, nlohmann::json>
     event["retrain"] = run.retrain;
     step.log.push_back("budget " + describe(g) + ": " + to_string(run.state) + " at lambda " + short_number(run.lambda) + ", cost " +
                        short_number(d.chosen->cost) + " after " + std::to_string(own) + " probes of its own (" +
-                       std::to_string(probes.size()) + " in its family)" +
+                       std::to_string(family.finished.size()) + " in its family)" +
                        (d.reason.empty() ? "" : ": " + d.reason) + "; retraining " + run.retrain);
   }
   step.events.push_back(std::move(event));

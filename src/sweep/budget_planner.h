@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -62,8 +63,23 @@ class BudgetPlanner {
     bool done() const { return state == BudgetState::impossible || (decided() && retrained); }
   };
 
+  /// A family's probes: finished (lambda, cost), lambdas in flight, and how
+  /// many of either this budget started itself.
+  struct FamilyProbes {
+    std::vector<BudgetProbe> finished;
+    std::vector<double> running;
+    int own = 0;
+  };
+
   void decide(Run& run, const std::map<std::string, nlohmann::json>& finished, std::set<std::string>& in_flight,
               const std::set<std::string>& failed, Step& step);
+  /// Why the budget fails: a probe of its family failed after its retries.
+  std::optional<std::string> failed_probe(const BudgetGroup& g, const std::set<std::string>& failed) const;
+  FamilyProbes family_probes(const BudgetGroup& g, const std::map<std::string, nlohmann::json>& finished,
+                             const std::set<std::string>& in_flight) const;
+  /// Journals a final decision (met, gave_up, impossible) and plans the retraining.
+  void settle(Run& run, const BudgetDecision& d, const FamilyProbes& family,
+              const std::map<std::string, nlohmann::json>& finished, Step& step);
   void fail(Run& run, const std::string& why, Step& step);
   const PlannedTrial* keep(PlannedTrial trial);
 

@@ -144,67 +144,66 @@ BudgetDecision decide_budget(const BudgetTarget& target, const std::vector<Budge
 
 namespace {
 
-BudgetDecision propose_next(const BudgetTarget& target, const std::vector<BudgetProbe>& finished,
-                            const std::vector<double>& running, const std::optional<BudgetProbe>& lo,
-                            const std::optional<BudgetProbe>& hi, int free_slots,
-                            const BudgetSearchSettings& settings) {
-  const double lower = target.value * (1 - target.tolerance);
-  const double goal = std::log(target.value * (1 - target.tolerance / 2));
-  BudgetDecision d;
-  int slots = free_slots;
-
-  std::vector<double> taken = running;
-  for (const auto& p : finished) taken.push_back(p.lambda);
-  auto propose = [&](double lambda) {
+/// Lambdas proposed so far in one decision, at most `slots` of them, none
+/// within kSameDecades of a probe finished, running or proposed.
+class Proposals {
+ public:
+  Proposals(const std::vector<BudgetProbe>& finished, const std::vector<double>& running, int slots)
+      : taken_(running), slots_(slots) {
+    for (const auto& p : finished) taken_.push_back(p.lambda);
+  }
+  bool full() const { return slots_ <= 0; }
+  bool propose(double lambda) {
     lambda = std::clamp(lambda, kMinLambda, kMaxLambda);
-    if (slots <= 0 || near_any(lambda, taken)) return false;
-    d.next.push_back(lambda);
-    taken.push_back(lambda);
-    --slots;
+    if (slots_ <= 0 || near_any(lambda, taken_)) return false;
+    decision_.next.push_back(lambda);
+    taken_.push_back(lambda);
+    --slots_;
     return true;
-  };
-  const double step = std::log(settings.step_factor);
-
-  if (!lo && !hi) {
-    // No probe yet (or only ones in the window's gaps, impossible here): start
-    // at the documented guess, then one step either side.
-    propose(settings.initial_lambda);
-    propose(settings.initial_lambda / settings.step_factor);
-    propose(settings.initial_lambda * settings.step_factor);
-    return d;
   }
+  BudgetDecision decision() const { return decision_; }
 
-  if (lo && hi) {
-    // Split the widest gap of [lo, running inside, hi]; the first split of an
-    // empty bracket interpolates log cost in log lambda, later ones bisect.
-    std::vector<double> points = {std::log(lo->lambda), std::log(hi->lambda)};
-    for (double l : running) {
-      if (l > lo->lambda && l < hi->lambda) points.push_back(std::log(l));
+ private:
+  std::vector<double> taken_;
+  int slots_;
+  BudgetDecision decision_;
+};
+
+/// Split the widest gap of [lo, running inside, hi]; the first split of an
+/// empty bracket interpolates log cost in log lambda, later ones bisect.
+void split_bracket(Proposals& proposals, const BudgetProbe& lo, const BudgetProbe& hi,
+                   const std::vector<double>& running, double goal) {
+  std::vector<double> points = {std::log(lo.lambda), std::log(hi.lambda)};
+  for (double l : running) {
+    if (l > lo.lambda && l < hi.lambda) points.push_back(std::log(l));
+  }
+  std::sort(points.begin(), points.end());
+  while (!proposals.full()) {
+    size_t widest = 0;
+    for (size_t i = 1; i + 1 < points.size(); ++i) {
+      if (points[i + 1] - points[i] > points[widest + 1] - points[widest]) widest = i;
     }
+    const double a = points[widest], b = points[widest + 1];
+    if ((b - a) / std::log(10.0) < 2 * kSameDecades) break;  // nothing left to split
+    double x = (a + b) / 2;
+    if (points.size() == 2) {
+      const double ca = std::log(lo.cost), cb = std::log(hi.cost);
+      const double t = (ca - goal) / (ca - cb);  // in (0, 1): lo is above the goal, hi below
+      x = a + std::clamp(t, 0.1, 0.9) * (b - a);
+    }
+    if (!proposals.propose(std::exp(x))) break;
+    points.push_back(x);
     std::sort(points.begin(), points.end());
-    while (slots > 0) {
-      size_t widest = 0;
-      for (size_t i = 1; i + 1 < points.size(); ++i) {
-        if (points[i + 1] - points[i] > points[widest + 1] - points[widest]) widest = i;
-      }
-      const double a = points[widest], b = points[widest + 1];
-      if ((b - a) / std::log(10.0) < 2 * kSameDecades) break;  // nothing left to split
-      double x = (a + b) / 2;
-      if (points.size() == 2) {
-        const double ca = std::log(lo->cost), cb = std::log(hi->cost);
-        const double t = (ca - goal) / (ca - cb);  // in (0, 1): lo is above the goal, hi below
-        x = a + std::clamp(t, 0.1, 0.9) * (b - a);
-      }
-      if (!propose(std::exp(x))) break;
-      points.push_back(x);
-      std::sort(points.begin(), points.end());
-    }
-    return d;
   }
+}
 
-  // One side only: step outwards from the farthest probe (finished or
-  // running). With two finished probes on that side and no probe beyond
-  // them, a secant step in log cost aims at the window directly.
+/// One side only: step outwards from the farthest probe (finished or
+/// running). With two finished probes on that side and no probe beyond
+/// them, a secant step in log cost aims at the window directly.
+void step_outwards(Proposals& proposals, const BudgetTarget& target, const std::vector<BudgetProbe>& finished,
+                   const std::vector<double>& running, const std::optional<BudgetProbe>& lo,
+                   const std::optional<BudgetProbe>& hi, double goal, double step) {
+  const double lower = target.value * (1 - target.tolerance);
   const bool upwards = bool(lo);  // everything so far too expensive: larger lambda
   double frontier = std::log(upwards ? lo->lambda : hi->lambda);
   bool frontier_running = false;
@@ -233,12 +232,31 @@ BudgetDecision propose_next(const BudgetTarget& target, const std::vector<Budget
   // More than one slot: the points halfway and twice as far, so that one
   // round both brackets the window and puts a probe inside the bracket.
   for (double factor : {1.0, 0.5, 2.0}) {
-    if (slots <= 0) break;
+    if (proposals.full()) break;
     const double x = frontier + (upwards ? 1 : -1) * factor * first_step;
     if (std::exp(x) > kMaxLambda || std::exp(x) < kMinLambda) continue;
-    propose(std::exp(x));
+    proposals.propose(std::exp(x));
   }
-  return d;
+}
+
+BudgetDecision propose_next(const BudgetTarget& target, const std::vector<BudgetProbe>& finished,
+                            const std::vector<double>& running, const std::optional<BudgetProbe>& lo,
+                            const std::optional<BudgetProbe>& hi, int free_slots,
+                            const BudgetSearchSettings& settings) {
+  const double goal = std::log(target.value * (1 - target.tolerance / 2));
+  Proposals proposals(finished, running, free_slots);
+  if (!lo && !hi) {
+    // No probe yet (or only ones in the window's gaps, impossible here): start
+    // at the documented guess, then one step either side.
+    proposals.propose(settings.initial_lambda);
+    proposals.propose(settings.initial_lambda / settings.step_factor);
+    proposals.propose(settings.initial_lambda * settings.step_factor);
+  } else if (lo && hi) {
+    split_bracket(proposals, *lo, *hi, running, goal);
+  } else {
+    step_outwards(proposals, target, finished, running, lo, hi, goal, std::log(settings.step_factor));
+  }
+  return proposals.decision();
 }
 
 }  // namespace

@@ -47,6 +47,20 @@ class Coordinator {
   }
 
   ExitCode run() {
+    start();
+    active_ = endpoint_.worker_count();  // workers not yet told to stop
+    while (active_ > 0) {
+      if (!stopping_ && options_.stop_requested && options_.stop_requested->load()) begin_stop();
+      auto message = endpoint_.receive(std::chrono::milliseconds(100));
+      if (message) on_message(message->first, message->second);
+    }
+    return finish();
+  }
+
+ private:
+  /// Restores what the journal knows, queues the rest (longest first) and
+  /// journals the start of this run.
+  void start() {
     const auto& initial = journal_.initial_state();
     if (initial.torn_tail) {
       say("journal: dropped a torn last line (" + std::to_string(initial.torn_bytes) +
@@ -93,50 +107,48 @@ class Coordinator {
           "results.csv (in_current_sweep 0) and in the report");
     }
     write_outputs();
+  }
 
-    active_ = endpoint_.worker_count();  // workers not yet told to stop
-    while (active_ > 0) {
-      if (!stopping_ && options_.stop_requested && options_.stop_requested->load()) begin_stop();
-      auto message = endpoint_.receive(std::chrono::milliseconds(100));
-      if (!message) continue;
-      const int worker = message->first;
-      const auto& m = message->second;
-      const auto type = message_type_of(m);
-      if (m.contains("host")) hosts_[worker] = m.value("host", "?");
-      if (type == MessageType::interrupted) {
-        on_interrupted(worker, m);
-        --active_;  // an interrupted worker has left its loop
-        continue;
-      }
-      // "ready", or done with a trial. The result is recorded before the
-      // worker's next trial is chosen: a finished probe changes what the
-      // budgets run next.
-      std::optional<Running> done;
-      if (type == MessageType::finished || type == MessageType::failed) {
-        auto it = running_.find(worker);
-        if (it != running_.end()) {
-          done = it->second;
-          running_.erase(it);
-        }
-      }
-      if (done && type == MessageType::failed) requeue_if_retrying(*done, m.value("retryable", true));
-      if (done && type == MessageType::finished) on_finished(worker, *done, m);
-      if (done && type == MessageType::failed) on_failed(worker, *done, m);
-      idle_.push_back(worker);
-      // Idle workers take what there is now (a retry, a probe, a retraining).
-      while (!idle_.empty() && !stopping_) {
-        const auto next = dispatch(idle_.front());
-        if (!next) break;
-        journal_started(idle_.front(), *next);
-        idle_.erase(idle_.begin());
-      }
-      // Nothing runs and nothing could start: every trial and budget is
-      // settled, so release every idle worker.
-      if (running_.empty() || stopping_) release_idle_workers();
-      write_outputs();
-      if (done) summary_line();
+  /// One worker's message: a result is recorded, then idle workers get work.
+  void on_message(int worker, const nlohmann::json& m) {
+    const auto type = message_type_of(m);
+    if (m.contains("host")) hosts_[worker] = m.value("host", "?");
+    if (type == MessageType::interrupted) {
+      on_interrupted(worker, m);
+      --active_;  // an interrupted worker has left its loop
+      return;
     }
+    // "ready", or done with a trial. The result is recorded before the
+    // worker's next trial is chosen: a finished probe changes what the
+    // budgets run next.
+    std::optional<Running> done;
+    if (type == MessageType::finished || type == MessageType::failed) {
+      auto it = running_.find(worker);
+      if (it != running_.end()) {
+        done = it->second;
+        running_.erase(it);
+      }
+    }
+    if (done && type == MessageType::failed) requeue_if_retrying(*done, m.value("retryable", true));
+    if (done && type == MessageType::finished) on_finished(worker, *done, m);
+    if (done && type == MessageType::failed) on_failed(worker, *done, m);
+    idle_.push_back(worker);
+    // Idle workers take what there is now (a retry, a probe, a retraining).
+    while (!idle_.empty() && !stopping_) {
+      const auto next = dispatch(idle_.front());
+      if (!next) break;
+      journal_started(idle_.front(), *next);
+      idle_.erase(idle_.begin());
+    }
+    // Nothing runs and nothing could start: every trial and budget is
+    // settled, so release every idle worker.
+    if (running_.empty() || stopping_) release_idle_workers();
+    write_outputs();
+    if (done) summary_line();
+  }
 
+  /// Journals the end of this run; the sweep's exit code.
+  ExitCode finish() {
     const bool interrupted = stopping_;
     const size_t failed = failed_count();
     const size_t done = done_count();
@@ -152,7 +164,6 @@ class Coordinator {
     return done == total() ? ExitCode::ok : ExitCode::failure;
   }
 
- private:
   struct Running {
     const PlannedTrial* trial;
     int attempt;

@@ -85,17 +85,21 @@ int threads_per_rank(int requested, int ranks_on_node) {
   return std::max(1, cores / std::max(1, ranks_on_node));
 }
 
-int run_sweep(const SweepRunOptions& options) {
-  MpiSession session;
+namespace {
+
+/// Reports an error of this rank on stderr and returns its exit code.
+int report_error(int rank, const std::string& what, ExitCode code) {
+  std::cerr << "edmips[rank " << rank << "]: error: " << shorten_message(what) << std::endl;
+  return int(code);
+}
+
+/// Loads the sweep and (rank 0) prepares the output directory. Errors every
+/// rank meets alike (bad sweep file, PMI mismatch): rank 0 reports, and this
+/// rank's exit code comes back for the all-reduce (0: set up).
+int set_up(const MpiSession& session, const SweepRunOptions& options, SweepDefinition& sweep,
+           std::unique_ptr<DirectoryLock>& lock) {
   const int rank = session.rank();
-  auto report = [&](const std::string& what, ExitCode code) {
-    std::cerr << "edmips[rank " << rank << "]: error: " << shorten_message(what) << std::endl;
-    return int(code);
-  };
-  // Errors every rank meets alike (bad sweep file, PMI mismatch): rank 0
-  // reports, every rank exits with the same code.
-  SweepDefinition sweep;
-  std::unique_ptr<DirectoryLock> lock;  // rank 0, for the coordinator's whole life
+  auto report = [&](const std::string& what, ExitCode code) { return report_error(rank, what, code); };
   int setup_code = 0;
   try {
     if (int tasks = positive_env("SLURM_NTASKS"); tasks > 0 && tasks != session.size()) {
@@ -125,74 +129,110 @@ int run_sweep(const SweepRunOptions& options) {
     report(e.what(), ExitCode::internal_error);
     setup_code = int(ExitCode::internal_error);
   }
+  return setup_code;
+}
+
+/// What both roles of a rank need to run their part of a set-up sweep.
+struct RankRun {
+  const SweepDefinition& sweep;
+  const SweepRunOptions& options;
+  MpiSession& session;
+  Endpoints& endpoints;
+  const WorkerOptions& worker_options;
+
+  std::unique_ptr<TrialExecutor> make_executor() const {
+    return options.fake ? make_fake_executor(options.fake_options) : make_trial_executor();
+  }
+};
+
+/// Rank 0: the coordinator, with a local worker thread; returns the sweep's code.
+int run_coordinator_rank(const RankRun& r, int threads) {
+  const int rank = r.session.rank();
+  auto report = [&](const std::string& what, ExitCode code) { return report_error(rank, what, code); };
+  const auto& options = r.options;
+  auto& session = r.session;
+  int code = 0;
+  if (!options.quiet) {
+    std::cout << "rank 0: " << session.size() << " ranks, " << threads << " threads per rank (" << session.local_size()
+              << " ranks on this node)" << std::endl;
+  }
+  std::exception_ptr worker_error;
+  std::thread local_worker([&] {
+    try {
+      auto executor = r.make_executor();
+      run_worker(r.sweep, *r.endpoints.worker, *executor, r.worker_options);
+    } catch (...) {
+      worker_error = std::current_exception();
+    }
+  });
+  try {
+    CoordinatorOptions coordinator_options{options.out, r.worker_options.stop_requested,
+                                           options.quiet ? nullptr : &std::cout};
+    code = int(run_coordinator(r.sweep, *r.endpoints.coordinator, coordinator_options));
+  } catch (const Error& e) {
+    report(e.what(), e.code());
+    session.abort(int(e.code()));
+  } catch (const std::exception& e) {
+    report(e.what(), ExitCode::internal_error);
+    session.abort(int(ExitCode::internal_error));
+  }
+  local_worker.join();
+  if (worker_error) std::rethrow_exception(worker_error);
+  return code;
+}
+
+/// Any other rank: a worker until the coordinator says stop.
+void run_worker_rank(const RankRun& r) {
+  try {
+    auto executor = r.make_executor();
+    run_worker(r.sweep, *r.endpoints.worker, *executor, r.worker_options);
+  } catch (const std::exception& e) {
+    report_error(r.session.rank(), e.what(), ExitCode::internal_error);
+    r.session.abort(int(ExitCode::internal_error));
+  }
+}
+
+/// Every rank exits with rank 0's code. Workers wait for it with the
+/// transport's sleeping receive: a blocking MPI collective here would spin
+/// on a core while rank 0 still trains its last trial.
+int share_exit_code(const MpiSession& session, Endpoints& endpoints, int code) {
+  if (session.rank() == 0) {
+    for (int worker = 1; worker < session.size(); ++worker) {
+      endpoints.coordinator->send(worker, {{"type", to_string(MessageType::exit)}, {"code", code}});
+    }
+    return code;
+  }
+  while (true) {
+    const auto message = endpoints.worker->receive();
+    if (message_type_of(message) == MessageType::exit) return message.value("code", code);
+  }
+}
+
+}  // namespace
+
+int run_sweep(const SweepRunOptions& options) {
+  MpiSession session;
+  SweepDefinition sweep;
+  std::unique_ptr<DirectoryLock> lock;  // rank 0, for the coordinator's whole life
   // Every rank learns whether any rank failed to set up (this also orders the
   // output directory's creation before any worker writes into it).
-  if (int worst = session.max_over_ranks(setup_code); worst != 0) return worst;
+  if (int worst = session.max_over_ranks(set_up(session, options, sweep, lock)); worst != 0) return worst;
 
   auto& stop = install_stop_signal_handlers();
   const int threads = threads_per_rank(options.threads, session.local_size());
   auto endpoints = session.endpoints();
   // A single-rank sweep on a terminal shows its trial's batch progress in place.
   LiveLine live;
-  WorkerOptions worker_options{options.out, rank, threads, &stop, session.local_rank(),
+  WorkerOptions worker_options{options.out, session.rank(), threads, &stop, session.local_rank(),
                                session.size() == 1 && !options.quiet && LiveLine::wanted() ? &live : nullptr};
-  auto make_executor = [&] {
-    return options.fake ? make_fake_executor(options.fake_options) : make_trial_executor();
-  };
-
+  const RankRun r{sweep, options, session, endpoints, worker_options};
   int code = 0;
-  if (rank == 0) {
-    if (!options.quiet) {
-      std::cout << "rank 0: " << session.size() << " ranks, " << threads << " threads per rank (" << session.local_size()
-                << " ranks on this node)" << std::endl;
-    }
-    std::exception_ptr worker_error;
-    std::thread local_worker([&] {
-      try {
-        auto executor = make_executor();
-        run_worker(sweep, *endpoints.worker, *executor, worker_options);
-      } catch (...) {
-        worker_error = std::current_exception();
-      }
-    });
-    try {
-      CoordinatorOptions coordinator_options{options.out, &stop, options.quiet ? nullptr : &std::cout};
-      code = int(run_coordinator(sweep, *endpoints.coordinator, coordinator_options));
-    } catch (const Error& e) {
-      report(e.what(), e.code());
-      session.abort(int(e.code()));
-    } catch (const std::exception& e) {
-      report(e.what(), ExitCode::internal_error);
-      session.abort(int(ExitCode::internal_error));
-    }
-    local_worker.join();
-    if (worker_error) std::rethrow_exception(worker_error);
+  if (session.rank() == 0) {
+    code = run_coordinator_rank(r, threads);
   } else {
-    try {
-      auto executor = make_executor();
-      run_worker(sweep, *endpoints.worker, *executor, worker_options);
-    } catch (const std::exception& e) {
-      report(e.what(), ExitCode::internal_error);
-      session.abort(int(ExitCode::internal_error));
-    }
+    run_worker_rank(r);
   }
-  // Every rank exits with rank 0's code. Workers wait for it with the
-  // transport's sleeping receive: a blocking MPI collective here would spin
-  // on a core while rank 0 still trains its last trial.
-  if (rank == 0) {
-    for (int worker = 1; worker < session.size(); ++worker) {
-      endpoints.coordinator->send(worker, {{"type", to_string(MessageType::exit)}, {"code", code}});
-    }
-  } else {
-    while (true) {
-      const auto message = endpoints.worker->receive();
-      if (message_type_of(message) == MessageType::exit) {
-        code = message.value("code", code);
-        break;
-      }
-    }
-  }
-  return code;
+  return share_exit_code(session, endpoints, code);
 }
 
 }  // namespace edmips

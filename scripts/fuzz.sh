@@ -42,7 +42,7 @@ seed() {  # seed NAME FILES...: the harness's starting corpus
 }
 seed sweep_file "$root"/sweeps/*.json "$root"/tests/analysis/fixture/sweep/sweep.json
 seed trial_config "$root"/sweeps/trials/*.json
-seed allocation "$root"/tests/analysis/fixture/sweep/trials/*/allocation.json
+seed allocation "$root"/tests/analysis/fixture/sweep/trials/*/allocation.json "$root"/sweeps/allocations/*.json
 seed journal "$root"/tests/analysis/fixture/sweep/journal.jsonl
 mkdir -p "$out/corpus/idx_header"
 for f in /usr/share/datasets/fashion-mnist/*.gz; do

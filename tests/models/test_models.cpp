@@ -1,11 +1,14 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "models/model_names.h"
 #include "models/network.h"
+#include "test_support.h"
 
 using namespace edmips;
 
@@ -154,5 +157,31 @@ TEST_CASE("the resnet stem ends in BatchNorm, after the max-pool in the ImageNet
     CHECK(batch_normalised(stem));  // BN last: a max-pool after it would shift every channel's mean up
     const int64_t reduction = name == "resnet20" ? 1 : 4;  // ImageNet: 7x7 conv stride 2, then 3x3 max-pool stride 2
     CHECK(stem.size(2) == input.height / reduction);
+  }
+}
+
+TEST_CASE("the released code's searched allocations give the published normalised bits at 224x224",
+          "[models][paper]") {
+  // sweeps/allocations/<model>-paper.json: quantres18_pretrained_cfg and
+  // quantres50_pretrained_cfg of the released quant_resnet.py, in its layer
+  // order (a stage's downsample after its first block's convs). Published:
+  // 1.992 (ResNet-18) and 2.007 (ResNet-50).
+  const std::map<std::string, double> published = {{"resnet18", 1.992}, {"resnet50", 2.007}};
+  for (const auto& [model, bits] : published) {
+    INFO(model);
+    const auto path = testing::source_dir() / "sweeps" / "allocations" / (model + "-paper.json");
+    std::ifstream in(path);
+    REQUIRE(in);
+    const auto allocation = bit_allocation_from_json(nlohmann::json::parse(in), path.string());
+    CHECK(allocation.model == model);
+    NetworkPrecision p;
+    p.mode = PrecisionMode::fixed;
+    p.fixed_bits = allocation.layers;
+    auto net = make_network(model, ModelInput{3, 224, 224, 1000}, p);
+    const auto reports = net->layer_reports();
+    size_t quantized = 0;
+    for (const auto& r : reports) quantized += r.quantized;
+    CHECK(quantized == allocation.layers.size());
+    CHECK(network_cost(reports).normalised_bits() == Approx(bits).margin(5e-4));
   }
 }

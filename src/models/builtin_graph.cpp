@@ -84,12 +84,19 @@ std::string GraphDescriber::batch_norm(const torch::nn::BatchNorm2dImpl& bn, con
 std::string GraphDescriber::relu(const std::string& name, const std::string& x) { return node("Relu", name, {x}); }
 
 std::string GraphDescriber::max_pool(const std::string& name, const std::string& x, int64_t kernel, int64_t stride,
-                                     int64_t padding) {
+                                     int64_t padding, bool ceil_mode) {
   onnx::GraphSpec::Node attributes;
   attributes.ints = {{"kernel_shape", {kernel, kernel}},
                      {"strides", {stride, stride}},
                      {"pads", {padding, padding, padding, padding}}};
+  if (ceil_mode) attributes.int_scalars = {{"ceil_mode", 1}};
   return node("MaxPool", name, {x}, attributes);
+}
+
+std::string GraphDescriber::concat(const std::string& name, const std::vector<std::string>& xs) {
+  onnx::GraphSpec::Node attributes;
+  attributes.int_scalars = {{"axis", 1}};
+  return node("Concat", name, xs, attributes);
 }
 
 std::string GraphDescriber::add(const std::string& name, const std::string& a, const std::string& b) {

@@ -33,7 +33,9 @@ class GraphDescriber {
   std::string batch_norm(const torch::nn::BatchNorm2dImpl& bn, const std::string& name, const std::string& x);
   std::string relu(const std::string& name, const std::string& x);
   std::string max_pool(const std::string& name, const std::string& x, int64_t kernel, int64_t stride,
-                       int64_t padding);
+                       int64_t padding, bool ceil_mode = false);
+  /// Concatenation along the channels.
+  std::string concat(const std::string& name, const std::vector<std::string>& xs);
   std::string add(const std::string& name, const std::string& a, const std::string& b);
   /// adaptive_avg_pool2d(x, 1).flatten(1): GlobalAveragePool and Flatten.
   std::string global_average_pool_flat(const std::string& name, const std::string& x);

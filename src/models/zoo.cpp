@@ -258,6 +258,150 @@ class VggSmallImpl : public NetworkImpl {
   QuantLayer fc_{nullptr};
 };
 
+/// The BatchNorm of the released GoogLeNet (models/mixgoogle.py): eps 1e-3.
+torch::nn::BatchNorm2d google_bn(int64_t channels) {
+  return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).eps(1e-3));
+}
+
+/// Fills `w` with N(0, std) truncated at two standard deviations, as the
+/// released GoogLeNet's scipy.stats.truncnorm(-2, 2, scale=0.01): uniform
+/// draws inside the normal CDF's [-2, 2] mapped back through its inverse.
+void truncated_normal_(torch::Tensor w, double std) {
+  torch::NoGradGuard no_grad;
+  const double edge = std::erf(2.0 / std::sqrt(2.0));
+  w.uniform_(-edge, edge).erfinv_().mul_(std * std::sqrt(2.0));
+}
+
+/// BN -> quantized conv as one unit: the released BasicQuantConv2d, whose
+/// BatchNorm normalises the conv's input (not its output).
+class BnConvImpl : public torch::nn::Module {
+ public:
+  BnConvImpl(LayerBuilder& b, const std::string& name, const LayerShape& shape) {
+    bn = register_module("bn", google_bn(shape.in_channels));
+    conv = register_module("conv", b.inner(name, shape));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return conv(bn(x)); }
+  std::string describe(GraphDescriber& d, const std::string& x) const {
+    return d.layer(*conv, d.batch_norm(*bn, conv->layer_name() + ".bn", x));
+  }
+  torch::nn::BatchNorm2d bn{nullptr};
+  QuantLayer conv{nullptr};
+};
+TORCH_MODULE(BnConv);
+
+/// GoogLeNet's Inception module as models/mixgoogle.py writes it: the pool
+/// branch max-pools the raw input and normalises it in its own BN; the other
+/// three branches share one BN of the input; every 1x1 reduction feeds a
+/// BN -> conv. The four raw conv outputs are concatenated (the next module
+/// normalises them). Layers are made in the released order: branch1,
+/// branch2_1, branch2_2, branch3_1, branch3_2, branch4 (its cfg lists' order).
+class InceptionModuleImpl : public torch::nn::Module {
+ public:
+  InceptionModuleImpl(LayerBuilder& b, const std::string& name, int64_t in, int64_t ch1x1, int64_t ch3x3red,
+                      int64_t ch3x3, int64_t ch5x5red, int64_t ch5x5, int64_t pool_proj)
+      : name_(name) {
+    bn = register_module("bn", google_bn(in));
+    branch1 = register_module("branch1", b.inner(name + ".branch1", LayerShape::conv(in, ch1x1, 1)));
+    branch2_1 = register_module("branch2_1", b.inner(name + ".branch2_1", LayerShape::conv(in, ch3x3red, 1)));
+    branch2_2 = register_module("branch2_2", BnConv(b, name + ".branch2_2", LayerShape::conv(ch3x3red, ch3x3, 3, 1, 1)));
+    branch3_1 = register_module("branch3_1", b.inner(name + ".branch3_1", LayerShape::conv(in, ch5x5red, 1)));
+    branch3_2 = register_module("branch3_2", BnConv(b, name + ".branch3_2", LayerShape::conv(ch5x5red, ch5x5, 5, 1, 2)));
+    branch4 = register_module("branch4", BnConv(b, name + ".branch4", LayerShape::conv(in, pool_proj, 1)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto pooled = branch4(F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(1).padding(1).ceil_mode(true)));
+    const auto normalised = bn(x);
+    return torch::cat({branch1(normalised), branch2_2(branch2_1(normalised)), branch3_2(branch3_1(normalised)), pooled},
+                      1);
+  }
+  std::string describe(GraphDescriber& d, const std::string& x) const {
+    const auto pooled = branch4->describe(d, d.max_pool(name_ + ".pool", x, 3, 1, 1, true));
+    const auto normalised = d.batch_norm(*bn, name_ + ".bn", x);
+    return d.concat(name_ + ".concat", {d.layer(*branch1, normalised),
+                                        branch2_2->describe(d, d.layer(*branch2_1, normalised)),
+                                        branch3_2->describe(d, d.layer(*branch3_1, normalised)), pooled});
+  }
+  torch::nn::BatchNorm2d bn{nullptr};
+  QuantLayer branch1{nullptr}, branch2_1{nullptr}, branch3_1{nullptr};
+  BnConv branch2_2{nullptr}, branch3_2{nullptr}, branch4{nullptr};
+
+ private:
+  std::string name_;
+};
+TORCH_MODULE(InceptionModule);
+
+/// GoogLeNet as the released models/mixgoogle.py (search) and
+/// quant_googlenet.py (retraining) build it: 7x7 float stem conv -> max-pool
+/// -> BN -> conv2 (1x1) -> BN -> conv3 (3x3) -> max-pool, nine Inception
+/// modules (5x5 convs in the third branch, as the paper's network, not
+/// torchvision's 3x3), max-pools with ceil_mode, a final BN -> ReLU ->
+/// average pool -> float fc. No auxiliary heads (both released builders
+/// default to aux_logits=False and main.py/search.py never set it), no
+/// dropout. Conv and fc weights start from N(0, 0.01) truncated at 2 std.
+/// 56 searched layers; the first is conv2.
+class GoogLeNetImpl : public NetworkImpl {
+ public:
+  GoogLeNetImpl(const ModelInput& in, const NetworkPrecision& precision) {
+    LayerBuilder b(precision);
+    conv1_ = register_module("conv1", b.first("conv1", LayerShape::conv(in.channels, 64, 7, 2, 3)));
+    conv2_ = register_module("conv2", BnConv(b, "conv2", LayerShape::conv(64, 64, 1)));
+    conv3_ = register_module("conv3", BnConv(b, "conv3", LayerShape::conv(64, 192, 3, 1, 1)));
+    struct Module {
+      const char* name;
+      int64_t in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj;
+    };
+    const Module modules[] = {{"inception3a", 192, 64, 96, 128, 16, 32, 32},
+                              {"inception3b", 256, 128, 128, 192, 32, 96, 64},
+                              {"inception4a", 480, 192, 96, 208, 16, 48, 64},
+                              {"inception4b", 512, 160, 112, 224, 24, 64, 64},
+                              {"inception4c", 512, 128, 128, 256, 24, 64, 64},
+                              {"inception4d", 512, 112, 144, 288, 32, 64, 64},
+                              {"inception4e", 528, 256, 160, 320, 32, 128, 128},
+                              {"inception5a", 832, 256, 160, 320, 32, 128, 128},
+                              {"inception5b", 832, 384, 192, 384, 48, 128, 128}};
+    for (const auto& m : modules) {
+      inceptions_.push_back(register_module(
+          m.name, InceptionModule(b, m.name, m.in, m.ch1x1, m.ch3x3red, m.ch3x3, m.ch5x5red, m.ch5x5, m.pool_proj)));
+    }
+    bn_ = register_module("inception5b_bn", google_bn(1024));
+    fc_ = register_module("fc", b.last("fc", LayerShape::linear(1024, in.classes)));
+    set_layers("googlenet", b.finish("googlenet"));
+    for (const auto& layer : layers()) truncated_normal_(layer->weight, 0.01);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = pool(conv1_(x), 3);
+    x = pool(conv3_(conv2_(x)), 3);
+    for (size_t i = 0; i < inceptions_.size(); ++i) {
+      x = inceptions_[i](x);
+      if (i == 1) x = pool(x, 3);  // after inception3b
+      if (i == 6) x = pool(x, 2);  // after inception4e
+    }
+    x = F::adaptive_avg_pool2d(torch::relu(bn_(x)), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
+    return fc_(x);
+  }
+  void describe(GraphDescriber& d) const override {
+    std::string x = d.max_pool("maxpool1", d.layer(*conv1_, d.input()), 3, 2, 0, true);
+    x = d.max_pool("maxpool2", conv3_->describe(d, conv2_->describe(d, x)), 3, 2, 0, true);
+    for (size_t i = 0; i < inceptions_.size(); ++i) {
+      x = inceptions_[i]->describe(d, x);
+      if (i == 1) x = d.max_pool("maxpool3", x, 3, 2, 0, true);
+      if (i == 6) x = d.max_pool("maxpool4", x, 2, 2, 0, true);
+    }
+    x = d.global_average_pool_flat("pool", d.relu("relu", d.batch_norm(*bn_, "inception5b_bn", x)));
+    d.output(d.layer(*fc_, x));
+  }
+
+ private:
+  static torch::Tensor pool(const torch::Tensor& x, int64_t kernel) {
+    return F::max_pool2d(x, F::MaxPool2dFuncOptions(kernel).stride(2).ceil_mode(true));
+  }
+  QuantLayer conv1_{nullptr};
+  BnConv conv2_{nullptr}, conv3_{nullptr};
+  std::vector<InceptionModule> inceptions_;
+  torch::nn::BatchNorm2d bn_{nullptr};
+  QuantLayer fc_{nullptr};
+};
+
 Network build(const std::string& name, const ModelInput& in, const NetworkPrecision& p) {
   if (name == "simple-cnn") return std::make_shared<SimpleCnnImpl>(in, p);
   if (name == "resnet20")
@@ -270,6 +414,7 @@ Network build(const std::string& name, const ModelInput& in, const NetworkPrecis
   if (name == "resnet50")
     return std::make_shared<ResNetImpl<BottleneckImpl>>(name, in, p, true, std::vector<int64_t>{64, 128, 256, 512},
                                                     std::vector<int64_t>{3, 4, 6, 3});
+  if (name == "googlenet") return std::make_shared<GoogLeNetImpl>(in, p);
   std::string message = "unknown model \"" + name + "\"";
   if (auto near = closest_spelling(name, model_names())) message += "; did you mean \"" + *near + "\"?";
   throw ConfigError(message);

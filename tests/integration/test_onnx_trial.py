@@ -210,7 +210,7 @@ def compare(model, qonnx=False):
     return json.loads(run.stdout)["relative_error"]
 
 
-@pytest.mark.parametrize("model", ["simple-cnn", "resnet20", "vgg-small", "resnet18", "resnet50"])
+@pytest.mark.parametrize("model", ["simple-cnn", "resnet20", "vgg-small", "resnet18", "resnet50", "googlenet"])
 def test_built_in_models_export_to_files_onnx_runtime_and_qonnx_compute_exactly(model, tmp_path):
     config = {"seed": 1, "dataset": {"name": "fashion-mnist", "path": str(DATA), "train_subset": 256,
                                      "test_subset": 64},

@@ -26,14 +26,23 @@ TEST_CASE("resnet50 at 224x224 has about 4.1 G MACs", "[models][macs]") {
   CHECK(double(total_macs("resnet50", {3, 224, 224, 1000})) == Approx(4.1e9).epsilon(0.02));
 }
 
+TEST_CASE("googlenet at 224x224 has about 1.5 G MACs (1.58 G: the paper's 5x5 branch, not torchvision's 3x3)",
+          "[models][macs]") {
+  // The GoogLeNet paper's table sums to about 1.5 G multiply-adds; the 5x5
+  // convolutions of the third branch (the released mixgoogle.py, the paper)
+  // give 1.58 G, torchvision's 3x3 substitute 1.50 G.
+  CHECK(double(total_macs("googlenet", {3, 224, 224, 1000})) == Approx(1.58e9).epsilon(0.01));
+  CHECK(double(total_macs("googlenet", {3, 224, 224, 1000})) == Approx(1.5e9).epsilon(0.06));
+}
+
 TEST_CASE("CIFAR resnet20 at 32x32 has about 41 M MACs", "[models][macs]") {
   CHECK(double(total_macs("resnet20", {3, 32, 32, 10})) == Approx(41e6).epsilon(0.02));
 }
 
 TEST_CASE("every model builds in float, search and fixed form and classifies a batch", "[models]") {
   for (const auto& name : model_names()) {
-    const ModelInput input = name.rfind("resnet", 0) == 0 && name != "resnet20" ? ModelInput{3, 64, 64, 7}
-                                                                               : ModelInput{1, 28, 28, 7};
+    const bool imagenet = (name.rfind("resnet", 0) == 0 && name != "resnet20") || name == "googlenet";
+    const ModelInput input = imagenet ? ModelInput{3, 64, 64, 7} : ModelInput{1, 28, 28, 7};
     NetworkPrecision search;
     search.mode = PrecisionMode::search;
     search.weight_candidates = {2, 4};
@@ -66,6 +75,12 @@ std::map<std::string, torch::Tensor> probe_forward(const std::string& model, con
                                                    const NetworkPrecision& precision) {
   torch::manual_seed(5);
   auto net = make_network(model, input, precision);
+  if (model == "googlenet") {
+    // Its N(0, 0.01) start makes conv outputs so small that BN's eps of 1e-3
+    // visibly lowers the normalised variance; larger weights show the layout.
+    torch::NoGradGuard no_grad;
+    for (const auto& layer : net->layers()) layer->weight.mul_(100);
+  }
   std::map<std::string, torch::Tensor> seen;
   net->set_probe([&](const std::string& point, const torch::Tensor& value) { seen[point] = value.detach().clone(); });
   net->train();
@@ -81,7 +96,8 @@ bool batch_normalised(const torch::Tensor& x) {
 }
 
 ModelInput input_for(const std::string& model) {
-  return model == "resnet18" || model == "resnet50" ? ModelInput{3, 64, 64, 10} : ModelInput{1, 28, 28, 10};
+  return model == "resnet18" || model == "resnet50" || model == "googlenet" ? ModelInput{3, 64, 64, 10}
+                                                                            : ModelInput{1, 28, 28, 10};
 }
 
 NetworkPrecision search_precision() {
@@ -94,9 +110,10 @@ NetworkPrecision search_precision() {
 
 }  // namespace
 
-TEST_CASE("every model searches the released code's layers: 19 in resnet18, 52 in resnet50", "[models][layout]") {
-  const std::map<std::string, size_t> searched = {
-      {"simple-cnn", 3}, {"resnet20", 20}, {"vgg-small", 5}, {"resnet18", 19}, {"resnet50", 52}};
+TEST_CASE("every model searches the released code's layers: 19 in resnet18, 52 in resnet50, 56 in googlenet",
+          "[models][layout]") {
+  const std::map<std::string, size_t> searched = {{"simple-cnn", 3}, {"resnet20", 20},  {"vgg-small", 5},
+                                                  {"resnet18", 19},  {"resnet50", 52}, {"googlenet", 56}};
   for (const auto& name : model_names()) {
     INFO(name);
     auto net = make_network(name, input_for(name), search_precision());
@@ -165,8 +182,10 @@ TEST_CASE("the released code's searched allocations give the published normalise
   // sweeps/allocations/<model>-paper.json: quantres18_pretrained_cfg and
   // quantres50_pretrained_cfg of the released quant_resnet.py, in its layer
   // order (a stage's downsample after its first block's convs). Published:
-  // 1.992 (ResNet-18) and 2.007 (ResNet-50).
-  const std::map<std::string, double> published = {{"resnet18", 1.992}, {"resnet50", 2.007}};
+  // 1.992 (ResNet-18) and 2.007 (ResNet-50); quantgoogle_pretrained_cfg of
+  // quant_googlenet.py (each Inception module's branch1, branch2_1,
+  // branch2_2, branch3_1, branch3_2, branch4): 1.994.
+  const std::map<std::string, double> published = {{"resnet18", 1.992}, {"resnet50", 2.007}, {"googlenet", 1.994}};
   for (const auto& [model, bits] : published) {
     INFO(model);
     const auto path = testing::source_dir() / "sweeps" / "allocations" / (model + "-paper.json");
@@ -183,5 +202,43 @@ TEST_CASE("the released code's searched allocations give the published normalise
     for (const auto& r : reports) quantized += r.quantized;
     CHECK(quantized == allocation.layers.size());
     CHECK(network_cost(reports).normalised_bits() == Approx(bits).margin(5e-4));
+  }
+}
+
+TEST_CASE("googlenet is the released mixgoogle.py: conv2 first, shared-BN branches, a pool branch of its own",
+          "[models][layout]") {
+  auto net = make_network("googlenet", input_for("googlenet"), search_precision());
+  std::vector<std::string> searched;
+  for (const auto& r : net->layer_reports()) {
+    if (r.searched()) searched.push_back(r.name);
+  }
+  REQUIRE(searched.size() == 56);
+  // The first searched layer (the complexity's normaliser) and the released cfg order within a module.
+  CHECK(searched[0] == "conv2");
+  CHECK(searched[1] == "conv3");
+  const std::vector<std::string> module = {"inception3a.branch1",   "inception3a.branch2_1", "inception3a.branch2_2",
+                                           "inception3a.branch3_1", "inception3a.branch3_2", "inception3a.branch4"};
+  CHECK(std::vector<std::string>(searched.begin() + 2, searched.begin() + 8) == module);
+  CHECK(searched.back() == "inception5b.branch4");
+
+  const auto seen = probe_forward("googlenet", input_for("googlenet"), search_precision());
+  for (const std::string m : {"inception3a", "inception4e", "inception5b"}) {
+    INFO(m);
+    // branch1, branch2_1 and branch3_1 quantize one BN of the module input...
+    const auto& shared = seen.at(m + ".branch1.input");
+    CHECK(torch::equal(shared, seen.at(m + ".branch2_1.input")));
+    CHECK(torch::equal(shared, seen.at(m + ".branch3_1.input")));
+    // ...the pool branch its own BN of the max-pooled input (3x3, stride 1: same size).
+    const auto& pooled = seen.at(m + ".branch4.input");
+    CHECK(pooled.sizes() == shared.sizes());
+    CHECK_FALSE(torch::equal(pooled, shared));
+  }
+  // Conv and fc weights: N(0, 0.01) truncated at 2 std (std of the truncation 0.0088).
+  torch::manual_seed(3);
+  auto fresh = make_network("googlenet", {3, 224, 224, 1000}, NetworkPrecision{});
+  for (const auto& layer : fresh->layers()) {
+    INFO(layer->layer_name());
+    CHECK(layer->weight.abs().max().item<double>() <= 0.02 + 1e-7);
+    if (layer->weight.numel() > 10000) CHECK(layer->weight.std().item<double>() == Approx(0.0088).epsilon(0.03));
   }
 }

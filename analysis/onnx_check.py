@@ -9,7 +9,9 @@ export's sidecar), or without one as edmips does without a train_subset
     onnx_check.py compare MODEL.onnx [--qonnx]
         the client's logits on the test images whose logits edmips export
         wrote into MODEL.onnx.json ("reference"), against them: the largest
-        difference relative to the largest reference logit, as JSON
+        difference relative to the largest reference logit, as JSON (an
+        image folder's decoded images come from the file the sidecar names,
+        "inputs_file")
     onnx_check.py logits MODEL.onnx OUT.f32 [--qonnx] [--limit N]
         logits of the first N test images, from ONNX Runtime or from the
         qonnx package's executor (QONNX Quant nodes), raw float32
@@ -19,6 +21,7 @@ Needs onnxruntime (and qonnx) from the project's virtual environment
 import argparse
 import gzip
 import json
+import os
 
 import numpy as np
 
@@ -78,8 +81,14 @@ def main():
     a = p.parse_args()
     if a.what == "compare":
         with open(a.model + ".json") as f:
-            reference = np.array(json.load(f)["reference"]["logits"])
-        x, _ = test_set(len(reference), a.model)
+            recorded = json.load(f)["reference"]
+        reference = np.array(recorded["logits"])
+        if "inputs_file" in recorded:  # an image folder's images, as edmips decoded them
+            inputs = recorded["inputs_file"]
+            path = os.path.join(os.path.dirname(os.path.abspath(a.model)), inputs["file"])
+            x = np.fromfile(path, dtype=np.float32).reshape(inputs["shape"])
+        else:
+            x, _ = test_set(len(reference), a.model)
         logits = qonnx_logits(a.model, x) if a.qonnx else ort_logits(a.model, x)
         error = float(np.abs(logits - reference).max() / np.abs(reference).max())
         print(json.dumps({"relative_error": error, "images": len(reference)}))

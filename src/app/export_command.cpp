@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "app/commands.h"
 #include "core/error.h"
@@ -67,24 +68,51 @@ onnx::ExportedLayer exported_layer(const QuantLayerImpl& l, const OnnxLayerOrigi
   return e;
 }
 
+/// The first `count` test images as the network sees them: an in-memory
+/// test set's, or an image folder's first validation images, centre-cropped
+/// and normalised by the folder's evaluation transform.
+torch::Tensor first_test_images(const Dataset& data, int64_t count) {
+  if (data.folder) {
+    const auto& folder = *data.folder;
+    count = std::min(count, folder.size(false));
+    if (count == 0) return {};
+    const int64_t side = folder.image_size();
+    auto images = torch::empty({count, 3, side, side});
+    for (int64_t i = 0; i < count; ++i) folder.load(false, i, 0, 0, false, images[i].data_ptr<float>());
+    return images;
+  }
+  if (!data.test_images.defined() || data.test_images.size(0) == 0) return {};
+  return data.test_images.narrow(0, 0, std::min(count, data.test_images.size(0)));
+}
+
 /// Our network's logits on the first test images, for a runtime to be
-/// checked against (analysis/onnx_check.py compare); none for image folders,
-/// whose test images are not in memory.
-nlohmann::json reference_logits(NetworkImpl& net, const Dataset& data) {
+/// checked against (analysis/onnx_check.py compare). An image folder's
+/// images are decoded here, so their input tensors go beside the sidecar
+/// (`inputs_file`, float32, row-major) for the client to read.
+nlohmann::json reference_logits(NetworkImpl& net, const Dataset& data, const std::string& out) {
   constexpr int64_t kImages = 8;
-  if (!data.test_images.defined() || data.test_images.size(0) == 0) return nullptr;
+  const auto images = first_test_images(data, kImages).contiguous();
+  if (!images.defined()) return nullptr;
+  nlohmann::json inputs;
+  if (data.folder) {
+    const auto file = out + ".inputs.f32";
+    write_file_atomically(file, std::string(static_cast<const char*>(images.data_ptr()),
+                                            size_t(images.numel()) * sizeof(float)));
+    inputs = {{"file", std::filesystem::path(file).filename().string()}, {"shape", images.sizes().vec()}};
+  }
   torch::NoGradGuard no_grad;
   net.eval();
-  const auto logits = net.forward(data.test_images.narrow(0, 0, std::min(kImages, data.test_images.size(0))))
-                          .to(torch::kDouble)
-                          .contiguous();
+  const auto logits = net.forward(images).to(torch::kDouble).contiguous();
   nlohmann::json rows = nlohmann::json::array();
   for (int64_t i = 0; i < logits.size(0); ++i) {
     const auto row = logits[i];
     rows.push_back(std::vector<double>(row.data_ptr<double>(), row.data_ptr<double>() + row.numel()));
   }
-  return {{"test_images", "the first " + std::to_string(logits.size(0)) + " of the test set, normalised as above"},
-          {"logits", rows}};
+  nlohmann::json reference = {
+      {"test_images", "the first " + std::to_string(logits.size(0)) + " of the test set, normalised as above"},
+      {"logits", rows}};
+  if (!inputs.is_null()) reference["inputs_file"] = inputs;
+  return reference;
 }
 
 }  // namespace
@@ -115,7 +143,7 @@ int run_export_command(const ExportCommand& command) {
                                      [](const QuantLayer& l) { return l->quantized(); });
   const auto reference = format == onnx::ExportFormat::float_model && quantized
                              ? nlohmann::json()
-                             : reference_logits(*trained.network, *trained.data);
+                             : reference_logits(*trained.network, *trained.data, command.out);
   std::vector<onnx::ExportedLayer> layers;
   for (size_t i = 0; i < net.layers().size(); ++i) {
     layers.push_back(exported_layer(*net.layers()[i], origins.at(i), format, metadata));

@@ -93,6 +93,16 @@ std::string GraphDescriber::max_pool(const std::string& name, const std::string&
   return node("MaxPool", name, {x}, attributes);
 }
 
+std::string GraphDescriber::average_pool(const std::string& name, const std::string& x, int64_t kernel,
+                                         int64_t stride, int64_t padding) {
+  onnx::GraphSpec::Node attributes;
+  attributes.ints = {{"kernel_shape", {kernel, kernel}},
+                     {"strides", {stride, stride}},
+                     {"pads", {padding, padding, padding, padding}}};
+  attributes.int_scalars = {{"count_include_pad", 1}};
+  return node("AveragePool", name, {x}, attributes);
+}
+
 std::string GraphDescriber::concat(const std::string& name, const std::vector<std::string>& xs) {
   onnx::GraphSpec::Node attributes;
   attributes.int_scalars = {{"axis", 1}};

@@ -34,6 +34,9 @@ class GraphDescriber {
   std::string relu(const std::string& name, const std::string& x);
   std::string max_pool(const std::string& name, const std::string& x, int64_t kernel, int64_t stride,
                        int64_t padding, bool ceil_mode = false);
+  /// AveragePool counting the zero padding (PyTorch's avg_pool2d default).
+  std::string average_pool(const std::string& name, const std::string& x, int64_t kernel, int64_t stride,
+                           int64_t padding);
   /// Concatenation along the channels.
   std::string concat(const std::string& name, const std::vector<std::string>& xs);
   std::string add(const std::string& name, const std::string& a, const std::string& b);

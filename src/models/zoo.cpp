@@ -402,6 +402,284 @@ class GoogLeNetImpl : public NetworkImpl {
   QuantLayer fc_{nullptr};
 };
 
+/// A convolution with a (kh, kw) kernel, the Inception-V3 factorised forms.
+LayerShape conv_hw(int64_t in, int64_t out, int64_t kh, int64_t kw, int64_t ph, int64_t pw, int64_t stride = 1) {
+  auto s = LayerShape::conv(in, out, 1, stride, 0);
+  s.kernel = {kh, kw};
+  s.padding = {ph, pw};
+  return s;
+}
+
+/// Inception-V3's modules compute with tensors (forward) and write their
+/// graph (describe) from one description: each module's `run` is written
+/// once against these two sets of operations.
+struct TensorOps {
+  using Value = torch::Tensor;
+  Value layer(const QuantLayer& l, const Value& x) { return l.ptr()->forward(x); }
+  Value bn(const torch::nn::BatchNorm2d& bn, const std::string&, const Value& x) { return bn.ptr()->forward(x); }
+  Value bn_conv(const BnConv& m, const Value& x) { return m.ptr()->forward(x); }
+  /// count_include_pad, as PyTorch's F.avg_pool2d defaults to.
+  Value avg_pool(const std::string&, const Value& x) {
+    return F::avg_pool2d(x, F::AvgPool2dFuncOptions(3).stride(1).padding(1));
+  }
+  Value max_pool(const std::string&, const Value& x) { return F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2)); }
+  Value concat(const std::string&, const std::vector<Value>& xs) { return torch::cat(xs, 1); }
+};
+
+struct GraphOps {
+  using Value = std::string;
+  GraphDescriber& d;
+  Value layer(const QuantLayer& l, const Value& x) { return d.layer(*l, x); }
+  Value bn(const torch::nn::BatchNorm2d& bn, const std::string& name, const Value& x) {
+    return d.batch_norm(*bn, name, x);
+  }
+  Value bn_conv(const BnConv& m, const Value& x) { return m->describe(d, x); }
+  Value avg_pool(const std::string& name, const Value& x) { return d.average_pool(name, x, 3, 1, 1); }
+  Value max_pool(const std::string& name, const Value& x) { return d.max_pool(name, x, 3, 2, 0); }
+  Value concat(const std::string& name, const std::vector<Value>& xs) { return d.concat(name, xs); }
+};
+
+/// The parts every Inception-V3 module (models/mixinception.py) shares: one
+/// BN of the module input for the branches that start with a quantized
+/// 1x1, and a pool branch on the raw input. Layers are made in the released
+/// order, which is its cfg lists' order.
+class InceptionV3ModuleImpl : public torch::nn::Module {
+ public:
+  InceptionV3ModuleImpl(LayerBuilder& b, std::string name, int64_t in) : b_(b), name_(std::move(name)) {
+    bn = register_module("bn", google_bn(in));
+  }
+  virtual ~InceptionV3ModuleImpl() = default;
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  virtual std::string describe(GraphDescriber& d, const std::string& x) const = 0;
+
+ protected:
+  QuantLayer conv(const std::string& branch, const LayerShape& shape) {
+    return register_module(branch, b_.inner(name_ + "." + branch, shape));
+  }
+  BnConv bn_conv(const std::string& branch, const LayerShape& shape) {
+    return register_module(branch, BnConv(b_, name_ + "." + branch, shape));
+  }
+  torch::nn::BatchNorm2d inner_bn(const std::string& branch, int64_t channels) {
+    return register_module(branch, google_bn(channels));
+  }
+  std::string part(const std::string& what) const { return name_ + "." + what; }
+  torch::nn::BatchNorm2d bn{nullptr};
+
+ private:
+  LayerBuilder& b_;  // construction only
+  std::string name_;
+};
+
+#define EDMIPS_INCEPTION_V3_RUN                                                                      \
+  torch::Tensor forward(const torch::Tensor& x) override {                                           \
+    TensorOps ops;                                                                                   \
+    return run(ops, x);                                                                              \
+  }                                                                                                  \
+  std::string describe(GraphDescriber& d, const std::string& x) const override {                     \
+    GraphOps ops{d};                                                                                 \
+    return run(ops, x);                                                                              \
+  }
+
+/// InceptionA (Mixed_5b-5d): 1x1; 1x1 -> 5x5; 1x1 -> 3x3 -> 3x3; avg-pool -> 1x1.
+class InceptionAImpl : public InceptionV3ModuleImpl {
+ public:
+  InceptionAImpl(LayerBuilder& b, const std::string& name, int64_t in, int64_t pool_features)
+      : InceptionV3ModuleImpl(b, name, in) {
+    b1 = conv("branch1x1", LayerShape::conv(in, 64, 1));
+    b5_1 = conv("branch5x5_1", LayerShape::conv(in, 48, 1));
+    b5_2 = bn_conv("branch5x5_2", LayerShape::conv(48, 64, 5, 1, 2));
+    d_1 = conv("branch3x3dbl_1", LayerShape::conv(in, 64, 1));
+    d_2 = bn_conv("branch3x3dbl_2", LayerShape::conv(64, 96, 3, 1, 1));
+    d_3 = bn_conv("branch3x3dbl_3", LayerShape::conv(96, 96, 3, 1, 1));
+    pool = bn_conv("branch_pool", LayerShape::conv(in, pool_features, 1));
+  }
+  EDMIPS_INCEPTION_V3_RUN
+  template <class Ops>
+  typename Ops::Value run(Ops& o, const typename Ops::Value& x) const {
+    const auto pooled = o.bn_conv(pool, o.avg_pool(part("pool"), x));
+    const auto n = o.bn(bn, part("bn"), x);
+    return o.concat(part("concat"), {o.layer(b1, n), o.bn_conv(b5_2, o.layer(b5_1, n)),
+                                     o.bn_conv(d_3, o.bn_conv(d_2, o.layer(d_1, n))), pooled});
+  }
+  QuantLayer b1{nullptr}, b5_1{nullptr}, d_1{nullptr};
+  BnConv b5_2{nullptr}, d_2{nullptr}, d_3{nullptr}, pool{nullptr};
+};
+
+/// InceptionB (Mixed_6a, the 35 -> 17 reduction): 3x3 stride 2; 1x1 -> 3x3 ->
+/// 3x3 stride 2; a max-pool of the raw input (no conv).
+class InceptionBImpl : public InceptionV3ModuleImpl {
+ public:
+  InceptionBImpl(LayerBuilder& b, const std::string& name, int64_t in) : InceptionV3ModuleImpl(b, name, in) {
+    b3 = conv("branch3x3", LayerShape::conv(in, 384, 3, 2, 0));
+    d_1 = conv("branch3x3dbl_1", LayerShape::conv(in, 64, 1));
+    d_2 = bn_conv("branch3x3dbl_2", LayerShape::conv(64, 96, 3, 1, 1));
+    d_3 = bn_conv("branch3x3dbl_3", LayerShape::conv(96, 96, 3, 2, 0));
+  }
+  EDMIPS_INCEPTION_V3_RUN
+  template <class Ops>
+  typename Ops::Value run(Ops& o, const typename Ops::Value& x) const {
+    const auto pooled = o.max_pool(part("pool"), x);
+    const auto n = o.bn(bn, part("bn"), x);
+    return o.concat(part("concat"), {o.layer(b3, n), o.bn_conv(d_3, o.bn_conv(d_2, o.layer(d_1, n))), pooled});
+  }
+  QuantLayer b3{nullptr}, d_1{nullptr};
+  BnConv d_2{nullptr}, d_3{nullptr};
+};
+
+/// InceptionC (Mixed_6b-6e): 1x1; 1x1 -> 1x7 -> 7x1; 1x1 -> 7x1 -> 1x7 -> 7x1 ->
+/// 1x7; avg-pool -> 1x1.
+class InceptionCImpl : public InceptionV3ModuleImpl {
+ public:
+  InceptionCImpl(LayerBuilder& b, const std::string& name, int64_t in, int64_t c7)
+      : InceptionV3ModuleImpl(b, name, in) {
+    b1 = conv("branch1x1", LayerShape::conv(in, 192, 1));
+    s_1 = conv("branch7x7_1", LayerShape::conv(in, c7, 1));
+    s_2 = bn_conv("branch7x7_2", conv_hw(c7, c7, 1, 7, 0, 3));
+    s_3 = bn_conv("branch7x7_3", conv_hw(c7, 192, 7, 1, 3, 0));
+    d_1 = conv("branch7x7dbl_1", LayerShape::conv(in, c7, 1));
+    d_2 = bn_conv("branch7x7dbl_2", conv_hw(c7, c7, 7, 1, 3, 0));
+    d_3 = bn_conv("branch7x7dbl_3", conv_hw(c7, c7, 1, 7, 0, 3));
+    d_4 = bn_conv("branch7x7dbl_4", conv_hw(c7, c7, 7, 1, 3, 0));
+    d_5 = bn_conv("branch7x7dbl_5", conv_hw(c7, 192, 1, 7, 0, 3));
+    pool = bn_conv("branch_pool", LayerShape::conv(in, 192, 1));
+  }
+  EDMIPS_INCEPTION_V3_RUN
+  template <class Ops>
+  typename Ops::Value run(Ops& o, const typename Ops::Value& x) const {
+    const auto pooled = o.bn_conv(pool, o.avg_pool(part("pool"), x));
+    const auto n = o.bn(bn, part("bn"), x);
+    const auto seven = o.bn_conv(s_3, o.bn_conv(s_2, o.layer(s_1, n)));
+    const auto dbl = o.bn_conv(d_5, o.bn_conv(d_4, o.bn_conv(d_3, o.bn_conv(d_2, o.layer(d_1, n)))));
+    return o.concat(part("concat"), {o.layer(b1, n), seven, dbl, pooled});
+  }
+  QuantLayer b1{nullptr}, s_1{nullptr}, d_1{nullptr};
+  BnConv s_2{nullptr}, s_3{nullptr}, d_2{nullptr}, d_3{nullptr}, d_4{nullptr}, d_5{nullptr}, pool{nullptr};
+};
+
+/// InceptionD (Mixed_7a, the 17 -> 8 reduction): 1x1 -> 3x3 stride 2; 1x1 ->
+/// 1x7 -> 7x1 -> 3x3 stride 2; a max-pool of the raw input.
+class InceptionDImpl : public InceptionV3ModuleImpl {
+ public:
+  InceptionDImpl(LayerBuilder& b, const std::string& name, int64_t in) : InceptionV3ModuleImpl(b, name, in) {
+    t_1 = conv("branch3x3_1", LayerShape::conv(in, 192, 1));
+    t_2 = bn_conv("branch3x3_2", LayerShape::conv(192, 320, 3, 2, 0));
+    s_1 = conv("branch7x7x3_1", LayerShape::conv(in, 192, 1));
+    s_2 = bn_conv("branch7x7x3_2", conv_hw(192, 192, 1, 7, 0, 3));
+    s_3 = bn_conv("branch7x7x3_3", conv_hw(192, 192, 7, 1, 3, 0));
+    s_4 = bn_conv("branch7x7x3_4", LayerShape::conv(192, 192, 3, 2, 0));
+  }
+  EDMIPS_INCEPTION_V3_RUN
+  template <class Ops>
+  typename Ops::Value run(Ops& o, const typename Ops::Value& x) const {
+    const auto pooled = o.max_pool(part("pool"), x);
+    const auto n = o.bn(bn, part("bn"), x);
+    return o.concat(part("concat"), {o.bn_conv(t_2, o.layer(t_1, n)),
+                                     o.bn_conv(s_4, o.bn_conv(s_3, o.bn_conv(s_2, o.layer(s_1, n)))), pooled});
+  }
+  QuantLayer t_1{nullptr}, s_1{nullptr};
+  BnConv t_2{nullptr}, s_2{nullptr}, s_3{nullptr}, s_4{nullptr};
+};
+
+/// InceptionE (Mixed_7b, 7c): 1x1; 1x1 -> BN -> (1x3 | 3x1); 1x1 -> 3x3 -> BN ->
+/// (1x3 | 3x1); avg-pool -> 1x1. The split pairs quantize one shared BN.
+class InceptionEImpl : public InceptionV3ModuleImpl {
+ public:
+  InceptionEImpl(LayerBuilder& b, const std::string& name, int64_t in) : InceptionV3ModuleImpl(b, name, in) {
+    b1 = conv("branch1x1", LayerShape::conv(in, 320, 1));
+    t_1 = conv("branch3x3_1", LayerShape::conv(in, 384, 1));
+    t_bn = inner_bn("branch3x3_bn", 384);
+    t_2a = conv("branch3x3_2a", conv_hw(384, 384, 1, 3, 0, 1));
+    t_2b = conv("branch3x3_2b", conv_hw(384, 384, 3, 1, 1, 0));
+    d_1 = conv("branch3x3dbl_1", LayerShape::conv(in, 448, 1));
+    d_2 = bn_conv("branch3x3dbl_2", LayerShape::conv(448, 384, 3, 1, 1));
+    d_bn = inner_bn("branch3x3dbl_bn", 384);
+    d_3a = conv("branch3x3dbl_3a", conv_hw(384, 384, 1, 3, 0, 1));
+    d_3b = conv("branch3x3dbl_3b", conv_hw(384, 384, 3, 1, 1, 0));
+    pool = bn_conv("branch_pool", LayerShape::conv(in, 192, 1));
+  }
+  EDMIPS_INCEPTION_V3_RUN
+  template <class Ops>
+  typename Ops::Value run(Ops& o, const typename Ops::Value& x) const {
+    const auto pooled = o.bn_conv(pool, o.avg_pool(part("pool"), x));
+    const auto n = o.bn(bn, part("bn"), x);
+    const auto t = o.bn(t_bn, part("branch3x3_bn"), o.layer(t_1, n));
+    const auto three = o.concat(part("branch3x3"), {o.layer(t_2a, t), o.layer(t_2b, t)});
+    const auto u = o.bn(d_bn, part("branch3x3dbl_bn"), o.bn_conv(d_2, o.layer(d_1, n)));
+    const auto dbl = o.concat(part("branch3x3dbl"), {o.layer(d_3a, u), o.layer(d_3b, u)});
+    return o.concat(part("concat"), {o.layer(b1, n), three, dbl, pooled});
+  }
+  QuantLayer b1{nullptr}, t_1{nullptr}, t_2a{nullptr}, t_2b{nullptr}, d_1{nullptr}, d_3a{nullptr}, d_3b{nullptr};
+  torch::nn::BatchNorm2d t_bn{nullptr}, d_bn{nullptr};
+  BnConv d_2{nullptr}, pool{nullptr};
+};
+#undef EDMIPS_INCEPTION_V3_RUN
+
+/// Inception-V3 as the released models/mixinception.py (search) and
+/// quant_inception.py (retraining) build it: a float 3x3 stride-2 stem conv,
+/// then BN -> quantized convs Conv2d_2a (3x3), 2b (3x3), max-pool, 3b (1x1),
+/// 4a (3x3), max-pool; Mixed_5b-5d (A), 6a (B), 6b-6e (C), 7a (D), 7b-7c
+/// (E); BN -> ReLU -> average pool -> float fc. BN eps 1e-3; conv and fc
+/// weights from N(0, 0.1) truncated at 2 std; no auxiliary head (the released
+/// builders default to aux_logits=False and no script sets it), no dropout.
+/// 93 searched layers; the first is Conv2d_2a_3x3. Needs inputs of at least
+/// 75x75 (299x299 in the paper).
+class InceptionV3Impl : public NetworkImpl {
+ public:
+  InceptionV3Impl(const ModelInput& in, const NetworkPrecision& precision) {
+    if (in.height < 75 || in.width < 75) {
+      throw ConfigError("inception_v3 needs inputs of at least 75x75 (its stem and two reductions take 75x75 to "
+                        "1x1), not " + std::to_string(in.height) + "x" + std::to_string(in.width) +
+                        "; with an image folder set dataset.image_size (its default for inception_v3 is 299)");
+    }
+    LayerBuilder b(precision);
+    stem_ = register_module("Conv2d_1a_3x3", b.first("Conv2d_1a_3x3", LayerShape::conv(in.channels, 32, 3, 2, 0)));
+    stem_convs_[0] = register_module("Conv2d_2a_3x3", BnConv(b, "Conv2d_2a_3x3", LayerShape::conv(32, 32, 3)));
+    stem_convs_[1] = register_module("Conv2d_2b_3x3", BnConv(b, "Conv2d_2b_3x3", LayerShape::conv(32, 64, 3, 1, 1)));
+    stem_convs_[2] = register_module("Conv2d_3b_1x1", BnConv(b, "Conv2d_3b_1x1", LayerShape::conv(64, 80, 1)));
+    stem_convs_[3] = register_module("Conv2d_4a_3x3", BnConv(b, "Conv2d_4a_3x3", LayerShape::conv(80, 192, 3)));
+    auto add = [&](const std::string& name, auto module) { modules_.push_back(register_module(name, module)); };
+    add("Mixed_5b", std::make_shared<InceptionAImpl>(b, "Mixed_5b", 192, 32));
+    add("Mixed_5c", std::make_shared<InceptionAImpl>(b, "Mixed_5c", 256, 64));
+    add("Mixed_5d", std::make_shared<InceptionAImpl>(b, "Mixed_5d", 288, 64));
+    add("Mixed_6a", std::make_shared<InceptionBImpl>(b, "Mixed_6a", 288));
+    add("Mixed_6b", std::make_shared<InceptionCImpl>(b, "Mixed_6b", 768, 128));
+    add("Mixed_6c", std::make_shared<InceptionCImpl>(b, "Mixed_6c", 768, 160));
+    add("Mixed_6d", std::make_shared<InceptionCImpl>(b, "Mixed_6d", 768, 160));
+    add("Mixed_6e", std::make_shared<InceptionCImpl>(b, "Mixed_6e", 768, 192));
+    add("Mixed_7a", std::make_shared<InceptionDImpl>(b, "Mixed_7a", 768));
+    add("Mixed_7b", std::make_shared<InceptionEImpl>(b, "Mixed_7b", 1280));
+    add("Mixed_7c", std::make_shared<InceptionEImpl>(b, "Mixed_7c", 2048));
+    bn_ = register_module("Mixed_7c_bn", google_bn(2048));
+    fc_ = register_module("fc", b.last("fc", LayerShape::linear(2048, in.classes)));
+    set_layers("inception_v3", b.finish("inception_v3"));
+    for (const auto& layer : layers()) truncated_normal_(layer->weight, 0.1);
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = stem_convs_[1](stem_convs_[0](stem_(x)));
+    x = stem_convs_[3](stem_convs_[2](pool(x)));
+    x = pool(x);
+    for (const auto& m : modules_) x = m->forward(x);
+    x = F::adaptive_avg_pool2d(torch::relu(bn_(x)), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
+    return fc_(x);
+  }
+  void describe(GraphDescriber& d) const override {
+    std::string x = stem_convs_[1]->describe(d, stem_convs_[0]->describe(d, d.layer(*stem_, d.input())));
+    x = stem_convs_[3]->describe(d, stem_convs_[2]->describe(d, d.max_pool("maxpool1", x, 3, 2, 0)));
+    x = d.max_pool("maxpool2", x, 3, 2, 0);
+    for (const auto& m : modules_) x = m->describe(d, x);
+    x = d.global_average_pool_flat("pool", d.relu("relu", d.batch_norm(*bn_, "Mixed_7c_bn", x)));
+    d.output(d.layer(*fc_, x));
+  }
+
+ private:
+  static torch::Tensor pool(const torch::Tensor& x) { return F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2)); }
+  QuantLayer stem_{nullptr};
+  BnConv stem_convs_[4]{nullptr, nullptr, nullptr, nullptr};
+  std::vector<std::shared_ptr<InceptionV3ModuleImpl>> modules_;
+  torch::nn::BatchNorm2d bn_{nullptr};
+  QuantLayer fc_{nullptr};
+};
+
 Network build(const std::string& name, const ModelInput& in, const NetworkPrecision& p) {
   if (name == "simple-cnn") return std::make_shared<SimpleCnnImpl>(in, p);
   if (name == "resnet20")
@@ -415,6 +693,7 @@ Network build(const std::string& name, const ModelInput& in, const NetworkPrecis
     return std::make_shared<ResNetImpl<BottleneckImpl>>(name, in, p, true, std::vector<int64_t>{64, 128, 256, 512},
                                                     std::vector<int64_t>{3, 4, 6, 3});
   if (name == "googlenet") return std::make_shared<GoogLeNetImpl>(in, p);
+  if (name == "inception_v3") return std::make_shared<InceptionV3Impl>(in, p);
   std::string message = "unknown model \"" + name + "\"";
   if (auto near = closest_spelling(name, model_names())) message += "; did you mean \"" + *near + "\"?";
   throw ConfigError(message);

@@ -19,6 +19,16 @@ nlohmann::json to_json(const BitAllocation& allocation) {
   return {{"model", allocation.model}, {"layers", layers}};
 }
 
+const char* to_string(MacConvention convention) {
+  return convention == MacConvention::released ? "released" : "output";
+}
+
+std::optional<MacConvention> mac_convention_from_string(const std::string& name) {
+  if (name == "output") return MacConvention::output;
+  if (name == "released") return MacConvention::released;
+  return std::nullopt;
+}
+
 BitAllocation bit_allocation_from_json(const nlohmann::json& j, const std::string& source) {
   JsonObjectReader root(j, "", source);
   BitAllocation allocation;

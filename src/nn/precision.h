@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -34,6 +35,22 @@ nlohmann::json to_json(const BitAllocation& allocation);
 /// Parses an allocation written by to_json (ConfigError naming `source`).
 BitAllocation bit_allocation_from_json(const nlohmann::json& j, const std::string& source);
 
+/// How a convolution's MACs are counted (and so BitOps, normalised bits and
+/// the complexity loss). Linear layers count in_features x out_features in both.
+enum class MacConvention {
+  /// Cout x Hout x Wout x (Cin / groups) x kh x kw: the multiply-accumulates
+  /// the layer performs (the default).
+  output,
+  /// Cin x Cout x kh x kw x Hin x Win / stride^2, as the released
+  /// quant_module.py counts them: equal wherever the input size is the output
+  /// size times the stride (the ResNets at 224, GoogLeNet at 224), larger where
+  /// an unpadded conv shrinks its map (Inception-V3 at 299).
+  released,
+};
+const char* to_string(MacConvention convention);
+/// "output" or "released"; nullopt otherwise.
+std::optional<MacConvention> mac_convention_from_string(const std::string& name);
+
 /// What a model builder needs to know to build each layer.
 struct NetworkPrecision {
   PrecisionMode mode = PrecisionMode::full_precision;
@@ -45,6 +62,7 @@ struct NetworkPrecision {
   std::vector<LayerBits> fixed_bits;
   bool full_precision_first = true;  ///< keep the first conv in float
   bool full_precision_last = true;   ///< keep the last linear layer in float
+  MacConvention mac_convention = MacConvention::output;
 };
 
 /// How clearly a search layer has chosen one candidate list's entry.

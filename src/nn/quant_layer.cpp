@@ -1,5 +1,7 @@
 #include "nn/quant_layer.h"
 
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -147,9 +149,13 @@ torch::Tensor QuantLayerImpl::apply(const torch::Tensor& input, const torch::Ten
   return torch::conv2d(input, w, bias, shape_.stride, shape_.padding, shape_.dilation, shape_.groups);
 }
 
-void QuantLayerImpl::record_macs(const torch::Tensor& output) {
+void QuantLayerImpl::record_macs(const torch::Tensor& input, const torch::Tensor& output) {
   if (shape_.kind == LayerKind::linear) {
     macs_ = shape_.in_channels * shape_.out_channels;
+  } else if (precision_.mac_convention == MacConvention::released) {
+    const double filter = double(shape_.in_channels / shape_.groups) * double(shape_.out_channels) *
+                          double(shape_.kernel[0] * shape_.kernel[1]) / double(shape_.stride[0] * shape_.stride[1]);
+    macs_ = std::llround(filter * double(input.size(2) * input.size(3)));
   } else {
     macs_ = output.size(1) * output.size(2) * output.size(3) *
             (shape_.in_channels / shape_.groups) * shape_.kernel[0] * shape_.kernel[1];
@@ -160,7 +166,7 @@ torch::Tensor QuantLayerImpl::forward(const torch::Tensor& x) {
   if (probe_ && *probe_) (*probe_)(name_ + ".input", x);
   if (naive_ && searching()) return forward_naive(x);
   auto output = apply(activate(x), quantized_weight());
-  if (macs_ == 0) record_macs(output);
+  if (macs_ == 0) record_macs(x, output);
   return output;
 }
 
@@ -169,7 +175,7 @@ torch::Tensor QuantLayerImpl::forward_naive(const torch::Tensor& x) {
   // layer computes its one composite convolution.
   if (!searching() || precision_.input != LayerInput::pre_activation) {
     auto output = apply(activate(x), quantized_weight());
-    if (macs_ == 0) record_macs(output);
+    if (macs_ == 0) record_macs(x, output);
     return output;
   }
   const auto pw = weight_probabilities();
@@ -183,7 +189,7 @@ torch::Tensor QuantLayerImpl::forward_naive(const torch::Tensor& x) {
       output = output.defined() ? output + branch : branch;
     }
   }
-  if (macs_ == 0) record_macs(output);
+  if (macs_ == 0) record_macs(x, output);
   return output;
 }
 

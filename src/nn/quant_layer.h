@@ -79,6 +79,7 @@ struct LayerPrecision {
   std::vector<int> activation_bits;  ///< candidates (search) or the one fixed value
   LayerInput input = LayerInput::pre_activation;
   double arch_init = 0.01;
+  MacConvention mac_convention = MacConvention::output;
 };
 
 class QuantLayerImpl : public torch::nn::Module {
@@ -148,7 +149,7 @@ class QuantLayerImpl : public torch::nn::Module {
   torch::Tensor activate(const torch::Tensor& x);
   torch::Tensor activate_scaled(const torch::Tensor& x);
   torch::Tensor quantized_weight() const;
-  void record_macs(const torch::Tensor& output);
+  void record_macs(const torch::Tensor& input, const torch::Tensor& output);
 
   std::string name_;
   LayerShape shape_;

@@ -24,7 +24,7 @@ constexpr double kHuge = double(std::numeric_limits<float>::max());
 double model_weight(const std::string& model) {
   static const std::map<std::string, double> weights = {
       {"simple-cnn", 1.0}, {"resnet20", 3.0}, {"vgg-small", 40.0}, {"resnet18", 40.0}, {"resnet50", 90.0},
-      {"googlenet", 35.0}};
+      {"googlenet", 35.0}, {"inception_v3", 130.0}};
   auto it = weights.find(model);
   return it == weights.end() ? 1.0 : it->second;
 }

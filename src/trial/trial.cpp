@@ -612,6 +612,7 @@ NetworkPrecision base_precision(const TrialConfig& config) {
   NetworkPrecision p;
   p.full_precision_first = config.full_precision_first;
   p.full_precision_last = config.full_precision_last;
+  p.mac_convention = *mac_convention_from_string(config.cost_convention);
   return p;
 }
 

@@ -112,14 +112,16 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
                                const std::filesystem::path& relative_to) {
   JsonObjectReader root(j, pointer, source);
   // Unknown keys first: a misspelt "serch" should be named as such.
-  root.reject_unknown_keys({"name", "seed", "threads", "device", "dataset", "model", "search", "uniform",
-                            "allocation", "train"});
+  root.reject_unknown_keys({"name", "seed", "threads", "device", "cost_convention", "dataset", "model", "search",
+                            "uniform", "allocation", "train"});
   TrialConfig c;
   c.name = root.string_value("name", std::string{});
   c.seed = uint64_t(root.int_value("seed", 0, std::numeric_limits<int64_t>::max(), 0));
   c.threads = int(root.int_value("threads", 0, 4096, 0));
   c.device = root.choice("device", {"cpu", "cuda", "auto"}, std::string("cpu"));
+  c.cost_convention = root.choice("cost_convention", {"output", "released"}, std::string("output"));
 
+  bool image_size_given = false;
   if (root.has("dataset")) {
     auto d = root.object("dataset");
     c.dataset.name = d.choice("name", dataset_names(), c.dataset.name);
@@ -139,6 +141,7 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
         d.fail(c.dataset.validation_subset > 0 ? "validation_subset" : "validation_fraction",
                "no validation split for an image folder yet (its images are streamed, not held in memory)");
       }
+      image_size_given = d.has("image_size");
       c.dataset.image_size = int(d.int_value("image_size", 16, 1024, 224));
       c.dataset.classes = d.int_value("classes", 0, int64_t(1) << 30, 0);
       c.dataset.skip_corrupt = d.bool_value("skip_corrupt", false);
@@ -160,6 +163,9 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
         m.fail("init", "\"scratch\" for a built-in model (\"imported\" needs \"onnx\")");
       }
     }
+    // Inception-V3's geometry (the released main.py: 299 crops, 342 resizes)
+    // unless the dataset names its own.
+    if (c.model == "inception_v3" && c.dataset.name == "image-folder" && !image_size_given) c.dataset.image_size = 299;
     c.full_precision_first = m.bool_value("full_precision_first", true);
     c.full_precision_last = m.bool_value("full_precision_last", true);
     m.reject_unknown_keys();
@@ -220,6 +226,8 @@ nlohmann::json to_json(const TrialConfig& c) {
   j["seed"] = c.seed;
   j["threads"] = c.threads;
   j["device"] = c.device;
+  // Only when not the default, so trials counted by output size keep their IDs.
+  if (c.cost_convention != "output") j["cost_convention"] = c.cost_convention;
   j["dataset"] = {{"name", c.dataset.name},
                   {"path", c.dataset.path},
                   {"train_subset", c.dataset.train_subset},

@@ -88,6 +88,8 @@ struct TrialConfig {
   std::string init = "scratch";
   bool full_precision_first = true;
   bool full_precision_last = true;
+  /// How MACs (so BitOps and normalised bits) are counted: "output" or "released".
+  std::string cost_convention = "output";
   TrialMode mode = TrialMode::search;
   SearchConfig search;                  ///< mode == search
   int uniform_weight_bits = 2;          ///< mode == uniform

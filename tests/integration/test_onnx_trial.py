@@ -235,6 +235,28 @@ def test_built_in_models_export_to_files_onnx_runtime_and_qonnx_compute_exactly(
         assert abs(runtime_top1(tmp_path / "simple-cnn-qdq.onnx", 64) - result["top1"]) <= 0.05
 
 
+def test_inception_v3_from_an_image_folder_exports_to_what_onnx_runtime_and_qonnx_compute(tmp_path):
+    # Inception-V3 needs 75x75 at least: a generated folder at 80x80 crops, whose
+    # decoded reference images the sidecar names for the client to read.
+    folder = tmp_path / "folder"
+    made = subprocess.run([edmips_binary(), "generate-folder", str(folder), "--width", "120", "--height", "100"],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    config = {"seed": 1, "dataset": {"name": "image-folder", "path": str(folder), "image_size": 80},
+              "model": {"name": "inception_v3"}, "uniform": {"weight_bits": 2, "activation_bits": 3},
+              "train": {"epochs": 0}}
+    run = trial(tmp_path, "inception_v3", config)
+    assert run.returncode == 0, run.stderr
+    for form in ("qdq", "qonnx"):
+        out = tmp_path / f"inception-{form}.onnx"
+        assert export(tmp_path / "inception_v3", form, out).returncode == 0
+        sidecar = json.loads((tmp_path / f"inception-{form}.onnx.json").read_text())
+        assert sidecar["reference"]["inputs_file"]["shape"] == [8, 3, 80, 80]
+        bits = [(l["weight_bits"], l["activation_bits"]) for l in sidecar["layers"] if "weight_bits" in l]
+        assert len(bits) == 93 and set(bits) == {(2, 3)}
+        assert compare(out, qonnx=form == "qonnx") < 1e-4
+
+
 # ---- sweeps of imported models, the workflow script, the bench ------------
 
 def test_a_models_axis_of_model_objects_sweeps_one_file_from_its_weights_and_from_scratch(trained):

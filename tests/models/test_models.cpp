@@ -35,6 +35,36 @@ TEST_CASE("googlenet at 224x224 has about 1.5 G MACs (1.58 G: the paper's 5x5 br
   CHECK(double(total_macs("googlenet", {3, 224, 224, 1000})) == Approx(1.5e9).epsilon(0.06));
 }
 
+TEST_CASE("inception_v3 at 299x299 has about 5.7 G MACs", "[models][macs]") {
+  CHECK(double(total_macs("inception_v3", {3, 299, 299, 1000})) == Approx(5.71e9).epsilon(0.01));
+}
+
+TEST_CASE("the released MAC convention counts input size over stride squared; equal where sizes divide",
+          "[models][macs]") {
+  auto macs = [](const std::string& model, const ModelInput& input, MacConvention convention) {
+    NetworkPrecision p;
+    p.mac_convention = convention;
+    std::map<std::string, int64_t> by_layer;
+    for (const auto& r : make_network(model, input, p)->layer_reports()) by_layer[r.name] = r.macs;
+    return by_layer;
+  };
+  // The ResNets and GoogLeNet at 224: every map is its input over the stride.
+  for (const std::string model : {"resnet18", "resnet50", "googlenet"}) {
+    INFO(model);
+    CHECK(macs(model, {3, 224, 224, 1000}, MacConvention::output) ==
+          macs(model, {3, 224, 224, 1000}, MacConvention::released));
+  }
+  // Inception-V3 at 299: an unpadded 3x3 takes 149 to 147, which the released count does not see.
+  const auto output = macs("inception_v3", {3, 299, 299, 1000}, MacConvention::output);
+  const auto released = macs("inception_v3", {3, 299, 299, 1000}, MacConvention::released);
+  CHECK(output.at("Conv2d_2a_3x3") == int64_t(32) * 32 * 9 * 147 * 147);
+  CHECK(released.at("Conv2d_2a_3x3") == int64_t(32) * 32 * 9 * 149 * 149);
+  // A stride-2 3x3 without padding on 35x35: 17x17 outputs, 35*35/4 in the released count.
+  CHECK(output.at("Mixed_6a.branch3x3") == int64_t(288) * 384 * 9 * 17 * 17);
+  CHECK(released.at("Mixed_6a.branch3x3") == int64_t(288) * 384 * 9 * 35 * 35 / 4);
+  CHECK(output.at("fc") == released.at("fc"));
+}
+
 TEST_CASE("CIFAR resnet20 at 32x32 has about 41 M MACs", "[models][macs]") {
   CHECK(double(total_macs("resnet20", {3, 32, 32, 10})) == Approx(41e6).epsilon(0.02));
 }
@@ -42,7 +72,9 @@ TEST_CASE("CIFAR resnet20 at 32x32 has about 41 M MACs", "[models][macs]") {
 TEST_CASE("every model builds in float, search and fixed form and classifies a batch", "[models]") {
   for (const auto& name : model_names()) {
     const bool imagenet = (name.rfind("resnet", 0) == 0 && name != "resnet20") || name == "googlenet";
-    const ModelInput input = imagenet ? ModelInput{3, 64, 64, 7} : ModelInput{1, 28, 28, 7};
+    const ModelInput input = name == "inception_v3" ? ModelInput{3, 75, 75, 7}  // its smallest
+                             : imagenet             ? ModelInput{3, 64, 64, 7}
+                                                    : ModelInput{1, 28, 28, 7};
     NetworkPrecision search;
     search.mode = PrecisionMode::search;
     search.weight_candidates = {2, 4};
@@ -75,8 +107,8 @@ std::map<std::string, torch::Tensor> probe_forward(const std::string& model, con
                                                    const NetworkPrecision& precision) {
   torch::manual_seed(5);
   auto net = make_network(model, input, precision);
-  if (model == "googlenet") {
-    // Its N(0, 0.01) start makes conv outputs so small that BN's eps of 1e-3
+  if (model == "googlenet" || model == "inception_v3") {
+    // GoogLeNet's N(0, 0.01) start makes conv outputs so small that BN's eps of 1e-3
     // visibly lowers the normalised variance; larger weights show the layout.
     torch::NoGradGuard no_grad;
     for (const auto& layer : net->layers()) layer->weight.mul_(100);
@@ -96,6 +128,7 @@ bool batch_normalised(const torch::Tensor& x) {
 }
 
 ModelInput input_for(const std::string& model) {
+  if (model == "inception_v3") return ModelInput{3, 80, 80, 10};
   return model == "resnet18" || model == "resnet50" || model == "googlenet" ? ModelInput{3, 64, 64, 10}
                                                                             : ModelInput{1, 28, 28, 10};
 }
@@ -110,10 +143,12 @@ NetworkPrecision search_precision() {
 
 }  // namespace
 
-TEST_CASE("every model searches the released code's layers: 19 in resnet18, 52 in resnet50, 56 in googlenet",
+TEST_CASE("every model searches the released code's layers: 19, 52, 56 and 93 in resnet18, resnet50, googlenet, "
+          "inception_v3",
           "[models][layout]") {
-  const std::map<std::string, size_t> searched = {{"simple-cnn", 3}, {"resnet20", 20},  {"vgg-small", 5},
-                                                  {"resnet18", 19},  {"resnet50", 52}, {"googlenet", 56}};
+  const std::map<std::string, size_t> searched = {{"simple-cnn", 3},  {"resnet20", 20},  {"vgg-small", 5},
+                                                  {"resnet18", 19},   {"resnet50", 52},  {"googlenet", 56},
+                                                  {"inception_v3", 93}};
   for (const auto& name : model_names()) {
     INFO(name);
     auto net = make_network(name, input_for(name), search_precision());
@@ -177,7 +212,7 @@ TEST_CASE("the resnet stem ends in BatchNorm, after the max-pool in the ImageNet
   }
 }
 
-TEST_CASE("the released code's searched allocations give the published normalised bits at 224x224",
+TEST_CASE("the released code's searched allocations give the published normalised bits (224x224; Inception 299)",
           "[models][paper]") {
   // sweeps/allocations/<model>-paper.json: quantres18_pretrained_cfg and
   // quantres50_pretrained_cfg of the released quant_resnet.py, in its layer
@@ -185,9 +220,13 @@ TEST_CASE("the released code's searched allocations give the published normalise
   // 1.992 (ResNet-18) and 2.007 (ResNet-50); quantgoogle_pretrained_cfg of
   // quant_googlenet.py (each Inception module's branch1, branch2_1,
   // branch2_2, branch3_1, branch3_2, branch4): 1.994.
-  const std::map<std::string, double> published = {{"resnet18", 1.992}, {"resnet50", 2.007}, {"googlenet", 1.994}};
+  // quantinception_pretrained_cfg of quant_inception.py at 299x299 under the
+  // released MAC count: 1.982 (1.9873 when MACs are counted from outputs).
+  const std::map<std::string, double> published = {
+      {"resnet18", 1.992}, {"resnet50", 2.007}, {"googlenet", 1.994}, {"inception_v3", 1.982}};
   for (const auto& [model, bits] : published) {
     INFO(model);
+    const int64_t size = model == "inception_v3" ? 299 : 224;
     const auto path = testing::source_dir() / "sweeps" / "allocations" / (model + "-paper.json");
     std::ifstream in(path);
     REQUIRE(in);
@@ -196,7 +235,8 @@ TEST_CASE("the released code's searched allocations give the published normalise
     NetworkPrecision p;
     p.mode = PrecisionMode::fixed;
     p.fixed_bits = allocation.layers;
-    auto net = make_network(model, ModelInput{3, 224, 224, 1000}, p);
+    p.mac_convention = MacConvention::released;
+    auto net = make_network(model, ModelInput{3, size, size, 1000}, p);
     const auto reports = net->layer_reports();
     size_t quantized = 0;
     for (const auto& r : reports) quantized += r.quantized;
@@ -241,4 +281,48 @@ TEST_CASE("googlenet is the released mixgoogle.py: conv2 first, shared-BN branch
     CHECK(layer->weight.abs().max().item<double>() <= 0.02 + 1e-7);
     if (layer->weight.numel() > 10000) CHECK(layer->weight.std().item<double>() == Approx(0.0088).epsilon(0.03));
   }
+}
+
+TEST_CASE("inception_v3 is the released mixinception.py: its stem, module order, shared BNs, smallest input",
+          "[models][layout]") {
+  auto net = make_network("inception_v3", input_for("inception_v3"), search_precision());
+  std::vector<std::string> searched;
+  for (const auto& r : net->layer_reports()) {
+    if (r.searched()) searched.push_back(r.name);
+  }
+  REQUIRE(searched.size() == 93);
+  CHECK(net->layer_reports().front().name == "Conv2d_1a_3x3");  // float
+  CHECK(searched[0] == "Conv2d_2a_3x3");
+  CHECK(searched[3] == "Conv2d_4a_3x3");
+  const std::vector<std::string> mixed_5b = {"Mixed_5b.branch1x1",      "Mixed_5b.branch5x5_1",
+                                             "Mixed_5b.branch5x5_2",    "Mixed_5b.branch3x3dbl_1",
+                                             "Mixed_5b.branch3x3dbl_2", "Mixed_5b.branch3x3dbl_3",
+                                             "Mixed_5b.branch_pool"};
+  CHECK(std::vector<std::string>(searched.begin() + 4, searched.begin() + 11) == mixed_5b);
+  CHECK(searched[25] == "Mixed_6a.branch3x3");  // the released cfg slices: [25:29] is Mixed_6a
+  CHECK(searched[69] == "Mixed_7a.branch3x3_1");
+  CHECK(searched[75] == "Mixed_7b.branch1x1");
+  CHECK(searched.back() == "Mixed_7c.branch_pool");
+
+  const auto seen = probe_forward("inception_v3", input_for("inception_v3"), search_precision());
+  for (const std::string m : {"Mixed_5b", "Mixed_6b", "Mixed_7b"}) {
+    INFO(m);
+    const std::string first = m == "Mixed_6b" ? ".branch7x7_1" : m == "Mixed_7b" ? ".branch3x3_1" : ".branch5x5_1";
+    CHECK(torch::equal(seen.at(m + ".branch1x1.input"), seen.at(m + first + ".input")));
+    CHECK_FALSE(torch::equal(seen.at(m + ".branch1x1.input"), seen.at(m + ".branch_pool.input")));
+  }
+  // InceptionE's split pairs quantize one shared BN.
+  CHECK(torch::equal(seen.at("Mixed_7b.branch3x3_2a.input"), seen.at("Mixed_7b.branch3x3_2b.input")));
+  CHECK(torch::equal(seen.at("Mixed_7c.branch3x3dbl_3a.input"), seen.at("Mixed_7c.branch3x3dbl_3b.input")));
+
+  // N(0, 0.1) truncated at 2 std.
+  torch::manual_seed(3);
+  auto fresh = make_network("inception_v3", {3, 75, 75, 10}, NetworkPrecision{});
+  for (const auto& layer : fresh->layers()) {
+    INFO(layer->layer_name());
+    CHECK(layer->weight.abs().max().item<double>() <= 0.2 + 1e-6);
+    if (layer->weight.numel() > 10000) CHECK(layer->weight.std().item<double>() == Approx(0.088).epsilon(0.03));
+  }
+  CHECK_THROWS_WITH(make_network("inception_v3", {3, 74, 74, 10}, NetworkPrecision{}),
+                    Catch::Contains("at least 75x75") && Catch::Contains("image_size"));
 }

@@ -137,3 +137,31 @@ TEST_CASE("candidate bit lists are sets: their order does not change the trial",
   j["search"]["weight_bits"] = {2, 2};
   CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/weight_bits"));
 }
+
+TEST_CASE("cost_convention counts MACs as the released code does only when asked, and is part of the trial",
+          "[trial][config]") {
+  auto j = minimal();
+  const auto plain = parse_trial_config(j, "t.json");
+  CHECK(plain.cost_convention == "output");
+  CHECK(!to_json(plain).contains("cost_convention"));  // so existing trial IDs stay what they were
+  j["cost_convention"] = "released";
+  const auto released = parse_trial_config(j, "t.json");
+  CHECK(released.cost_convention == "released");
+  CHECK(trial_id(released) != trial_id(plain));
+  CHECK(trial_id(parse_trial_config(to_json(released), "resolved")) == trial_id(released));
+  j["cost_convention"] = "paper";
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"),
+                    Catch::Contains("/cost_convention") && Catch::Contains("released"));
+}
+
+TEST_CASE("an image folder serves inception_v3 its 299 crops unless the dataset names a size", "[trial][config]") {
+  auto j = minimal();
+  j["dataset"] = {{"name", "image-folder"}, {"path", "/data/imagenet"}};
+  j["model"]["name"] = "inception_v3";
+  CHECK(parse_trial_config(j, "t.json").dataset.image_size == 299);
+  j["model"]["name"] = "resnet18";
+  CHECK(parse_trial_config(j, "t.json").dataset.image_size == 224);
+  j["model"]["name"] = "inception_v3";
+  j["dataset"]["image_size"] = 160;
+  CHECK(parse_trial_config(j, "t.json").dataset.image_size == 160);
+}

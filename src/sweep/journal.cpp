@@ -85,7 +85,9 @@ void check_event_fields(const nlohmann::json& e) {
     check(e, "", "trial", {T::string}, true);
     check(e, "", "result", {T::object}, true);
     const auto& result = e.at("result");
-    for (const char* key : {"top1", "test_loss", "validation_top1"}) check(result, "result/", key, number_or_null, false);
+    for (const char* key : {"top1", "top5", "test_loss", "validation_top1"}) {
+      check(result, "result/", key, number_or_null, false);
+    }
     for (const char* key : {"bitops", "normalised_bits", "weight_memory_bits"}) check(result, "result/", key, number, false);
     check(result, "result/", "test_images", {T::number_integer, T::number_unsigned, T::null}, false);
     check(result, "result/", "allocation", {T::object}, false);
@@ -213,7 +215,7 @@ const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> columns = {
       "trial_id",        "configuration_id", "kind",       "model",           "dataset",
       "seed",            "complexity_penalty", "weight_bits", "activation_bits",
-      "top1",            "test_loss",     "bitops",          "normalised_bits",
+      "top1",            "top5",          "test_loss",       "bitops",          "normalised_bits",
       "expected_normalised_bits", "decided_layers", "searched_layers", "smallest_margin",
       "weight_memory_bits", "total_macs", "quantized_macs",
       "allocation",      "search_s",      "train_s",         "rank",
@@ -278,7 +280,8 @@ std::vector<std::string> result_row_unchecked(const nlohmann::json& e) {
   const std::vector<nlohmann::json> values = {
       e.at("trial"),          s.value("configuration_id", nlohmann::json()), s.at("kind"),           s.at("model"),          s.at("dataset"),
       s.at("seed"),           s.at("complexity_penalty"), s.at("weight_bits"), s.at("activation_bits"),
-      r.at("top1"),           r.at("test_loss"),      r.at("bitops"),         r.at("normalised_bits"),
+      r.at("top1"),           r.value("top5", nlohmann::json()),  // absent from results before top-5 was recorded
+      r.at("test_loss"),      r.at("bitops"),         r.at("normalised_bits"),
       expected,               decision_value("decided_layers"), decision_value("searched_layers"),
       decision_value("smallest_margin"), r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),
       allocation,             r.at("timings").at("search_s"), r.at("timings").at("train_s"), e.at("rank"),

@@ -318,6 +318,7 @@ std::vector<LayerReport> tracked_reports(const NetworkImpl& net, const ChoiceTra
 struct Evaluation {
   double top1 = 0;  ///< percent
   double loss = 0;
+  double top5 = 0;  ///< percent: the label among the five largest logits (all of them below five classes)
 };
 
 /// Decode threads of a folder dataset: the config's, else the trial's.
@@ -329,7 +330,7 @@ Evaluation evaluate(const Network& net, const Dataset& data, const TrialConfig& 
   torch::NoGradGuard no_grad;
   net->eval();
   const int64_t n = data.test_size(), chunk = data.folder ? 100 : 500;
-  int64_t correct = 0;
+  int64_t correct = 0, correct5 = 0;
   double loss = 0;
   BatchStream batches(data, false, chunk, config.dataset, 0, false, false, 0, loader_threads(config), device.is_cuda());
   for (int64_t b = 0; b < batches.batch_count(); ++b) {
@@ -341,9 +342,11 @@ Evaluation evaluate(const Network& net, const Dataset& data, const TrialConfig& 
                 logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                 .item<double>();
     correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+    const auto top = std::get<1>(logits.topk(std::min<int64_t>(5, logits.size(1)), 1));
+    correct5 += top.eq(y.unsqueeze(1)).any(1).sum().item<int64_t>();
   }
   net->train();
-  return {100.0 * double(correct) / double(n), loss / double(n)};
+  return {100.0 * double(correct) / double(n), loss / double(n), 100.0 * double(correct5) / double(n)};
 }
 
 /// One training phase (search or retraining), resumable at any batch.
@@ -632,7 +635,7 @@ void add_data_report(nlohmann::json& result, const Dataset& data, const TrialRun
 /// null when nothing was evaluated (a search-only trial).
 struct Outcome {
   std::string mode;
-  nlohmann::json top1, test_loss;
+  nlohmann::json top1, test_loss, top5;
   double train_s = 0, eval_s = 0;
   std::optional<Evaluation> validation;  ///< on the held-back training images, when the dataset has them
 };
@@ -646,6 +649,7 @@ nlohmann::json trial_result(const TrialConfig& config, const std::string& id, co
   record.id = id;
   record.mode = outcome.mode;
   record.top1 = outcome.top1;
+  record.top5 = outcome.top5;
   record.test_loss = outcome.test_loss;
   // The images behind top1: its binomial uncertainty (edmips pareto).
   record.test_images = outcome.top1.is_null() ? nlohmann::json() : nlohmann::json(data.test_size());
@@ -689,7 +693,7 @@ nlohmann::json finish_search_only(const TrialConfig& config, const std::string& 
   auto net = make_network(model_spec(config), data.input, precision);
   const auto reports = net->layer_reports();
   const auto cost = network_cost(reports);
-  const auto result = trial_result(config, id, {"search-only", nullptr, nullptr, 0.0, 0.0, std::nullopt}, reports, allocation, state,
+  const auto result = trial_result(config, id, {"search-only", nullptr, nullptr, nullptr, 0.0, 0.0, std::nullopt}, reports, allocation, state,
                                    data, threads, device, total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {
@@ -746,6 +750,7 @@ nlohmann::json result_json(const TrialConfig& config, const TrialRecord& r) {
       {"dataset", config.dataset.name},
       {"seed", config.seed},
       {"top1", r.top1},
+      {"top5", r.top5},
       {"test_loss", r.test_loss},
       {"test_images", r.test_images},
       {"validation_top1", r.validation_top1},
@@ -994,8 +999,8 @@ nlohmann::json retrain_and_evaluate(const TrialContext& c) {
   const auto cost = network_cost(reports);
 
   const auto result = trial_result(config, id,
-                                   {to_string(config.mode), evaluation.top1, evaluation.loss, state.progress.seconds,
-                                    eval_seconds, validation},
+                                   {to_string(config.mode), evaluation.top1, evaluation.loss, evaluation.top5,
+                                    state.progress.seconds, eval_seconds, validation},
                                    reports, allocation, state, c.data, c.threads, device, c.total_start, options);
   write_file_atomically(directory / trial_files::result, result.dump(2) + "\n");
   if (options.progress) {

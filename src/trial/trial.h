@@ -52,7 +52,7 @@ constexpr const char* result = "result.json";
 struct TrialRecord {
   std::string id;
   std::string mode;  ///< "search", "allocation", "uniform" or "search-only"
-  nlohmann::json top1, test_loss, test_images;
+  nlohmann::json top1, top5, test_loss, test_images;
   nlohmann::json validation_top1, validation_loss, validation_images;
   double bitops = 0, normalised_bits = 0, weight_memory_bits = 0;
   int64_t total_macs = 0, quantized_macs = 0;

@@ -61,6 +61,8 @@ TEST_CASE("a trial writes its config, allocation, history, checkpoint and result
   CHECK(result.at("trial_id") == trial_id(config));
   CHECK(result.at("allocation").at("layers").size() == 3);
   CHECK(result.at("top1").get<double>() >= 0.0);
+  CHECK(result.at("top5").get<double>() >= result.at("top1").get<double>());
+  CHECK(result.at("top5").get<double>() <= 100.0);
   CHECK(result.at("normalised_bits").get<double>() > 0.0);
   const auto history = parse_json_text(read_text_file(out / trial_files::history), "history");
   REQUIRE(history.size() == 2);
@@ -373,6 +375,9 @@ TEST_CASE("on real Fashion-MNIST a short search and retrain beats chance by far,
       runner.run(parse_trial_config(fashion_config(4000, 2, 2, 1.0), "penalised"), out / "penalised", options);
   CHECK(free.at("top1").get<double>() > 60.0);
   CHECK(penalised.at("top1").get<double>() > 60.0);
+  // Top-5 of ten classes: well above top-1 once the network has learnt anything.
+  CHECK(free.at("top5").get<double>() > 90.0);
+  CHECK(free.at("top5").get<double>() > free.at("top1").get<double>() + 5.0);
   const double free_bits = free.at("search").at("expected_normalised_bits");
   const double penalised_bits = penalised.at("search").at("expected_normalised_bits");
   INFO("expected bits: lambda=0 " << free_bits << ", lambda=1 " << penalised_bits);

@@ -215,7 +215,8 @@ const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> columns = {
       "trial_id",        "configuration_id", "kind",       "model",           "dataset",
       "seed",            "complexity_penalty", "weight_bits", "activation_bits",
-      "top1",            "top5",          "test_loss",       "bitops",          "normalised_bits",
+      "top1",            "top5",          "test_loss",       "best_epoch",      "best_top1",
+      "best_top5",       "bitops",          "normalised_bits",
       "expected_normalised_bits", "decided_layers", "searched_layers", "smallest_margin",
       "weight_memory_bits", "total_macs", "quantized_macs",
       "allocation",      "search_s",      "train_s",         "rank",
@@ -277,11 +278,15 @@ std::vector<std::string> result_row_unchecked(const nlohmann::json& e) {
   const auto decision = r.contains("search") ? r["search"].value("decision", nlohmann::json::object())
                                              : nlohmann::json::object();
   auto decision_value = [&](const char* key) { return decision.value(key, nlohmann::json()); };
+  // The best per-epoch test evaluation (train.eval_every); empty without one.
+  const auto best_epoch = r.value("best_epoch", nlohmann::json());
+  auto best = [&](const char* key) { return best_epoch.is_object() ? best_epoch.value(key, nlohmann::json()) : nlohmann::json(); };
   const std::vector<nlohmann::json> values = {
       e.at("trial"),          s.value("configuration_id", nlohmann::json()), s.at("kind"),           s.at("model"),          s.at("dataset"),
       s.at("seed"),           s.at("complexity_penalty"), s.at("weight_bits"), s.at("activation_bits"),
       r.at("top1"),           r.value("top5", nlohmann::json()),  // absent from results before top-5 was recorded
-      r.at("test_loss"),      r.at("bitops"),         r.at("normalised_bits"),
+      r.at("test_loss"),      best("epoch"),          best("top1"),           best("top5"),
+      r.at("bitops"),         r.at("normalised_bits"),
       expected,               decision_value("decided_layers"), decision_value("searched_layers"),
       decision_value("smallest_margin"), r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),
       allocation,             r.at("timings").at("search_s"), r.at("timings").at("train_s"), e.at("rank"),

@@ -53,6 +53,9 @@ struct TrialRecord {
   std::string id;
   std::string mode;  ///< "search", "allocation", "uniform" or "search-only"
   nlohmann::json top1, top5, test_loss, test_images;
+  /// {"epoch", "top1", "top5", "test_loss", "evaluated_epochs"}: the best
+  /// per-epoch test evaluation (train.eval_every); null without one.
+  nlohmann::json best_epoch;
   nlohmann::json validation_top1, validation_loss, validation_images;
   double bitops = 0, normalised_bits = 0, weight_memory_bits = 0;
   int64_t total_macs = 0, quantized_macs = 0;

@@ -215,6 +215,7 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
   if (root.has("train")) {
     auto t = root.object("train");
     c.train = parse_schedule(t, Schedule{}, 0);
+    c.eval_every = int(t.int_value("eval_every", 0, 1 << 20, 0));
     t.reject_unknown_keys();
   }
   return c;
@@ -280,6 +281,8 @@ nlohmann::json to_json(const TrialConfig& c) {
     case TrialMode::allocation: j["allocation"] = to_json(c.allocation); break;
   }
   j["train"] = schedule_json(c.train);
+  // Only when asked for, so trials evaluated once keep their IDs.
+  if (c.eval_every > 0) j["train"]["eval_every"] = c.eval_every;
   return j;
 }
 

@@ -96,6 +96,10 @@ struct TrialConfig {
   int uniform_activation_bits = 2;      ///< mode == uniform
   BitAllocation allocation;             ///< mode == allocation
   Schedule train;                       ///< retraining of the derived / fixed network
+  /// Retraining: evaluate on the test set every this many epochs (and at the
+  /// last), so result.json has the released protocol's best epoch
+  /// (`best_epoch`); 0 evaluates once, at the end.
+  int eval_every = 0;
   /// Where the allocation was given ("FILE: /allocation"), for errors found
   /// only when the model is built. Not part of the trial (nor its ID).
   std::string allocation_source;

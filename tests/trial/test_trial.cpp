@@ -424,3 +424,39 @@ TEST_CASE("on real Fashion-MNIST a search is decided only by a clear and stable 
     CHECK(layer.contains("margin_at_temperature_1"));
   }
 }
+
+TEST_CASE("train.eval_every evaluates the retraining on the test set and records the best epoch, as main.py does",
+          "[trial][best-epoch]") {
+  TempDir data;
+  edmips::testing::write_mnist(data, 64, 32);
+  auto j = tiny_config(data);
+  j.erase("search");
+  j["uniform"] = {{"weight_bits", 2}, {"activation_bits", 2}};
+  j["train"] = {{"epochs", 3}, {"batch_size", 16}, {"lr", 0.05}};
+  TrialRunner runner;
+  TempDir once;
+  const auto plain = runner.run(parse_trial_config(j, "once"), once.path(), {});
+  CHECK(plain.at("best_epoch").is_null());
+  j["train"]["eval_every"] = 2;
+  const auto config = parse_trial_config(j, "every 2");
+  CHECK(trial_id(config) != plain.at("trial_id").get<std::string>());
+  TempDir out;
+  const auto result = runner.run(config, out.path(), {});
+  const auto history = parse_json_text(read_text_file(out / trial_files::history), "history");
+  REQUIRE(history.size() == 3);
+  // Epoch 2 (every second) and epoch 3 (the last) are evaluated; epoch 1 is not.
+  CHECK(!history[0].contains("test_top1"));
+  REQUIRE(history[1].contains("test_top1"));
+  REQUIRE(history[2].contains("test_top1"));
+  const auto& best = result.at("best_epoch");
+  REQUIRE(best.is_object());
+  CHECK(best.at("evaluated_epochs") == 2);
+  const double t2 = history[1].at("test_top1"), t3 = history[2].at("test_top1");
+  CHECK(best.at("top1").get<double>() == std::max(t2, t3));
+  CHECK(best.at("epoch") == (t2 >= t3 ? 2 : 3));
+  // The last evaluation is the final network's: the result's own top-1, which
+  // the evaluations in between do not change.
+  CHECK(t3 == result.at("top1").get<double>());
+  CHECK(result.at("top1") == plain.at("top1"));
+  CHECK(result.at("bitops") == plain.at("bitops"));
+}

@@ -210,7 +210,9 @@ int pareto(const std::vector<std::string>& args, bool with_plots) {
       "cost", po::value(&cost)->default_value(cost), "cost axis: bitops, normalised_bits or weight_memory_bits")(
       "reference", po::value(&reference), "hypervolume reference point COST,TOP1 (default: 1.1 x the largest "
                                           "cost, the lowest top-1)")(
-      "out,o", po::value(&out), "where to write pareto.csv, pareto.json, report.md (default: the first DIR)");
+      "out,o", po::value(&out), "where to write pareto.csv, pareto.json, report.md (default: the first DIR)")(
+      "best-epoch", po::bool_switch(&o.best_epoch), "top-1 of each trial's best epoch on the test set (train."
+                                                    "eval_every; the released protocol), not its final epoch");
   po::positional_options_description positional;
   positional.add("dirs", -1);
   if (wants_help(args, options)) return 0;

@@ -44,6 +44,10 @@ struct ParetoOptions {
   std::vector<std::filesystem::path> directories;
   CostMeasure cost = CostMeasure::bitops;
   std::optional<ParetoPoint> reference;  ///< default: 1.1 x the largest cost, the lowest accuracy
+  /// Each trial's best per-epoch test top-1 (train.eval_every, the released
+  /// protocol's figure) instead of its final epoch's; trials without
+  /// per-epoch evaluations keep their final epoch.
+  bool best_epoch = false;
 };
 
 /// One configuration (a trial config without its seed), seeds averaged.
@@ -151,6 +155,8 @@ struct ParetoReport {
   /// dominance and recommendations are then chosen on validation and their
   /// accuracies reported on test.
   bool select_on_validation = false;
+  bool best_epoch = false;          ///< accuracies are best epochs (ParetoOptions::best_epoch)
+  size_t without_best_epoch = 0;    ///< with best_epoch: trials that had no per-epoch evaluation
   ParetoPoint reference;
   std::vector<std::string> sources;
   size_t trials = 0;

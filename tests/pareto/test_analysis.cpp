@@ -224,3 +224,34 @@ TEST_CASE("with a validation split the report chooses on validation and reports 
   print_report(text, on_test);
   CHECK_THAT(text.str(), Catch::Contains("chosen and reported on test"));
 }
+
+TEST_CASE("--best-epoch reads each trial's best per-epoch test top-1 and says so; the default keeps the final epoch",
+          "[pareto][analysis][best-epoch]") {
+  TempDir dir;
+  {
+    Journal journal(dir / "journal.jsonl");
+    const nlohmann::json best = {{"best_epoch", {{"epoch", 7}, {"top1", 84.0}, {"top5", 97.0}, {"test_loss", 0.4},
+                                                 {"evaluated_epochs", 10}}}};
+    journal.append(finished("a1", "A", "search", 1, 0.01, 80, 4e6, "1|2|3|4", best));
+    journal.append(finished("u1", "U", "uniform", 1, 0, 77, 4e6));  // evaluated once: no best epoch
+  }
+  auto top1_of = [](const ParetoReport& r, const std::string& id) {
+    return std::find_if(r.configurations.begin(), r.configurations.end(),
+                        [&](const Configuration& c) { return c.configuration_id == id; })
+        ->top1_mean;
+  };
+  const auto final_epoch = analyse_sweeps({{dir.path()}, CostMeasure::bitops, std::nullopt});
+  CHECK(top1_of(final_epoch, "A") == Approx(80));
+  CHECK_FALSE(final_epoch.best_epoch);
+  ParetoOptions options{{dir.path()}, CostMeasure::bitops, std::nullopt};
+  options.best_epoch = true;
+  const auto best = analyse_sweeps(options);
+  CHECK(top1_of(best, "A") == Approx(84));
+  CHECK(top1_of(best, "U") == Approx(77));
+  CHECK(best.without_best_epoch == 1);
+  std::ostringstream text;
+  print_report(text, best);
+  CHECK_THAT(text.str(), Catch::Contains("best epoch on the test set") && Catch::Contains("1 trial(s) had no"));
+  CHECK(to_json(best).at("accuracy") == "best_epoch");
+  CHECK(to_json(final_epoch).at("accuracy") == "final_epoch");
+}

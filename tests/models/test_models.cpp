@@ -39,7 +39,7 @@ TEST_CASE("inception_v3 at 299x299 has about 5.7 G MACs", "[models][macs]") {
   CHECK(double(total_macs("inception_v3", {3, 299, 299, 1000})) == Approx(5.71e9).epsilon(0.01));
 }
 
-TEST_CASE("the released MAC convention counts input size over stride squared; equal where sizes divide",
+TEST_CASE("the released MAC convention counts input size over stride squared, equal where sizes divide",
           "[models][macs]") {
   auto macs = [](const std::string& model, const ModelInput& input, MacConvention convention) {
     NetworkPrecision p;
@@ -212,7 +212,7 @@ TEST_CASE("the resnet stem ends in BatchNorm, after the max-pool in the ImageNet
   }
 }
 
-TEST_CASE("the released code's searched allocations give the published normalised bits (224x224; Inception 299)",
+TEST_CASE("the released code's searched allocations give the published normalised bits (224x224, Inception at 299)",
           "[models][paper]") {
   // sweeps/allocations/<model>-paper.json: quantres18_pretrained_cfg and
   // quantres50_pretrained_cfg of the released quant_resnet.py, in its layer

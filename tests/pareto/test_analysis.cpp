@@ -225,7 +225,7 @@ TEST_CASE("with a validation split the report chooses on validation and reports 
   CHECK_THAT(text.str(), Catch::Contains("chosen and reported on test"));
 }
 
-TEST_CASE("--best-epoch reads each trial's best per-epoch test top-1 and says so; the default keeps the final epoch",
+TEST_CASE("pareto with best_epoch reads each trial's best per-epoch test top-1 and says so, by default the final epoch",
           "[pareto][analysis][best-epoch]") {
   TempDir dir;
   {

@@ -8,7 +8,7 @@
 
 namespace {
 
-using Quantizer = at::Tensor (*)(const at::Tensor&, const at::Tensor&, const std::vector<int>&);
+using Quantizer = at::Tensor (*)(const at::Tensor&, const at::Tensor&, const std::vector<int>&, edmips::StepTable);
 
 void run(benchmark::State& state, Quantizer quantizer, std::vector<int64_t> shape, std::vector<int> bits) {
   torch::set_num_threads(int(state.range(0)));
@@ -16,7 +16,7 @@ void run(benchmark::State& state, Quantizer quantizer, std::vector<int64_t> shap
   auto alpha = torch::zeros({int64_t(bits.size())}, torch::requires_grad());
   const auto g = torch::randn(shape);
   for (auto _ : state) {
-    auto y = quantizer(x, torch::softmax(alpha, 0), bits);
+    auto y = quantizer(x, torch::softmax(alpha, 0), bits, edmips::StepTable::computed);
     y.backward(g);
     benchmark::DoNotOptimize(x.grad().data_ptr<float>());
     x.grad().zero_();

@@ -43,20 +43,23 @@ onnx::ExportedLayer exported_layer(const QuantLayerImpl& l, const OnnxLayerOrigi
   e.quantized = l.quantized();
   const bool write_quantizers = e.quantized && format != onnx::ExportFormat::float_model;
   // What the network computes: the same quantizer its forward pass calls.
-  e.weight = float_values(write_quantizers ? quantize_weight(l.weight, l.precision().weight_bits[0]) : l.weight);
+  const StepTable table = l.precision().step_table;
+  e.weight = float_values(write_quantizers ? quantize_weight(l.weight, l.precision().weight_bits[0], table)
+                                           : l.weight);
   nlohmann::json entry = {{"layer", e.layer}, {"node", e.node}, {"input", input_kind(l)}};
   if (e.quantized) {
     e.weight_bits = l.precision().weight_bits[0];
     e.activation_bits = l.precision().activation_bits[0];
-    e.weight_step = l.weight.std().item<double>() * weight_step(e.weight_bits);
+    e.weight_step = l.weight.std().item<double>() * weight_step(e.weight_bits, table);
     e.quantize_input = l.precision().input != LayerInput::data;
     e.signed_input = l.precision().input == LayerInput::signed_values;
     if (l.precision().input == LayerInput::pre_activation) {
       // The built-in rule: HWGQ at the released step, no input scale; the
       // described graph's ReLU before the quantizer is its clip at 0.
-      e.activation_step = activation_step(e.activation_bits);
+      e.activation_step = activation_step(e.activation_bits, table);
     } else if (e.quantize_input) {
-      const double unit = e.signed_input ? weight_step(e.activation_bits) : activation_step(e.activation_bits);
+      const double unit =
+          e.signed_input ? weight_step(e.activation_bits, table) : activation_step(e.activation_bits, table);
       e.activation_step = l.input_scale.item<double>() * unit;
     }
     entry.update({{"weight_bits", e.weight_bits},

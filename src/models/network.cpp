@@ -18,6 +18,7 @@ QuantLayer LayerBuilder::make(const std::string& name, const LayerShape& shape, 
   p.input = is_data ? LayerInput::data : input;
   p.arch_init = precision_.arch_init;
   p.mac_convention = precision_.mac_convention;
+  p.step_table = precision_.step_table;
   p.mode = quantize ? precision_.mode : PrecisionMode::full_precision;
   if (p.mode == PrecisionMode::search) {
     p.weight_bits = precision_.weight_candidates;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "quant/step_sizes.h"
+
 namespace edmips {
 
 /// How every layer of a network is built.
@@ -63,6 +65,7 @@ struct NetworkPrecision {
   bool full_precision_first = true;  ///< keep the first conv in float
   bool full_precision_last = true;   ///< keep the last linear layer in float
   MacConvention mac_convention = MacConvention::output;
+  StepTable step_table = StepTable::computed;  ///< the quantizers' step constants
 };
 
 /// How clearly a search layer has chosen one candidate list's entry.

@@ -110,9 +110,9 @@ torch::Tensor QuantLayerImpl::activate(const torch::Tensor& x) {
   if (precision_.input != LayerInput::pre_activation) return activate_scaled(x);
   switch (precision_.mode) {
     case PrecisionMode::full_precision: return torch::relu(x);
-    case PrecisionMode::fixed: return quantize_activation(x, precision_.activation_bits[0]);
+    case PrecisionMode::fixed: return quantize_activation(x, precision_.activation_bits[0], precision_.step_table);
     case PrecisionMode::search:
-      return composite_activation(x, activation_probabilities(), precision_.activation_bits);
+      return composite_activation(x, activation_probabilities(), precision_.activation_bits, precision_.step_table);
   }
   return x;
 }
@@ -125,11 +125,13 @@ torch::Tensor QuantLayerImpl::activate_scaled(const torch::Tensor& x) {
   torch::Tensor q;
   if (precision_.mode == PrecisionMode::fixed) {
     const int bits = precision_.activation_bits[0];
-    q = is_signed ? quantize_signed_activation(unit, bits) : quantize_activation(unit, bits);
+    q = is_signed ? quantize_signed_activation(unit, bits, precision_.step_table)
+                  : quantize_activation(unit, bits, precision_.step_table);
   } else {
     const auto probs = activation_probabilities();
-    q = is_signed ? composite_signed_activation(unit, probs, precision_.activation_bits)
-                  : composite_activation(unit, probs, precision_.activation_bits);
+    const auto& bits = precision_.activation_bits;
+    q = is_signed ? composite_signed_activation(unit, probs, bits, precision_.step_table)
+                  : composite_activation(unit, probs, bits, precision_.step_table);
   }
   return q * scale;
 }
@@ -137,9 +139,9 @@ torch::Tensor QuantLayerImpl::activate_scaled(const torch::Tensor& x) {
 torch::Tensor QuantLayerImpl::quantized_weight() const {
   switch (precision_.mode) {
     case PrecisionMode::full_precision: return weight;
-    case PrecisionMode::fixed: return quantize_weight(weight, precision_.weight_bits[0]);
+    case PrecisionMode::fixed: return quantize_weight(weight, precision_.weight_bits[0], precision_.step_table);
     case PrecisionMode::search:
-      return composite_weight(weight, weight_probabilities(), precision_.weight_bits);
+      return composite_weight(weight, weight_probabilities(), precision_.weight_bits, precision_.step_table);
   }
   return weight;
 }
@@ -182,9 +184,9 @@ torch::Tensor QuantLayerImpl::forward_naive(const torch::Tensor& x) {
   const auto pa = activation_probabilities();
   torch::Tensor output;
   for (size_t i = 0; i < precision_.weight_bits.size(); ++i) {
-    const auto w = quantize_weight(weight, precision_.weight_bits[i]);
+    const auto w = quantize_weight(weight, precision_.weight_bits[i], precision_.step_table);
     for (size_t j = 0; j < precision_.activation_bits.size(); ++j) {
-      auto branch = apply(quantize_activation(x, precision_.activation_bits[j]), w) *
+      auto branch = apply(quantize_activation(x, precision_.activation_bits[j], precision_.step_table), w) *
                     (pw[int64_t(i)] * pa[int64_t(j)]);
       output = output.defined() ? output + branch : branch;
     }

@@ -59,7 +59,7 @@ struct LayerShape {
 /// docs/onnx.md gives the rule for imported graphs and why.
 enum class LayerInput {
   /// Built-in models: a batch-normalised pre-activation; the layer applies
-  /// ReLU (float) or HWGQ with the released fixed steps (quantized).
+  /// ReLU (float) or HWGQ at the trial's fixed steps (quantized).
   pre_activation,
   /// The image: no activation; a quantized layer counts it as 8-bit data.
   data,
@@ -80,6 +80,7 @@ struct LayerPrecision {
   LayerInput input = LayerInput::pre_activation;
   double arch_init = 0.01;
   MacConvention mac_convention = MacConvention::output;
+  StepTable step_table = StepTable::computed;  ///< the quantizers' step constants
 };
 
 class QuantLayerImpl : public torch::nn::Module {

@@ -33,25 +33,25 @@ struct WeightCandidates {
   float span[kMaxCandidates];         // 2^bits: keeps rintf in its exact range
 };
 
-ActivationCandidates activation_candidates(const std::vector<int>& bits) {
+ActivationCandidates activation_candidates(const std::vector<int>& bits, StepTable table) {
   if (bits.empty() || bits.size() > size_t(kMaxCandidates)) throw std::invalid_argument("bad candidate count");
   ActivationCandidates c{};
   c.count = int(bits.size());
   for (int j = 0; j < c.count; ++j) {
-    const double step = activation_step(bits[size_t(j)]);
+    const double step = activation_step(bits[size_t(j)], table);
     c.step[j] = float(step);
     c.limit[j] = float(step * ((1 << bits[size_t(j)]) - 1));
   }
   return c;
 }
 
-WeightCandidates weight_candidates(const std::vector<int>& bits) {
+WeightCandidates weight_candidates(const std::vector<int>& bits, StepTable table) {
   if (bits.empty() || bits.size() > size_t(kMaxCandidates)) throw std::invalid_argument("bad candidate count");
   WeightCandidates c{};
   c.count = int(bits.size());
   for (int k = 0; k < c.count; ++k) {
     const int b = bits[size_t(k)];
-    c.coefficient[k] = float(weight_step(b));
+    c.coefficient[k] = float(weight_step(b, table));
     c.half_levels[k] = float((1 << (b - 1)) - 0.5);
     c.span[k] = float(1 << b);
   }
@@ -193,18 +193,19 @@ __global__ void finish_sums_kernel(const double* __restrict__ partials, int bloc
 
 int64_t partial_sums(int64_t n, int candidates) { return int64_t(blocks_for(n)) * candidates; }
 
-void activation_forward(const float* x, float* y, int64_t n, const std::vector<int>& bits, const float* probs,
-                        void* stream) {
+void activation_forward(const float* x, float* y, int64_t n, const std::vector<int>& bits, StepTable table,
+                        const float* probs, void* stream) {
   if (n == 0) return;
   activation_forward_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, n, activation_candidates(bits), probs);
+      x, y, n, activation_candidates(bits, table), probs);
   check_launch("composite activation forward");
 }
 
 void activation_backward(const float* x, const float* g, float* gx, int64_t n, const std::vector<int>& bits,
-                         const float* probs, float* grad_probs, double* partials, void* stream) {
+                         StepTable table, const float* probs, float* grad_probs, double* partials,
+                         void* stream) {
   auto* s = static_cast<cudaStream_t>(stream);
-  const auto c = activation_candidates(bits);
+  const auto c = activation_candidates(bits, table);
   const int blocks = blocks_for(n);
   if (n > 0) {
     activation_backward_kernel<<<blocks, kThreads, 0, s>>>(x, g, gx, n, c, probs, grad_probs ? partials : nullptr);
@@ -220,18 +221,19 @@ void activation_backward(const float* x, const float* g, float* gx, int64_t n, c
   }
 }
 
-void weight_forward(const float* w, float* y, int64_t n, const std::vector<int>& bits, const float* probs,
-                    const float* std_dev, void* stream) {
+void weight_forward(const float* w, float* y, int64_t n, const std::vector<int>& bits, StepTable table,
+                    const float* probs, const float* std_dev, void* stream) {
   if (n == 0) return;
   weight_forward_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      w, y, n, weight_candidates(bits), probs, std_dev);
+      w, y, n, weight_candidates(bits, table), probs, std_dev);
   check_launch("composite weight forward");
 }
 
 void weight_probability_gradient(const float* w, const float* g, int64_t n, const std::vector<int>& bits,
-                                 const float* std_dev, float* grad_probs, double* partials, void* stream) {
+                                 StepTable table, const float* std_dev, float* grad_probs, double* partials,
+                                 void* stream) {
   auto* s = static_cast<cudaStream_t>(stream);
-  const auto c = weight_candidates(bits);
+  const auto c = weight_candidates(bits, table);
   if (n == 0) {
     cudaMemsetAsync(grad_probs, 0, sizeof(float) * size_t(c.count), s);
     return;

@@ -53,13 +53,13 @@ void weight_forward(const float* w, float* y, int64_t n, const std::vector<Weigh
   kernel_set().weight_forward(w, y, n, cs, probs);
 }
 
-Candidates activation_candidates(const std::vector<int>& bits, const at::Tensor& probs) {
+Candidates activation_candidates(const std::vector<int>& bits, StepTable table, const at::Tensor& probs) {
   Candidates c;
   c.count = int(bits.size());
   const auto p = probs.detach().to(torch::kCPU, torch::kFloat).contiguous();
   for (int j = 0; j < c.count; ++j) {
-    c.step[j] = float(activation_step(bits[j]));
-    c.limit[j] = float(activation_step(bits[j]) * ((1 << bits[j]) - 1));
+    c.step[j] = float(activation_step(bits[j], table));
+    c.limit[j] = float(activation_step(bits[j], table) * ((1 << bits[j]) - 1));
     c.probability[j] = p.data_ptr<float>()[j];
   }
   return c;
@@ -68,20 +68,22 @@ Candidates activation_candidates(const std::vector<int>& bits, const at::Tensor&
 class CompositeActivationFunction : public torch::autograd::Function<CompositeActivationFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& probs, const std::vector<int64_t>& bits) {
+                               const torch::Tensor& probs, const std::vector<int64_t>& bits, int64_t table_code) {
     std::vector<int> b(bits.begin(), bits.end());
+    const auto table = StepTable(table_code);
     const auto input = x.contiguous();
     torch::Tensor out;
 #ifdef EDMIPS_WITH_CUDA
-    if (input.is_cuda()) out = cuda_fused::activation_forward(input, probs, b);
+    if (input.is_cuda()) out = cuda_fused::activation_forward(input, probs, b, table);
 #endif
     if (!out.defined()) {
       out = torch::empty_like(input);
       activation_forward(input.data_ptr<float>(), out.data_ptr<float>(), input.numel(),
-                         activation_candidates(b, probs));
+                         activation_candidates(b, table, probs));
     }
     ctx->save_for_backward({input, probs});
     ctx->saved_data["bits"] = bits;
+    ctx->saved_data["table"] = table_code;
     return out;
   }
 
@@ -92,27 +94,28 @@ class CompositeActivationFunction : public torch::autograd::Function<CompositeAc
     const auto& probs = saved[1];
     const auto list = ctx->saved_data["bits"].toIntVector();
     std::vector<int> bits(list.begin(), list.end());
+    const auto table = StepTable(ctx->saved_data["table"].toInt());
 #ifdef EDMIPS_WITH_CUDA
     if (x.is_cuda()) {
-      auto [gx, gp] = cuda_fused::activation_backward(x, grads[0], probs, bits, ctx->needs_input_grad(1));
-      return {gx, gp, torch::Tensor()};
+      auto [gx, gp] = cuda_fused::activation_backward(x, grads[0], probs, bits, table, ctx->needs_input_grad(1));
+      return {gx, gp, torch::Tensor(), torch::Tensor()};
     }
 #endif
     const auto g = grads[0].contiguous();
     auto gx = torch::empty_like(x);
     std::vector<double> grad_probability;
     activation_backward(x.data_ptr<float>(), g.data_ptr<float>(), gx.data_ptr<float>(), x.numel(),
-                        activation_candidates(bits, probs), grad_probability);
+                        activation_candidates(bits, table, probs), grad_probability);
     auto gp = torch::tensor(std::vector<float>(grad_probability.begin(), grad_probability.end()),
                             probs.options());
-    return {gx, gp, torch::Tensor()};
+    return {gx, gp, torch::Tensor(), torch::Tensor()};
   }
 };
 
-std::vector<WeightCandidate> weight_candidates(const std::vector<int>& bits, float std_dev) {
+std::vector<WeightCandidate> weight_candidates(const std::vector<int>& bits, StepTable table, float std_dev) {
   std::vector<WeightCandidate> cs;
   for (int b : bits) {
-    const float step = std_dev * float(weight_step(b));
+    const float step = std_dev * float(weight_step(b, table));
     cs.push_back({step, step * float((1 << (b - 1)) - 0.5), float(1 << b)});
   }
   return cs;
@@ -121,16 +124,18 @@ std::vector<WeightCandidate> weight_candidates(const std::vector<int>& bits, flo
 class CompositeWeightFunction : public torch::autograd::Function<CompositeWeightFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& w,
-                               const torch::Tensor& probs, const std::vector<int64_t>& bits) {
+                               const torch::Tensor& probs, const std::vector<int64_t>& bits, int64_t table_code) {
     std::vector<int> b(bits.begin(), bits.end());
+    const auto table = StepTable(table_code);
     const auto input = w.contiguous();
+    ctx->saved_data["table"] = table_code;
 #ifdef EDMIPS_WITH_CUDA
     if (input.is_cuda()) {
       // The std stays a device scalar: no host synchronisation per layer.
       const auto std_dev = input.std().to(torch::kFloat);
       ctx->save_for_backward({input, probs, std_dev});
       ctx->saved_data["bits"] = bits;
-      return cuda_fused::weight_forward(input, probs, b, std_dev);
+      return cuda_fused::weight_forward(input, probs, b, table, std_dev);
     }
 #endif
     // The weights live on the CPU: reading their std is no device sync.
@@ -138,7 +143,7 @@ class CompositeWeightFunction : public torch::autograd::Function<CompositeWeight
     const auto p = probs.detach().to(torch::kFloat).contiguous();
     std::vector<float> pv(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
     auto out = torch::empty_like(input);
-    const auto cs = weight_candidates(b, std_dev);
+    const auto cs = weight_candidates(b, table, std_dev);
     weight_forward(input.data_ptr<float>(), out.data_ptr<float>(), input.numel(), cs, pv);
     ctx->save_for_backward({input, probs});
     ctx->saved_data["bits"] = bits;
@@ -152,15 +157,16 @@ class CompositeWeightFunction : public torch::autograd::Function<CompositeWeight
     const auto& w = saved[0];
     const auto& probs = saved[1];
     const auto list = ctx->saved_data["bits"].toIntVector();
+    const auto table = StepTable(ctx->saved_data["table"].toInt());
     const auto g = grads[0].contiguous();
     // Straight-through: d(sum_i p_i q_i(w))/dw = sum_i p_i (the probabilities sum to one).
     const auto gw = g * probs.detach().sum();
 #ifdef EDMIPS_WITH_CUDA
     if (w.is_cuda()) {
       const auto gp = ctx->needs_input_grad(1)
-                          ? cuda_fused::weight_probability_gradient(w, g, {list.begin(), list.end()}, saved[2])
+                          ? cuda_fused::weight_probability_gradient(w, g, {list.begin(), list.end()}, table, saved[2])
                           : torch::Tensor();
-      return {gw, gp, torch::Tensor()};
+      return {gw, gp, torch::Tensor(), torch::Tensor()};
     }
 #endif
     const float std_dev = float(ctx->saved_data["std"].toDouble());
@@ -168,12 +174,12 @@ class CompositeWeightFunction : public torch::autograd::Function<CompositeWeight
     std::vector<float> grad_probability;
     const int64_t n = w.numel();
     for (size_t k = 0; k < list.size(); ++k) {
-      const auto c = weight_candidates({int(list[k])}, std_dev);
+      const auto c = weight_candidates({int(list[k])}, table, std_dev);
       auto q = torch::empty_like(w);
       weight_forward(w.data_ptr<float>(), q.data_ptr<float>(), n, c, {1.0f});
       grad_probability.push_back((q * g).sum().item<float>());
     }
-    return {gw, torch::tensor(grad_probability, probs.options()), torch::Tensor()};
+    return {gw, torch::tensor(grad_probability, probs.options()), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -187,24 +193,30 @@ std::vector<int64_t> as_int64(const std::vector<int>& bits) { return {bits.begin
 
 }  // namespace
 
-at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs, const std::vector<int>& bits) {
-  if (!fusable(x) || bits.size() > size_t(kMaxCandidates)) return composite_activation_reference(x, probs, bits);
-  return CompositeActivationFunction::apply(x, probs, as_int64(bits));
+at::Tensor composite_activation(const at::Tensor& x, const at::Tensor& probs, const std::vector<int>& bits,
+                                StepTable table) {
+  if (!fusable(x) || bits.size() > size_t(kMaxCandidates)) {
+    return composite_activation_reference(x, probs, bits, table);
+  }
+  return CompositeActivationFunction::apply(x, probs, as_int64(bits), int64_t(table));
 }
 
-at::Tensor composite_weight(const at::Tensor& w, const at::Tensor& probs, const std::vector<int>& bits) {
-  if (!fusable(w) || bits.size() > size_t(kMaxCandidates)) return composite_weight_reference(w, probs, bits);
-  return CompositeWeightFunction::apply(w, probs, as_int64(bits));
+at::Tensor composite_weight(const at::Tensor& w, const at::Tensor& probs, const std::vector<int>& bits,
+                            StepTable table) {
+  if (!fusable(w) || bits.size() > size_t(kMaxCandidates)) return composite_weight_reference(w, probs, bits, table);
+  return CompositeWeightFunction::apply(w, probs, as_int64(bits), int64_t(table));
 }
 
-at::Tensor quantize_activation(const at::Tensor& x, int bits) {
-  if (!fusable(x)) return quantize_activation_reference(x, bits);
-  return CompositeActivationFunction::apply(x, torch::ones({1}, x.options()), std::vector<int64_t>{bits});
+at::Tensor quantize_activation(const at::Tensor& x, int bits, StepTable table) {
+  if (!fusable(x)) return quantize_activation_reference(x, bits, table);
+  return CompositeActivationFunction::apply(x, torch::ones({1}, x.options()), std::vector<int64_t>{bits},
+                                            int64_t(table));
 }
 
-at::Tensor quantize_weight(const at::Tensor& w, int bits) {
-  if (!fusable(w)) return quantize_weight_reference(w, bits);
-  return CompositeWeightFunction::apply(w, torch::ones({1}, w.options()), std::vector<int64_t>{bits});
+at::Tensor quantize_weight(const at::Tensor& w, int bits, StepTable table) {
+  if (!fusable(w)) return quantize_weight_reference(w, bits, table);
+  return CompositeWeightFunction::apply(w, torch::ones({1}, w.options()), std::vector<int64_t>{bits},
+                                        int64_t(table));
 }
 
 }  // namespace edmips

@@ -84,16 +84,30 @@ double activation_quantizer_mse(double step, int bits) {
   return total;
 }
 
-double weight_step(int bits) {
-  check_bits(bits);
-  static const auto steps = optimal_steps(weight_quantizer_mse);
-  return steps[bits];
+const char* to_string(StepTable table) { return table == StepTable::released ? "released" : "computed"; }
+
+std::optional<StepTable> step_table_from_string(const std::string& name) {
+  if (name == "computed") return StepTable::computed;
+  if (name == "released") return StepTable::released;
+  return std::nullopt;
 }
 
-double activation_step(int bits) {
+// models/quant_module.py of the released code: gaussian_steps and hwgq_steps.
+constexpr std::array<double, kReleasedTableMaxBits + 1> kReleasedWeightSteps{0, 1.596, 0.996, 0.586, 0.336};
+constexpr std::array<double, kReleasedTableMaxBits + 1> kReleasedActivationSteps{0, 0.799, 0.538, 0.3217, 0.185};
+
+double weight_step(int bits, StepTable table) {
   check_bits(bits);
+  if (table == StepTable::released && bits <= kReleasedTableMaxBits) return kReleasedWeightSteps[size_t(bits)];
+  static const auto steps = optimal_steps(weight_quantizer_mse);
+  return steps[size_t(bits)];
+}
+
+double activation_step(int bits, StepTable table) {
+  check_bits(bits);
+  if (table == StepTable::released && bits <= kReleasedTableMaxBits) return kReleasedActivationSteps[size_t(bits)];
   static const auto steps = optimal_steps(activation_quantizer_mse);
-  return steps[bits];
+  return steps[size_t(bits)];
 }
 
 }  // namespace edmips

@@ -456,6 +456,12 @@ void expand_trials(SweepDefinition& sweep, const nlohmann::json& base, const Swe
         }
         for (size_t i = 0; i < baselines.size(); ++i) {
           nlohmann::json uniform = trial;
+          // A paper sweep's baselines quantize with the released step table,
+          // as its searches do (the preset that implies it leaves with "search").
+          const auto preset = nlohmann::json::json_pointer("/search/preset");
+          if (!uniform.contains("quantizer_steps") && uniform.contains(preset) && uniform[preset] == "paper") {
+            uniform["quantizer_steps"] = "released";
+          }
           uniform.erase("search");
           uniform["uniform"] = {{"weight_bits", baselines[i].first},
                                 {"activation_bits", baselines[i].second}};

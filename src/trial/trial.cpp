@@ -636,6 +636,7 @@ NetworkPrecision base_precision(const TrialConfig& config) {
   p.full_precision_first = config.full_precision_first;
   p.full_precision_last = config.full_precision_last;
   p.mac_convention = *mac_convention_from_string(config.cost_convention);
+  p.step_table = *step_table_from_string(config.quantizer_steps);
   return p;
 }
 

@@ -112,8 +112,8 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
                                const std::filesystem::path& relative_to) {
   JsonObjectReader root(j, pointer, source);
   // Unknown keys first: a misspelt "serch" should be named as such.
-  root.reject_unknown_keys({"name", "seed", "threads", "device", "cost_convention", "dataset", "model", "search",
-                            "uniform", "allocation", "train"});
+  root.reject_unknown_keys({"name", "seed", "threads", "device", "cost_convention", "quantizer_steps", "dataset",
+                            "model", "search", "uniform", "allocation", "train"});
   TrialConfig c;
   c.name = root.string_value("name", std::string{});
   c.seed = uint64_t(root.int_value("seed", 0, std::numeric_limits<int64_t>::max(), 0));
@@ -197,6 +197,8 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
                                        std::to_string(c.search.schedule.epochs) + ")");
     }
     s.reject_unknown_keys();
+    // The paper preset is the released code, its step table included.
+    if (c.search.arch.preset == "paper") c.quantizer_steps = "released";
   } else if (root.has("uniform")) {
     c.mode = TrialMode::uniform;
     auto u = root.object("uniform");
@@ -212,6 +214,7 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
                         "\" (the trial's model), found \"" + c.allocation.model + "\"");
     }
   }
+  c.quantizer_steps = root.choice("quantizer_steps", {"computed", "released"}, c.quantizer_steps);
   if (root.has("train")) {
     auto t = root.object("train");
     c.train = parse_schedule(t, Schedule{}, 0);
@@ -229,6 +232,10 @@ nlohmann::json to_json(const TrialConfig& c) {
   j["device"] = c.device;
   // Only when not the default, so trials counted by output size keep their IDs.
   if (c.cost_convention != "output") j["cost_convention"] = c.cost_convention;
+  // Only when not computed, or where a paper search would default to released,
+  // so the trials of the computed table keep their IDs.
+  const bool paper_search = c.mode == TrialMode::search && c.search.arch.preset == "paper";
+  if (c.quantizer_steps != "computed" || paper_search) j["quantizer_steps"] = c.quantizer_steps;
   j["dataset"] = {{"name", c.dataset.name},
                   {"path", c.dataset.path},
                   {"train_subset", c.dataset.train_subset},

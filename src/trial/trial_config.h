@@ -90,6 +90,10 @@ struct TrialConfig {
   bool full_precision_last = true;
   /// How MACs (so BitOps and normalised bits) are counted: "output" or "released".
   std::string cost_convention = "output";
+  /// The quantizers' step constants: "computed" (MSE-optimal, the default) or
+  /// "released" (the released quant_module.py's table; the default of a
+  /// search with the "paper" preset).
+  std::string quantizer_steps = "computed";
   TrialMode mode = TrialMode::search;
   SearchConfig search;                  ///< mode == search
   int uniform_weight_bits = 2;          ///< mode == uniform

@@ -235,6 +235,24 @@ def test_built_in_models_export_to_files_onnx_runtime_and_qonnx_compute_exactly(
         assert abs(runtime_top1(tmp_path / "simple-cnn-qdq.onnx", 64) - result["top1"]) <= 0.05
 
 
+def test_the_released_step_table_reaches_the_exported_quantizers_and_the_clients_compute_them(tmp_path):
+    config = {"seed": 1, "dataset": {"name": "fashion-mnist", "path": str(DATA), "train_subset": 256,
+                                     "test_subset": 64},
+              "model": {"name": "simple-cnn"}, "uniform": {"weight_bits": 4, "activation_bits": 4},
+              "quantizer_steps": "released", "train": {"epochs": 0}}
+    run = trial(tmp_path, "released", config)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "released" / "config.json").read_text())["config"]["quantizer_steps"] == "released"
+    for form in ("qdq", "qonnx"):
+        out = tmp_path / f"released-{form}.onnx"
+        assert export(tmp_path / "released", form, out).returncode == 0
+        layers = [l for l in json.loads((tmp_path / f"released-{form}.onnx.json").read_text())["layers"]
+                  if "weight_bits" in l]
+        # hwgq_steps[4] of the released quant_module.py, not the computed 0.1842.
+        assert layers and {l["activation_step"] for l in layers} == {0.185}
+        assert compare(out, qonnx=form == "qonnx") < 1e-4
+
+
 def test_inception_v3_from_an_image_folder_exports_to_what_onnx_runtime_and_qonnx_compute(tmp_path):
     # Inception-V3 needs 75x75 at least: a generated folder at 80x80 crops, whose
     # decoded reference images the sidecar names for the client to read.

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "models/network.h"
 #include "nn/quant_layer.h"
+#include "quant/quantizers.h"
 
 using namespace edmips;
 
@@ -212,4 +213,36 @@ TEST_CASE("a layer is decided by a clear margin and a choice unchanged over the 
   CHECK(d.decided_layers == 0);
   CHECK(d.smallest_margin_t1 == Approx(0.04));
   CHECK(d.unstable_layers.empty());
+}
+
+TEST_CASE("a network built with the released step table quantizes every layer with the released constants",
+          "[nn][models]") {
+  torch::manual_seed(4);
+  NetworkPrecision p;
+  p.mode = PrecisionMode::fixed;
+  p.fixed_bits = {{"", 4, 4}};
+  p.step_table = StepTable::released;
+  auto net = make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p);
+  int quantized = 0;
+  for (const auto& l : net->layers()) {
+    if (!l->quantized()) continue;
+    ++quantized;
+    CHECK(l->precision().step_table == StepTable::released);
+  }
+  CHECK(quantized > 0);
+  // One layer's forward pass is HWGQ and the weight quantizer at the table's steps.
+  LayerPrecision fixed;
+  fixed.mode = PrecisionMode::fixed;
+  fixed.weight_bits = {4};
+  fixed.activation_bits = {4};
+  fixed.step_table = StepTable::released;
+  QuantLayer layer("conv", LayerShape::conv(4, 8, 3, 1, 1), fixed);
+  const auto x = torch::randn({2, 4, 8, 8}) * 2;
+  torch::NoGradGuard no_grad;
+  const auto expected = torch::conv2d(quantize_activation(x, 4, StepTable::released),
+                                      quantize_weight(layer->weight, 4, StepTable::released), layer->bias, 1, 1);
+  const auto computed = torch::conv2d(quantize_activation(x, 4, StepTable::computed),
+                                      quantize_weight(layer->weight, 4, StepTable::computed), layer->bias, 1, 1);
+  CHECK((layer->forward(x) - expected).abs().max().item<double>() <= 1e-5);
+  CHECK((layer->forward(x) - computed).abs().max().item<double>() > 1e-3);
 }

@@ -37,6 +37,16 @@ TEST_CASE("a sweep is the cartesian product of its axes plus uniform baselines p
   CHECK(sweep.max_retries == 1);
 }
 
+TEST_CASE("a paper sweep's uniform baselines quantize with the released step table, as its searches do",
+          "[sweep][definition]") {
+  auto j = small_sweep();
+  j["base"]["search"]["preset"] = "paper";
+  for (const auto& t : parse_sweep(j, "s.json").trials) CHECK(t.config.quantizer_steps == "released");
+  j["base"]["quantizer_steps"] = "computed";  // an explicit choice holds for every trial
+  for (const auto& t : parse_sweep(j, "s.json").trials) CHECK(t.config.quantizer_steps == "computed");
+  for (const auto& t : parse_sweep(small_sweep(), "s.json").trials) CHECK(t.config.quantizer_steps == "computed");
+}
+
 TEST_CASE("trial IDs are stable and adding axis values keeps the old trials' IDs", "[sweep][definition]") {
   const auto before = parse_sweep(small_sweep(), "s.json");
   auto grown = small_sweep();

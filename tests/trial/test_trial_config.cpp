@@ -154,6 +154,35 @@ TEST_CASE("cost_convention counts MACs as the released code does only when asked
                     Catch::Contains("/cost_convention") && Catch::Contains("released"));
 }
 
+TEST_CASE("quantizer_steps: the paper preset takes the released step table, the others the computed one",
+          "[trial][config]") {
+  auto j = minimal();
+  const auto scaled = parse_trial_config(j, "t.json");
+  CHECK(scaled.quantizer_steps == "computed");
+  CHECK(!to_json(scaled).contains("quantizer_steps"));  // so the scaled trials keep their IDs
+  j["search"]["preset"] = "paper";
+  const auto paper = parse_trial_config(j, "t.json");
+  CHECK(paper.quantizer_steps == "released");
+  CHECK(to_json(paper).at("quantizer_steps") == "released");  // a paper trial run before the table is another trial
+  j["quantizer_steps"] = "computed";
+  const auto paper_computed = parse_trial_config(j, "t.json");
+  CHECK(paper_computed.quantizer_steps == "computed");
+  CHECK(trial_id(paper_computed) != trial_id(paper));
+  // Both survive the round trip through the resolved config.
+  CHECK(parse_trial_config(to_json(paper_computed), "resolved").quantizer_steps == "computed");
+  CHECK(parse_trial_config(to_json(paper), "resolved").quantizer_steps == "released");
+  auto uniform = minimal();
+  uniform.erase("search");
+  uniform["uniform"] = {{"weight_bits", 2}, {"activation_bits", 2}};
+  uniform["quantizer_steps"] = "released";
+  const auto u = parse_trial_config(uniform, "t.json");
+  CHECK(u.quantizer_steps == "released");
+  CHECK(parse_trial_config(to_json(u), "resolved").quantizer_steps == "released");
+  uniform["quantizer_steps"] = "paper";
+  CHECK_THROWS_WITH(parse_trial_config(uniform, "t.json"),
+                    Catch::Contains("/quantizer_steps") && Catch::Contains("released"));
+}
+
 TEST_CASE("an image folder serves inception_v3 its 299 crops unless the dataset names a size", "[trial][config]") {
   auto j = minimal();
   j["dataset"] = {{"name", "image-folder"}, {"path", "/data/imagenet"}};

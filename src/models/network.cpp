@@ -121,6 +121,54 @@ torch::Tensor NetworkImpl::complexity_loss(ComplexityNormaliser normaliser) cons
   return total / normal;
 }
 
+std::vector<torch::Tensor> NetworkImpl::cost_matrices(const CostModel& model, ComplexityNormaliser normaliser,
+                                                      double* normal_out) const {
+  struct Priced {
+    const QuantLayerImpl* layer;
+    std::vector<double> costs;  ///< row-major, weights x activations
+  };
+  std::vector<Priced> priced;
+  double normal = 0.0;
+  for (const auto& layer : layers_) {
+    if (!layer->searching()) continue;
+    const auto input = layer->cost_input();
+    const auto& weights = layer->precision().weight_bits;
+    const auto& activations = layer->precision().activation_bits;  // {8} for the image
+    Priced p{layer.get(), {}};
+    for (int w : weights) {
+      for (int a : activations) p.costs.push_back(model.layer_cost(input, w, a));
+    }
+    const double unit = p.costs.front() / double(weights.front() * activations.front());
+    if (normaliser == ComplexityNormaliser::total || priced.empty()) normal += unit;
+    priced.push_back(std::move(p));
+  }
+  if (normal <= 0) normal = 1;  // a free cheapest pair: the costs as they are
+  if (normal_out) *normal_out = normal;
+  std::vector<torch::Tensor> out;
+  for (const auto& p : priced) {
+    std::vector<double> scaled;
+    for (double v : p.costs) scaled.push_back(v / normal);
+    const auto rows = int64_t(p.layer->precision().weight_bits.size());
+    // In the architecture parameters' dtype and device (float in a search).
+    const auto options = p.layer->alpha_weight.options();
+    out.push_back(torch::tensor(scaled, options.dtype(torch::kDouble)).to(options.dtype()).view({rows, -1}));
+  }
+  return out;
+}
+
+torch::Tensor NetworkImpl::expected_cost(const std::vector<torch::Tensor>& matrices) const {
+  torch::Tensor total;
+  size_t l = 0;
+  for (const auto& layer : layers_) {
+    if (!layer->searching()) continue;
+    const auto& m = matrices.at(l++);
+    const auto pa = m.size(1) == 1 ? torch::ones({1}, m.options()) : layer->activation_probabilities();
+    auto term = torch::matmul(layer->weight_probabilities(), torch::matmul(m, pa));
+    total = total.defined() ? total + term : term;
+  }
+  return total.defined() ? total : torch::zeros({});
+}
+
 std::vector<LayerReport> NetworkImpl::layer_reports() const {
   std::vector<LayerReport> out;
   for (const auto& layer : layers_) out.push_back(layer->report());

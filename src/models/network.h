@@ -81,6 +81,18 @@ class NetworkImpl : public torch::nn::Module {
 
   /// sum_l MACs_l * E[weight_bits_l] * E[activation_bits_l] / normaliser.
   torch::Tensor complexity_loss(ComplexityNormaliser normaliser) const;
+  /// Per search layer, in order, the |W| x |A| matrix C_l(w_i, a_j) / normal
+  /// under `model` (float, on the layers' device; one column for a layer fed
+  /// the image). normal is the first search layer's (first_layer) or every
+  /// search layer's summed (total) cost per bit squared at its cheapest pair,
+  /// C(w_min, a_min) / (w_min * a_min): MACs under BitOps, as the loss above.
+  /// ConfigError for a table without a layer or pair.
+  /// `normal`, when given, receives normal.
+  std::vector<torch::Tensor> cost_matrices(const CostModel& model, ComplexityNormaliser normaliser,
+                                           double* normal_out = nullptr) const;
+  /// The expected cost under the search probabilities,
+  /// sum_l pi_w[l]^T M_l pi_a[l], exact and differentiable in both.
+  torch::Tensor expected_cost(const std::vector<torch::Tensor>& matrices) const;
   std::vector<LayerReport> layer_reports() const;
 
  protected:

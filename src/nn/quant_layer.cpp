@@ -152,6 +152,8 @@ torch::Tensor QuantLayerImpl::apply(const torch::Tensor& input, const torch::Ten
 }
 
 void QuantLayerImpl::record_macs(const torch::Tensor& input, const torch::Tensor& output) {
+  input_elements_ = input.numel() / std::max<int64_t>(1, input.size(0));
+  if (input.dim() == 4) input_size_ = {input.size(2), input.size(3)};
   if (shape_.kind == LayerKind::linear) {
     macs_ = shape_.in_channels * shape_.out_channels;
   } else if (precision_.mac_convention == MacConvention::released) {
@@ -193,6 +195,21 @@ torch::Tensor QuantLayerImpl::forward_naive(const torch::Tensor& x) {
   }
   if (macs_ == 0) record_macs(x, output);
   return output;
+}
+
+LayerCostInput QuantLayerImpl::cost_input() const {
+  LayerCostInput c;
+  c.name = name_;
+  c.macs = macs_;
+  c.weight_count = weight.numel();
+  c.input_elements = input_elements_;
+  auto pair = [](const std::array<int64_t, 2>& v) { return std::to_string(v[0]) + "x" + std::to_string(v[1]); };
+  const std::string channels = std::to_string(shape_.in_channels) + ">" + std::to_string(shape_.out_channels);
+  c.shape_key = shape_.kind == LayerKind::linear
+                    ? "linear " + channels
+                    : "conv " + channels + " k" + pair(shape_.kernel) + " s" + pair(shape_.stride) + " g" +
+                          std::to_string(shape_.groups) + " in " + pair(input_size_);
+  return c;
 }
 
 LayerReport QuantLayerImpl::report() const {

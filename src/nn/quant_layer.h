@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/cost_model.h"
 #include "nn/precision.h"
 
 namespace edmips {
@@ -104,6 +105,10 @@ class QuantLayerImpl : public torch::nn::Module {
   bool searching() const { return precision_.mode == PrecisionMode::search; }
   /// MACs of one sample, known after the first forward pass.
   int64_t macs() const { return macs_; }
+  /// What a cost model prices this layer by (after a forward pass): name,
+  /// shape key ("conv 16>32 k3x3 s1x1 g1 in 32x32", "linear 64>10"), MACs,
+  /// parameters and input activations per image.
+  LayerCostInput cost_input() const;
 
   /// softmax(alpha / temperature); search layers only.
   torch::Tensor weight_probabilities() const;
@@ -156,6 +161,8 @@ class QuantLayerImpl : public torch::nn::Module {
   LayerShape shape_;
   LayerPrecision precision_;
   int64_t macs_ = 0;
+  std::array<int64_t, 2> input_size_{0, 0};  ///< conv: the input's height and width (first forward)
+  int64_t input_elements_ = 0;               ///< the input's values per image (first forward)
   bool naive_ = false;
   double temperature_ = 1.0;
   bool calibrating_ = false;

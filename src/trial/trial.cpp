@@ -242,6 +242,35 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
+/// On hardware that runs only `supported` widths a 3-bit layer is a 4-bit one
+/// at the same cost: the derived widths go up to the supported ones (the
+/// image's 8-bit input stays as it is where no supported width holds it).
+/// Returns the layers that changed.
+std::vector<std::string> round_up_to_supported(BitAllocation& allocation, const SupportedBits& supported) {
+  std::vector<std::string> changed;
+  auto up = [](int bits, const std::vector<int>& widths) {
+    return widths.empty() || bits > widths.back() ? bits : supported_width(bits, widths, "");
+  };
+  for (auto& l : allocation.layers) {
+    const int w = up(l.weight_bits, supported.weights), a = up(l.activation_bits, supported.activations);
+    if (w != l.weight_bits || a != l.activation_bits) changed.push_back(l.layer);
+    l.weight_bits = w;
+    l.activation_bits = a;
+  }
+  return changed;
+}
+
+/// What the derived (argmax) allocation of a searched network costs under `model`, in its unit.
+double allocation_cost(const NetworkImpl& net, const CostModel& model) {
+  double total = 0;
+  for (const auto& layer : net.layers()) {
+    if (!layer->searching()) continue;
+    const auto r = layer->report();
+    total += model.layer_cost(layer->cost_input(), r.weight_bits, r.activation_bits);
+  }
+  return total;
+}
+
 nlohmann::json layer_probabilities(const std::vector<LayerReport>& layers, int64_t arch_steps) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& l : layers) {
@@ -365,6 +394,8 @@ class PhaseRunner {
     double final_temperature = 1;  ///< search: softmax temperature at the last step (1 at the first moving step)
     double complexity_penalty = 0;
     ComplexityNormaliser normaliser = ComplexityNormaliser::first_layer;
+    /// Empty: BitOps as MACs x E[w] x E[a]; else the cost model's matrices (network.h).
+    std::vector<torch::Tensor> cost_matrices;
     int remaining_epochs_after = 0;  ///< epochs of later phases, for the ETA
   };
 
@@ -406,7 +437,9 @@ class PhaseRunner {
         const auto cross_entropy = torch::nn::functional::cross_entropy(logits, y);
         auto loss = cross_entropy;
         if (arch_moves && spec_.complexity_penalty > 0) {
-          loss = loss + spec_.complexity_penalty * spec_.net->complexity_loss(spec_.normaliser);
+          const auto complexity = spec_.cost_matrices.empty() ? spec_.net->complexity_loss(spec_.normaliser)
+                                                              : spec_.net->expected_cost(spec_.cost_matrices);
+          loss = loss + spec_.complexity_penalty * complexity;
         }
         // The step's figures, read back once after the whole step is queued:
         // one host synchronisation per step on a GPU.
@@ -960,6 +993,8 @@ void run_search(const TrialContext& c) {
   spec.final_temperature = search.arch.final_temperature;
   spec.complexity_penalty = search.complexity_penalty;
   spec.normaliser = search.normaliser == "total" ? ComplexityNormaliser::total : ComplexityNormaliser::first_layer;
+  double cost_normal = 1;
+  if (!search.cost.plain_bitops()) spec.cost_matrices = net->cost_matrices(search.cost, spec.normaliser, &cost_normal);
   spec.remaining_epochs_after = search.retrain ? config.train.epochs : 0;
   PhaseRunner(spec, config, c.data, device, directory, options, state).run();
 
@@ -967,12 +1002,22 @@ void run_search(const TrialContext& c) {
   const auto reports = tracked_reports(*net, state.choices, arch_steps);
   const auto cost = network_cost(reports);
   const auto decision = search_decision(reports, arch_steps);
-  state.allocation = to_json(derive_allocation(config.model, reports));
+  auto allocation = derive_allocation(config.model, reports);
+  const auto rounded_up = round_up_to_supported(allocation, search.cost.supported);
+  state.allocation = to_json(allocation);
   state.search_summary = {{"expected_normalised_bits", cost.expected_normalised_bits()},
                           {"expected_bitops", cost.expected_bitops},
                           {"arch_lr", arch_lr},
                           {"decision", to_json(decision)},
                           {"layers", layer_probabilities(reports, arch_steps)}};
+  if (!spec.cost_matrices.empty()) {
+    torch::NoGradGuard no_grad;
+    state.search_summary["cost"] = to_json(search.cost);
+    state.search_summary["cost"]["unit"] = search.cost.unit();
+    state.search_summary["cost"]["expected"] = net->expected_cost(spec.cost_matrices).item<double>() * cost_normal;
+    state.search_summary["cost"]["derived"] = allocation_cost(*net, search.cost);
+    state.search_summary["cost"]["rounded_up_layers"] = rounded_up;
+  }
   if (!decision.decided() && options.progress) options.progress(undecided_warning(decision));
   state.search_seconds = state.progress.seconds;
   state.phase = "train";

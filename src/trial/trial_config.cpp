@@ -78,6 +78,62 @@ void parse_onnx_model(JsonObjectReader& m, const std::filesystem::path& relative
   if (c.model.empty()) m.fail("name", "a non-empty model name");
 }
 
+/// "cost": "bitops" | "weight_memory" | "activation_memory", or
+/// {"measure": ..., "supported_bits": {"weights": [...], "activations": [...]},
+///  "table": PATH}; every candidate must fit a supported width.
+CostModel parse_cost(JsonObjectReader& s, const std::filesystem::path& relative_to, const SearchConfig& search) {
+  CostModel model;
+  if (!s.has("cost")) return model;
+  const auto& raw = s.raw("cost");
+  const std::string pointer = s.path_of("cost");
+  const std::vector<std::string> names = {"bitops", "weight_memory", "activation_memory", "table"};
+  if (raw.is_string()) {
+    const auto name = raw.get<std::string>();
+    if (!cost_basis_from_string(name, model.measure) || model.measure == CostBasis::table) {
+      s.fail_at(pointer, "\"bitops\", \"weight_memory\", \"activation_memory\", or an object "
+                         "({\"measure\": \"table\", \"table\": PATH} for a table)", raw);
+    }
+    return model;
+  }
+  if (!raw.is_object()) s.fail_at(pointer, "a cost measure name or object", raw);
+  JsonObjectReader c(raw, pointer, s.source());
+  cost_basis_from_string(c.choice("measure", names, std::string("bitops")), model.measure);
+  if (c.has("supported_bits")) {
+    auto b = c.object("supported_bits");
+    if (b.has("weights")) model.supported.weights = b.int_list("weights", kMinBits, kMaxBits);
+    if (b.has("activations")) model.supported.activations = b.int_list("activations", kMinBits, 32);
+    std::sort(model.supported.weights.begin(), model.supported.weights.end());
+    std::sort(model.supported.activations.begin(), model.supported.activations.end());
+    b.reject_unknown_keys();
+    auto check = [&](const std::vector<int>& candidates, const std::vector<int>& supported, const char* key) {
+      for (int bits : candidates) {
+        if (!supported.empty() && bits > supported.back()) {
+          b.fail(key, "a width >= every candidate (" + std::to_string(bits) + " bits has none to round up to)");
+        }
+      }
+    };
+    check(search.weight_bits, model.supported.weights, "weights");
+    check(search.activation_bits, model.supported.activations, "activations");
+  }
+  if (model.measure == CostBasis::table) {
+    const std::string given = c.string_value("table");
+    std::filesystem::path path(given);
+    if (path.is_relative() && !relative_to.empty()) path = relative_to / path;
+    if (given.empty() || !std::filesystem::is_regular_file(path)) {
+      c.fail("table", "an existing cost table file (" + path.string() + " is not one)");
+    }
+    model.table = read_cost_table(std::filesystem::absolute(path).lexically_normal().string());
+    if (c.has("table_content") && c.string_value("table_content") != model.table->content) {
+      c.fail("table_content", "the ID of " + model.table->path + " as it is now (" + model.table->content +
+                                  "): the file changed since this config was written");
+    }
+  } else if (c.has("table")) {
+    c.fail("table", "no table unless \"measure\" is \"table\"");
+  }
+  c.reject_unknown_keys();
+  return model;
+}
+
 }  // namespace
 
 ArchSettings arch_preset(const std::string& name) {
@@ -188,6 +244,7 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     std::sort(c.search.activation_bits.begin(), c.search.activation_bits.end());
     c.search.complexity_penalty = s.number_value("complexity_penalty", 0.0, kHuge, 0.0);
     c.search.normaliser = s.choice("normaliser", {"first-layer", "total"}, std::string("first-layer"));
+    c.search.cost = parse_cost(s, relative_to, c.search);
     c.search.arch = parse_arch_settings(s);
     c.search.schedule = parse_schedule(s, Schedule{});
     c.search.retrain = s.bool_value("retrain", true);
@@ -267,6 +324,8 @@ nlohmann::json to_json(const TrialConfig& c) {
       s["activation_bits"] = c.search.activation_bits;
       s["complexity_penalty"] = c.search.complexity_penalty;
       s["normaliser"] = c.search.normaliser;
+      // Only when not today's BitOps, so the BitOps searches keep their IDs.
+      if (!c.search.cost.plain_bitops()) s["cost"] = to_json(c.search.cost);
       const auto& a = c.search.arch;
       s["preset"] = a.preset;
       s["arch_optimizer"] = a.optimizer;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/dataset_config.h"
+#include "nn/cost_model.h"
 #include "nn/precision.h"
 
 namespace edmips {
@@ -57,6 +58,8 @@ struct SearchConfig {
   std::vector<int> activation_bits = {2, 3, 4};
   double complexity_penalty = 0.0;
   std::string normaliser = "first-layer";  ///< "first-layer" or "total"
+  /// What the complexity loss prices (docs/costs.md): BitOps by default.
+  CostModel cost;
   ArchSettings arch;
   Schedule schedule;
   /// false: a search-only trial (search + derive, no retraining; the result

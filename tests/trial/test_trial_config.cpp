@@ -1,4 +1,8 @@
 #include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "trial/trial_config.h"
@@ -193,4 +197,53 @@ TEST_CASE("an image folder serves inception_v3 its 299 crops unless the dataset 
   j["model"]["name"] = "inception_v3";
   j["dataset"]["image_size"] = 160;
   CHECK(parse_trial_config(j, "t.json").dataset.image_size == 160);
+}
+
+TEST_CASE("search.cost: BitOps keeps the trial ID, any other cost is part of it, and bad costs name their path",
+          "[trial][config][cost]") {
+  auto j = minimal();
+  const auto plain = parse_trial_config(j, "t.json");
+  CHECK(plain.search.cost.plain_bitops());
+  j["search"]["cost"] = "bitops";
+  CHECK(trial_id(parse_trial_config(j, "t.json")) == trial_id(plain));
+  j["search"]["cost"] = "weight_memory";
+  const auto memory = parse_trial_config(j, "t.json");
+  CHECK(memory.search.cost.measure == CostBasis::weight_memory);
+  CHECK(trial_id(memory) != trial_id(plain));
+  CHECK(trial_id(parse_trial_config(to_json(memory), "resolved")) == trial_id(memory));
+  j["search"]["cost"] = {{"measure", "bitops"}, {"supported_bits", {{"weights", {8, 4}}}}};
+  const auto rounded = parse_trial_config(j, "t.json");
+  CHECK(rounded.search.cost.supported.weights == std::vector<int>{4, 8});
+  CHECK(trial_id(parse_trial_config(to_json(rounded), "resolved")) == trial_id(rounded));
+  j["search"]["cost"] = {{"measure", "bitops"}, {"supported_bits", {{"weights", {2}}}}};  // 3- and 4-bit candidates
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"),
+                    Catch::Contains("/search/cost/supported_bits/weights") && Catch::Contains("none to round up to"));
+  j["search"]["cost"] = "table";
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/cost"));
+  j["search"]["cost"] = "latency";
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/cost") && Catch::Contains("bitops"));
+  j["search"]["cost"] = {{"measure", "table"}, {"table", "/nonexistent/table.json"}};
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"),
+                    Catch::Contains("/search/cost/table") && Catch::Contains("/nonexistent/table.json"));
+  j["search"]["cost"] = {{"measure", "weight_memory"}, {"table", "x.json"}};
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("/search/cost/table"));
+  j["search"]["cost"] = {{"measure", "bitops"}, {"suported_bits", nlohmann::json::object()}};
+  CHECK_THROWS_WITH(parse_trial_config(j, "t.json"), Catch::Contains("suported_bits"));
+}
+
+TEST_CASE("a cost table is read relative to its config and a changed file is a different trial",
+          "[trial][config][cost]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("edmips-cost-config-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "t.json") << R"({"unit": "us", "shapes": {"linear 1>1": {"w2a2": 1}}})";
+  auto j = minimal();
+  j["search"]["cost"] = {{"measure", "table"}, {"table", "t.json"}};
+  const auto first = parse_trial_config(j, "c.json", "", dir);
+  REQUIRE(first.search.cost.table);
+  CHECK(first.search.cost.table->unit == "us");
+  const auto resolved = to_json(first);
+  std::ofstream(dir / "t.json") << R"({"unit": "us", "shapes": {"linear 1>1": {"w2a2": 2}}})";
+  CHECK(trial_id(parse_trial_config(j, "c.json", "", dir)) != trial_id(first));
+  CHECK_THROWS_WITH(parse_trial_config(resolved, "resolved"), Catch::Contains("/search/cost/table_content"));
+  std::filesystem::remove_all(dir);
 }

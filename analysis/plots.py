@@ -76,41 +76,45 @@ def configuration_label(row):
 
 
 def plot_accuracy_vs_bitops(report, configurations, trials, out):
+    # The front's own cost (edmips pareto --cost), with its unit; reports of
+    # engines before cost models carry only BitOps.
+    x, x_trial = ("cost", "cost") if "cost_label" in report else ("bitops_mean", "bitops")
+    title = report.get("cost_label", "BitOps")
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for i, group in enumerate(report["groups"]):
         st = style(i)
         members = configurations[configurations["group"] == group["name"]]
         group_trials = trials[trials["group"] == group["name"]]
-        ax.scatter(group_trials["bitops"], group_trials["top1"], s=14, alpha=0.35, color=st["color"],
+        ax.scatter(group_trials[x_trial], group_trials["top1"], s=14, alpha=0.35, color=st["color"],
                    marker=st["marker"], label=None)
-        ax.errorbar(members["bitops_mean"], members["top1_mean"], yerr=interval(members), fmt=st["marker"],
+        ax.errorbar(members[x], members["top1_mean"], yerr=interval(members), fmt=st["marker"],
                     markerfacecolor="white", color=st["color"], capsize=3, alpha=0.9, markersize=6)
         front = members.set_index("configuration_id").loc[group["front"]]
         kind = "uniform front" if group["kind"] == "uniform" else "mixed front"
-        ax.plot(front["bitops_mean"], front["top1_mean"], color=st["color"], marker=st["marker"],
+        ax.plot(front[x], front["top1_mean"], color=st["color"], marker=st["marker"],
                 linestyle="--" if group["kind"] == "uniform" else "-", linewidth=1.8, markersize=7,
                 label=f"{group['name']} ({kind})")
         # Every uniform baseline is named, on the front or not; mixed points on the front.
         labelled = members if group["kind"] == "uniform" else front.reset_index()
         for _, row in labelled.iterrows():
-            ax.annotate(configuration_label(row), (row["bitops_mean"], row["top1_mean"]),
+            ax.annotate(configuration_label(row), (row[x], row["top1_mean"]),
                         textcoords="offset points", xytext=(5, 5), fontsize=8)
     # Budget results (docs/budgets.md) stand out: a large star each, labelled.
     if "budget" in configurations and (configurations["kind"] == "budget").any():
         budgets = configurations[configurations["kind"] == "budget"]
-        ax.scatter(budgets["bitops_mean"], budgets["top1_mean"], s=160, marker="*", facecolor="none",
+        ax.scatter(budgets[x], budgets["top1_mean"], s=160, marker="*", facecolor="none",
                    edgecolor="black", linewidth=1.2, zorder=5, label="budget results")
         for _, row in budgets.iterrows():
             if not row["on_front"]:
-                ax.annotate(configuration_label(row), (row["bitops_mean"], row["top1_mean"]),
+                ax.annotate(configuration_label(row), (row[x], row["top1_mean"]),
                             textcoords="offset points", xytext=(5, -11), fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("BitOps per image (log scale)")
+    ax.set_xlabel(f"{title} (log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
     seeds = sorted({int(n) for n in configurations["seeds"]})
     basis = ("95% intervals over seeds" if seeds[0] >= 2
              else "95% intervals (one seed: the test set's binomial interval)")
-    ax.set_title(f"Accuracy vs BitOps: trials (faint), fronts,\nseed means with {basis}", fontsize=10)
+    ax.set_title(f"Accuracy vs {title}: trials (faint), fronts,\nseed means with {basis}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     save(fig, out, "accuracy_vs_bitops")

@@ -45,6 +45,7 @@ const char* kUsage =
     "  bench --data DIR [--generate] image-folder loading: images/s against torchvision, data wait\n"
     "  generate-folder DIR           write a synthetic image folder (train/ and val/, one folder per class)\n"
     "  export TRIAL_DIR --out F.onnx a finished trial (built-in or imported model) as QDQ, QONNX or float ONNX\n"
+    "  cost-table MODEL_OR_CONFIG --out T.json  the template of a cost table: every layer, shape, MACs, pair\n"
     "  --version                     version, LibTorch, CUDA, where the shared files are\n"
     "\n"
     "Run `edmips <command> --help` for a command's options and their defaults.\n"
@@ -115,6 +116,21 @@ int export_trial(const std::vector<std::string>& args) {
   if (wants_help(args, options)) return 0;
   parse(args, options, positional);
   return run_export_command(command);
+}
+
+int cost_table(const std::vector<std::string>& args) {
+  CostTableCommand command;
+  po::options_description options("edmips cost-table MODEL_OR_CONFIG --out table.json");
+  options.add_options()("help,h", "show this help")(
+      "source", po::value(&command.source)->required(),
+      "a trial config (.json), an ONNX model (.onnx) or a built-in model's name")(
+      "out,o", po::value(&command.out)->required(), "the template to write (every layer, its shape, MACs, pairs)")(
+      "force", po::bool_switch(&command.force), "replace --out if it exists");
+  po::positional_options_description positional;
+  positional.add("source", 1);
+  if (wants_help(args, options)) return 0;
+  parse(args, options, positional);
+  return run_cost_table_command(command);
 }
 
 int sweep_file_command(const std::vector<std::string>& args, const std::string& name,
@@ -207,7 +223,10 @@ int pareto(const std::vector<std::string>& args, bool with_plots) {
                                              : "edmips pareto DIR [DIR...]");
   options.add_options()("help,h", "show this help")(
       "dirs", po::value(&directories)->required(), "sweep output directories")(
-      "cost", po::value(&cost)->default_value(cost), "cost axis: bitops, normalised_bits or weight_memory_bits")(
+      "cost", po::value(&cost)->default_value(cost),
+      "cost axis: bitops, normalised_bits, weight_memory_bits, activation_memory_bits or table (docs/costs.md)")(
+      "cost-table", po::value(&o.cost_table), "a cost table that prices every trial's layers (with --cost table: "
+                                              "the axis; default: each search's own table_cost)")(
       "reference", po::value(&reference), "hypervolume reference point COST,TOP1 (default: 1.1 x the largest "
                                           "cost, the lowest top-1)")(
       "out,o", po::value(&out), "where to write pareto.csv, pareto.json, report.md (default: the first DIR)")(
@@ -381,6 +400,7 @@ const std::vector<SubCommand>& sub_commands() {
       {"version", [](const std::vector<std::string>&) { return run_version_command(); }},
       {"slurm", slurm},
       {"export", export_trial},
+      {"cost-table", cost_table},
   };
   return table;
 }

@@ -123,7 +123,7 @@ void print_budget_groups(const SweepDefinition& sweep, const std::string& out) {
       if (trial_kind_of(s) != TrialKind::probe || s.value("family", "") != g.family) continue;
       const double lambda = s.value("complexity_penalty", 0.0);
       probes.emplace_back(lambda, short_number(lambda) + " -> " +
-                                      short_number(event.at("result").value(to_string(g.cost), 0.0)));
+                                      short_number(event.at("result").value(cost_result_key(g.cost), 0.0)));
     }
     std::sort(probes.begin(), probes.end());
     std::string known;
@@ -268,6 +268,31 @@ int run_report_command(const ParetoOptions& options, const std::string& out) {
     return int(ExitCode::failure);
   }
   std::cout << "report: " << directory << "/report.md (plots in " << directory << "/plots/)" << std::endl;
+  return 0;
+}
+
+int run_cost_table_command(const CostTableCommand& command) {
+  const fs::path source(command.source);
+  TrialConfig config;
+  if (source.extension() == ".json") {
+    config = parse_trial_config(load_json_file(command.source), command.source, "", source.parent_path());
+  } else {
+    const nlohmann::json model = source.extension() == ".onnx" ? nlohmann::json{{"onnx", command.source}}
+                                                                : nlohmann::json{{"name", command.source}};
+    config = parse_trial_config({{"model", model}, {"search", nlohmann::json::object()}},
+                                "edmips cost-table " + command.source);
+  }
+  std::error_code ec;
+  if (fs::exists(command.out, ec) && !command.force) {
+    throw ConfigError(command.out + ": exists (a table being filled in?); choose another --out, or --force to "
+                      "replace it");
+  }
+  const auto table = cost_table_template(config);
+  write_file_atomically(command.out, table.dump(2) + "\n");
+  size_t pairs = 0;
+  for (const auto& layer : table.at("layers")) pairs += layer.size();
+  std::cout << "wrote " << command.out << ": " << table.at("layers").size() << " layers of " << config.model << ", "
+            << pairs << " costs to measure (each null; docs/costs.md)" << std::endl;
   return 0;
 }
 

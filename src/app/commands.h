@@ -47,6 +47,16 @@ struct ExportCommand {
 };
 int run_export_command(const ExportCommand& command);
 
+/// `edmips cost-table MODEL_OR_CONFIG --out table.json`: the template of a
+/// cost table (docs/costs.md). MODEL_OR_CONFIG: a trial config (.json), an
+/// ONNX model (.onnx) or a built-in model's name (the default trial config
+/// around it). Refuses to replace an existing file unless `force`.
+struct CostTableCommand {
+  std::string source, out;
+  bool force = false;
+};
+int run_cost_table_command(const CostTableCommand& command);
+
 struct StepBenchmarkOptions;
 /// `edmips bench`: step-time table of float / search / fixed / naive forms.
 int run_bench_command(const StepBenchmarkOptions& options);

@@ -17,6 +17,7 @@
 #include "core/torch_compat.h"
 #include "data/dataset.h"
 #include "models/network.h"
+#include "nn/cost_model.h"
 
 namespace edmips {
 namespace {
@@ -115,7 +116,32 @@ struct Form {
   Network net;
   std::unique_ptr<torch::optim::SGD> weights, arch;
   double penalty = 0;
+  std::vector<torch::Tensor> cost_matrices;  ///< a table-cost search: its loss prices these
 };
+
+/// A cost table for `net`'s searched layers that is not proportional to
+/// BitOps (a launch overhead plus MACs at the widths rounded up to 4 or 8
+/// bits): the search's loss under it has the table path's full cost.
+CostModel synthetic_table(const NetworkImpl& net) {
+  auto table = std::make_shared<CostTable>();
+  table->path = "(bench: synthetic table)";
+  table->unit = "microseconds";
+  auto up = [](int bits) { return bits <= 4 ? 4 : 8; };
+  for (const auto& layer : net.layers()) {
+    if (!layer->searching()) continue;
+    const auto in = layer->cost_input();
+    for (int w : layer->precision().weight_bits) {
+      for (int a : layer->precision().activation_bits) {
+        table->layers[in.name]["w" + std::to_string(w) + "a" + std::to_string(a)] =
+            2.0 + 1e-6 * double(in.macs) * up(w) * up(a);
+      }
+    }
+  }
+  CostModel model;
+  model.measure = CostBasis::table;
+  model.table = table;
+  return model;
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -162,6 +188,9 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
   add("float", fp, false, builtin);
   add("search (composite)", search, false, builtin);
   add("fixed (derived)", fixed, false, builtin);
+  add("search (composite, table cost)", search, false, builtin);
+  forms.back().cost_matrices =
+      forms.back().net->cost_matrices(synthetic_table(*forms.back().net), ComplexityNormaliser::first_layer);
   if (o.naive) add("search (naive |W|x|A|)", search, true, builtin);
   if (!o.onnx.empty()) {
     // The imported network's rows, interleaved with the built-in's like all
@@ -195,7 +224,10 @@ std::vector<StepTiming> run_step_benchmark(const StepBenchmarkOptions& o) {
         y = y.pin_memory().to(device, /*non_blocking=*/true);
       }
       auto loss = torch::nn::functional::cross_entropy(f.net->forward(x), y);
-      if (f.penalty > 0) loss = loss + f.penalty * f.net->complexity_loss(ComplexityNormaliser::first_layer);
+      if (f.penalty > 0) {
+        loss = loss + f.penalty * (f.cost_matrices.empty() ? f.net->complexity_loss(ComplexityNormaliser::first_layer)
+                                                           : f.net->expected_cost(f.cost_matrices));
+      }
       f.weights->zero_grad();
       if (f.arch) f.arch->zero_grad();
       loss.backward();
@@ -291,6 +323,13 @@ void print_step_table(std::ostream& out, const StepBenchmarkOptions& o, const st
         << "x peak memory";
   }
   if (!o.onnx.empty()) out << "\n";
+  // The table cost's price in the search step (docs/costs.md): the same
+  // composite search, its loss from the cost matrices instead of BitOps.
+  if (const auto* plain = find("search (composite)"), *table = find("search (composite, table cost)"); plain && table) {
+    out << "\ntable cost / BitOps search step: " << std::setprecision(3) << table->median_ms / plain->median_ms
+        << "x (" << std::showpos << std::setprecision(1) << 100.0 * (table->median_ms / plain->median_ms - 1)
+        << std::noshowpos << "%)\n";
+  }
 }
 
 }  // namespace edmips

@@ -35,6 +35,10 @@ PairCosts read_pair_costs(const nlohmann::json& j, const std::string& pointer, c
       throw ConfigError(source + ": " + pointer + "/" + key + ": expected a pair key like \"w2a4\"");
     }
     const auto& value = item.value();
+    if (value.is_null()) {
+      throw ConfigError(source + ": " + pointer + "/" + key +
+                        ": not filled in (a template from edmips cost-table: put the measured cost there)");
+    }
     if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < 0) {
       throw ConfigError(source + ": " + pointer + "/" + key + ": expected a finite cost >= 0, found " +
                         describe_json(value));
@@ -60,15 +64,22 @@ const char* to_string(CostBasis measure) {
   return "?";
 }
 
-bool cost_basis_from_string(const std::string& name, CostBasis& out) {
-  for (auto m :
-       {CostBasis::bitops, CostBasis::weight_memory, CostBasis::activation_memory, CostBasis::table}) {
-    if (name == to_string(m)) {
-      out = m;
-      return true;
+const std::vector<std::string>& cost_basis_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (auto m : {CostBasis::bitops, CostBasis::weight_memory, CostBasis::activation_memory, CostBasis::table}) {
+      out.push_back(to_string(m));
     }
+    return out;
+  }();
+  return names;
+}
+
+std::optional<CostBasis> cost_basis_from_string(const std::string& name) {
+  for (auto m : {CostBasis::bitops, CostBasis::weight_memory, CostBasis::activation_memory, CostBasis::table}) {
+    if (name == to_string(m)) return m;
   }
-  return false;
+  return std::nullopt;
 }
 
 std::string cost_unit(CostBasis measure, const std::string& table_unit) {
@@ -98,7 +109,9 @@ std::shared_ptr<const CostTable> read_cost_table(const std::string& path) {
   table->path = path;
   table->content = stable_id(text);
   table->unit = root.string_value("unit");
-  if (table->unit.empty()) root.fail("unit", "the costs' unit (\"microseconds\", \"microjoules\", ...)");
+  if (table->unit.empty() || table->unit.rfind("FILL IN", 0) == 0) {
+    root.fail("unit", "the costs' unit (\"microseconds\", \"microjoules\", ...)");
+  }
   for (const char* section : {"layers", "shapes"}) {
     if (!root.has(section)) continue;
     const auto& entries = root.raw(section);
@@ -158,6 +171,59 @@ double CostModel::layer_cost(const LayerCostInput& layer, int weight_bits, int a
                       " of layer \"" + layer.name + "\"");
   }
   return cost->second;
+}
+
+std::vector<PricedLayer> quantized_layers_of(const nlohmann::json& layers, const std::string& where) {
+  if (!layers.is_array()) throw DataError(where + ": expected the layers array, found " + describe_json(layers));
+  std::vector<PricedLayer> out;
+  for (const auto& l : layers) {
+    if (!l.is_object() || !l.value("quantized", false)) continue;
+    const auto name = l.value("name", std::string("?"));
+    if (!l.contains("shape") || !l.contains("input_elements")) {
+      throw DataError(where + ": layer \"" + name +
+                      "\" has no shape or input_elements (a result written before cost models: run it again "
+                      "to price it in a table)");
+    }
+    try {
+      PricedLayer p;
+      p.input.name = name;
+      p.input.shape_key = l.at("shape").get<std::string>();
+      p.input.macs = l.at("macs").get<int64_t>();
+      p.input.weight_count = l.at("weight_count").get<int64_t>();
+      p.input.input_elements = l.at("input_elements").get<int64_t>();
+      p.weight_bits = l.at("weight_bits").get<int>();
+      p.activation_bits = l.at("activation_bits").get<int>();
+      out.push_back(std::move(p));
+    } catch (const nlohmann::json::exception& e) {
+      throw DataError(where + ": layer \"" + name + "\": " + e.what());
+    }
+  }
+  return out;
+}
+
+double total_cost(const CostModel& model, const std::vector<PricedLayer>& layers) {
+  double total = 0;
+  for (const auto& l : layers) total += model.layer_cost(l.input, l.weight_bits, l.activation_bits);
+  return total;
+}
+
+std::string short_name(const CostModel& model) {
+  std::string name = to_string(model.measure);
+  if (model.table) {
+    const auto slash = model.table->path.find_last_of('/');
+    name += " " + (slash == std::string::npos ? model.table->path : model.table->path.substr(slash + 1));
+  }
+  auto widths = [](const std::vector<int>& bits) {
+    std::string text;
+    for (int b : bits) text += (text.empty() ? "" : ",") + std::to_string(b);
+    return text;
+  };
+  if (!model.supported.weights.empty() || !model.supported.activations.empty()) {
+    name += " on";
+    if (!model.supported.weights.empty()) name += " w" + widths(model.supported.weights);
+    if (!model.supported.activations.empty()) name += " a" + widths(model.supported.activations);
+  }
+  return name;
 }
 
 nlohmann::json to_json(const CostModel& model) {

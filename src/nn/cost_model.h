@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,10 @@ enum class CostBasis {
   table,              ///< measured costs per layer and pair, from a JSON file
 };
 const char* to_string(CostBasis measure);
-/// The names above; nullopt-like: throws nothing, returns false when unknown.
-bool cost_basis_from_string(const std::string& name, CostBasis& out);
+/// The names above, in the order the docs list them.
+const std::vector<std::string>& cost_basis_names();
+/// One of the names above; nullopt otherwise.
+std::optional<CostBasis> cost_basis_from_string(const std::string& name);
 /// The unit a measure's costs are in ("bit-ops", "bits", or the table's own).
 std::string cost_unit(CostBasis measure, const std::string& table_unit);
 
@@ -77,6 +80,22 @@ struct CostModel {
   /// or without the pair is a ConfigError naming both.
   double layer_cost(const LayerCostInput& layer, int weight_bits, int activation_bits) const;
 };
+
+/// A layer as deployed: what it brings to its price, and its bits.
+struct PricedLayer {
+  LayerCostInput input;
+  int weight_bits = 32, activation_bits = 32;
+};
+/// The quantized layers of a result.json's "layers" (to_json(LayerReport)),
+/// in order. DataError naming `where` for a layer without "shape" or
+/// "input_elements" (a result written before cost models).
+std::vector<PricedLayer> quantized_layers_of(const nlohmann::json& layers, const std::string& where);
+/// What `layers` cost together under `model`, in its unit (layer_cost summed).
+double total_cost(const CostModel& model, const std::vector<PricedLayer>& layers);
+
+/// A short name for reports and group names: "weight_memory", "table
+/// roofline.json", "bitops on w4,8 a4,8".
+std::string short_name(const CostModel& model);
 
 /// "bitops" etc. as written in a config, or the object form with
 /// supported_bits and table; what to_json writes back.

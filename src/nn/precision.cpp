@@ -56,7 +56,10 @@ nlohmann::json to_json(const LayerReport& layer) {
                       {"weight_bits", layer.weight_bits},
                       {"activation_bits", layer.activation_bits},
                       {"bitops", layer.bitops()},
-                      {"weight_memory_bits", layer.weight_memory_bits()}};
+                      {"weight_memory_bits", layer.weight_memory_bits()},
+                      {"shape", layer.shape},
+                      {"input_elements", layer.input_elements},
+                      {"activation_memory_bits", layer.activation_memory_bits()}};
   if (!layer.weight_candidates.empty()) {
     j["expected_weight_bits"] = layer.expected_weight_bits;
     j["expected_activation_bits"] = layer.expected_activation_bits;
@@ -80,6 +83,7 @@ NetworkCost network_cost(const std::vector<LayerReport>& layers) {
   for (const auto& l : layers) {
     cost.total_macs += l.macs;
     cost.weight_memory_bits += l.weight_memory_bits();
+    cost.activation_memory_bits += l.activation_memory_bits();
     if (!l.quantized) continue;
     cost.quantized_macs += l.macs;
     cost.bitops += l.bitops();
@@ -95,7 +99,8 @@ nlohmann::json to_json(const NetworkCost& cost) {
           {"expected_bitops", cost.expected_bitops},
           {"normalised_bits", cost.normalised_bits()},
           {"expected_normalised_bits", cost.expected_normalised_bits()},
-          {"weight_memory_bits", cost.weight_memory_bits}};
+          {"weight_memory_bits", cost.weight_memory_bits},
+          {"activation_memory_bits", cost.activation_memory_bits}};
 }
 
 Choice choice_of(const std::vector<double>& probabilities) {

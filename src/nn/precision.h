@@ -92,6 +92,10 @@ struct LayerReport {
   bool quantized = false;
   int64_t macs = 0;
   int64_t weight_count = 0;
+  /// The layer's shape key (a cost table's fallback; see LayerCostInput) and
+  /// its input's elements per image; empty and 0 before the first forward.
+  std::string shape;
+  int64_t input_elements = 0;
   int weight_bits = 32;      ///< chosen (argmax) or fixed; 32 for float layers
   int activation_bits = 32;  ///< chosen (argmax) or fixed; 32 for float layers
   double expected_weight_bits = 32;
@@ -112,6 +116,7 @@ struct LayerReport {
     return quantized ? double(macs) * expected_weight_bits * expected_activation_bits : 0.0;
   }
   double weight_memory_bits() const { return double(weight_count) * weight_bits; }
+  double activation_memory_bits() const { return double(input_elements) * activation_bits; }
   bool searched() const { return quantized && !weight_candidates.empty(); }
   Choice weight_choice() const { return choice_of(weight_probabilities); }
   Choice activation_choice() const { return choice_of(activation_probabilities); }
@@ -135,6 +140,7 @@ struct NetworkCost {
   double bitops = 0;           ///< with the chosen/fixed bits
   double expected_bitops = 0;  ///< with the expected bits (search); equals bitops when fixed
   double weight_memory_bits = 0;
+  double activation_memory_bits = 0;  ///< per image: every layer's input x its activation bits
   /// sqrt(BitOps / quantized MACs): uniform W2A2 reads 2.0.
   double normalised_bits() const;
   double expected_normalised_bits() const;

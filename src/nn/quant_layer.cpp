@@ -219,6 +219,9 @@ LayerReport QuantLayerImpl::report() const {
   r.quantized = quantized();
   r.macs = macs_;
   r.weight_count = weight.numel();
+  const auto cost = cost_input();
+  r.shape = cost.shape_key;
+  r.input_elements = cost.input_elements;
   if (!quantized()) return r;
   if (!searching()) {
     r.weight_bits = precision_.weight_bits[0];

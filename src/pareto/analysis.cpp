@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <ostream>
 #include <sstream>
 #include <tuple>
@@ -14,7 +15,9 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_reader.h"
 #include "core/number_text.h"
+#include "nn/cost_model.h"
 #include "nn/precision.h"
 #include "sweep/journal.h"
 
@@ -23,7 +26,8 @@ namespace fs = std::filesystem;
 
 CostMeasure parse_cost_measure(const std::string& text) {
   if (auto measure = cost_measure_from_string(text)) return *measure;
-  throw ConfigError("--cost: expected bitops, normalised_bits or weight_memory_bits, found \"" + text + "\"");
+  throw ConfigError("--cost: expected bitops, normalised_bits, weight_memory_bits, activation_memory_bits or table, "
+                    "found \"" + text + "\"");
 }
 
 std::string cost_title(CostMeasure measure) {
@@ -31,8 +35,21 @@ std::string cost_title(CostMeasure measure) {
     case CostMeasure::bitops: return "BitOps";
     case CostMeasure::normalised_bits: return "normalised bits";
     case CostMeasure::weight_memory_bits: return "weight memory bits";
+    case CostMeasure::activation_memory_bits: return "activation memory bits";
+    case CostMeasure::table: return "table cost";
   }
   return "?";
+}
+
+std::string cost_unit(CostMeasure measure, const std::string& table_unit) {
+  switch (measure) {
+    case CostMeasure::bitops: return "bit-ops";
+    case CostMeasure::normalised_bits: return "";
+    case CostMeasure::weight_memory_bits:
+    case CostMeasure::activation_memory_bits: return "bits";
+    case CostMeasure::table: return table_unit;
+  }
+  return "";
 }
 
 std::string to_string(Verdict verdict) {
@@ -49,6 +66,8 @@ double Configuration::cost_in(CostMeasure measure) const {
     case CostMeasure::bitops: return bitops_mean;
     case CostMeasure::normalised_bits: return normalised_bits_mean;
     case CostMeasure::weight_memory_bits: return weight_memory_bits_mean;
+    case CostMeasure::activation_memory_bits: return activation_memory_bits_mean.value_or(0.0);
+    case CostMeasure::table: return table_cost_mean.value_or(0.0);
   }
   return bitops_mean;
 }
@@ -103,7 +122,8 @@ std::string group_name(const nlohmann::json& summary) {
   const std::string base = summary.at("model").get<std::string>() + "/" + summary.at("dataset").get<std::string>();
   if (trial_kind_of(summary) == TrialKind::uniform) return base + "/uniform";
   return base + "/w" + summary.at("weight_bits").get<std::string>() + " a" +
-         summary.at("activation_bits").get<std::string>();
+         summary.at("activation_bits").get<std::string>() +
+         (summary.contains("search_cost") ? " cost " + summary.at("search_cost").get<std::string>() : "");
 }
 
 /// "3/3" seeds whose search decided every layer; "-" for baselines or unknown.
@@ -192,9 +212,31 @@ std::string relative_cost_text(CostMeasure measure, double cost, double referenc
          (than.empty() ? "" : " than " + than);
 }
 
+}  // namespace
+
+std::string cost_label(const ParetoReport& r) {
+  return cost_title(r.cost) + (r.cost_unit.empty() ? "" : " (" + r.cost_unit + ")");
+}
+
+namespace {
+
 /// Adds one finished trial (a journal event) to its configuration.
+/// The trial's cost in `table`: its quantized layers, as its result.json in
+/// the sweep's trials/ folder records them, priced layer by layer.
+double table_cost_of(const CostModel& table, const nlohmann::json& trial) {
+  const auto path = (trial_directory(trial) / "result.json").string();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    throw DataError(path + ": missing; --cost-table prices each trial's layers from its result.json");
+  }
+  const auto result = load_json_file(path);
+  if (!result.contains("layers")) throw DataError(path + ": no \"layers\" to price in the cost table");
+  return total_cost(table, quantized_layers_of(result.at("layers"), path));
+}
+
 void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_configuration, const fs::path& dir,
-                        const std::string& id, const nlohmann::json& event, bool best_epoch) {
+                        const std::string& id, const nlohmann::json& event, bool best_epoch,
+                        const CostModel* table) {
   const auto& summary = event.at("summary");
   const auto& result = event.at("result");
   if (result.at("top1").is_null()) {  // a budget's search-only probe: no accuracy, no point
@@ -253,6 +295,18 @@ void add_finished_trial(ParetoReport& report, std::map<std::string, size_t>& by_
                           {"allocation", result.at("allocation")},
                           {"source", dir.string()}};
   if (summary.contains("probes")) trial["probes"] = summary.at("probes");
+  if (result.contains("activation_memory_bits")) trial["activation_memory_bits"] = result.at("activation_memory_bits");
+  if (table) {
+    trial["table_cost"] = table_cost_of(*table, trial);
+  } else if (result.contains("table_cost")) {
+    const auto unit = result.value("table_unit", std::string());
+    if (!report.cost_unit.empty() && report.cost == CostMeasure::table && unit != report.cost_unit) {
+      throw DataError("trial " + id + " in " + dir.string() + " is priced in " + unit + ", another in " +
+                      report.cost_unit + "; give --cost-table FILE to price every trial in one table");
+    }
+    if (report.cost == CostMeasure::table) report.cost_unit = unit;
+    trial["table_cost"] = result.at("table_cost");
+  }
   if (result.contains("test_images")) trial["test_images"] = result.at("test_images");
   if (result.contains("validation_top1") && result.at("validation_top1").is_number()) {
     trial["validation_top1"] = result.at("validation_top1");
@@ -430,6 +484,13 @@ namespace {
 /// into configurations (seeds of one configuration together).
 void read_sweeps(ParetoReport& report, const ParetoOptions& options) {
   std::map<std::string, size_t> by_configuration;
+  std::unique_ptr<CostModel> table;
+  if (!options.cost_table.empty()) {
+    table = std::make_unique<CostModel>();
+    table->measure = CostBasis::table;
+    table->table = read_cost_table(options.cost_table);
+    if (options.cost == CostMeasure::table) report.cost_unit = table->table->unit;
+  }
   for (const auto& dir : options.directories) {
     const auto journal = dir / sweep_files::journal;
     if (!fs::exists(journal)) {
@@ -439,7 +500,7 @@ void read_sweeps(ParetoReport& report, const ParetoOptions& options) {
     const auto state = read_journal(journal);  // a torn last line of a running sweep is skipped
     for (const auto& [id, event] : state.finished) {
       try {
-        add_finished_trial(report, by_configuration, dir, id, event, options.best_epoch);
+        add_finished_trial(report, by_configuration, dir, id, event, options.best_epoch, table.get());
       } catch (const nlohmann::json::exception& e) {
         throw DataError(journal.string() + ": the trial_finished event of trial " + id +
                         " lacks what a finished trial records (" + e.what() + ")");
@@ -469,12 +530,15 @@ void read_sweeps(ParetoReport& report, const ParetoOptions& options) {
 /// configuration has it, else test).
 void summarise_configurations(ParetoReport& report, CostMeasure cost) {
   for (auto& c : report.configurations) {
-    std::vector<double> top1, bitops, bits, memory, expected, probes, settled, validation;
+    std::vector<double> top1, bitops, bits, memory, activation_memory, table_costs, expected, probes, settled,
+        validation;
     for (const auto& t : c.trials) {
       top1.push_back(t.at("top1"));
       bitops.push_back(t.at("bitops"));
       bits.push_back(t.at("normalised_bits"));
       memory.push_back(t.at("weight_memory_bits"));
+      if (t.contains("activation_memory_bits")) activation_memory.push_back(t.at("activation_memory_bits"));
+      if (t.contains("table_cost")) table_costs.push_back(t.at("table_cost"));
       if (t.contains("expected_normalised_bits")) expected.push_back(t.at("expected_normalised_bits"));
       if (t.contains("probes")) probes.push_back(t.at("probes"));
       if (t.contains("arch_steps") && t.at("arch_steps").get<double>() > 0) {
@@ -489,6 +553,19 @@ void summarise_configurations(ParetoReport& report, CostMeasure cost) {
     c.bitops_mean = mean(bitops);
     c.normalised_bits_mean = mean(bits);
     c.weight_memory_bits_mean = mean(memory);
+    if (activation_memory.size() == c.trials.size()) c.activation_memory_bits_mean = mean(activation_memory);
+    if (table_costs.size() == c.trials.size()) c.table_cost_mean = mean(table_costs);
+    const bool has_cost = cost == CostMeasure::activation_memory_bits ? bool(c.activation_memory_bits_mean)
+                          : cost == CostMeasure::table              ? bool(c.table_cost_mean)
+                                                                    : true;
+    if (!has_cost) {
+      const std::string why = cost == CostMeasure::table
+                                  ? " (only searches under a cost table record one: give --cost-table FILE to "
+                                    "price every trial in the same table)"
+                                  : " (results written before it was recorded: run them again)";
+      throw DataError("--cost " + to_string(cost) + ": configuration " + label(c) + " (" + c.model +
+                      ") has a seed without a " + cost_title(cost) + why);
+    }
     if (!expected.empty()) c.expected_normalised_bits_mean = mean(expected);
     c.test_images = smallest_count(c.trials, "test_images");
     c.top1_interval = accuracy_interval(c.top1_mean, c.top1_std, c.trials.size(), c.test_images);
@@ -498,6 +575,7 @@ void summarise_configurations(ParetoReport& report, CostMeasure cost) {
       c.validation_images = smallest_count(c.trials, "validation_images");
     }
     c.cost = c.cost_in(cost);
+    for (auto& t : c.trials) t["cost"] = t.at(cost_result_key(cost));
   }
   report.select_on_validation = std::all_of(report.configurations.begin(), report.configurations.end(),
                                             [](const Configuration& c) { return c.validation_top1_mean.has_value(); });
@@ -648,7 +726,10 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
   if (options.directories.empty()) throw ConfigError("pareto: give at least one sweep directory");
   ParetoReport report;
   report.cost = options.cost;
+  report.cost_unit = cost_unit(options.cost, "");
+  report.cost_table = options.cost_table;
   report.best_epoch = options.best_epoch;
+  if (options.cost == CostMeasure::table && options.cost_table.empty()) report.cost_unit.clear();
   read_sweeps(report, options);
   summarise_configurations(report, options.cost);
   set_reference(report, options);
@@ -688,6 +769,8 @@ nlohmann::json to_json(const ParetoReport& r) {
                               {"expected_normalised_bits_mean", optional(c.expected_normalised_bits_mean)},
                               {"settled_fraction_mean", optional(c.settled_fraction_mean)},
                               {"weight_memory_bits_mean", c.weight_memory_bits_mean},
+                              {"activation_memory_bits_mean", optional(c.activation_memory_bits_mean)},
+                              {"table_cost_mean", optional(c.table_cost_mean)},
                               {"cost", c.cost},
                               {"on_front", c.on_front},
                               {"decided_trials", c.decided_trials},
@@ -760,6 +843,9 @@ nlohmann::json to_json(const ParetoReport& r) {
                                {"trial_directory", trial_directory(t).string()}});
   }
   return {{"cost", to_string(r.cost)},
+          {"cost_unit", r.cost_unit},
+          {"cost_label", cost_label(r)},
+          {"cost_table", r.cost_table.empty() ? nlohmann::json() : nlohmann::json(r.cost_table)},
           {"selected_on", r.select_on_validation ? "validation" : "test"},
           {"accuracy", r.best_epoch ? "best_epoch" : "final_epoch"},
           {"reference", {{"cost", r.reference.cost}, {"top1", r.reference.accuracy}}},
@@ -776,7 +862,7 @@ nlohmann::json to_json(const ParetoReport& r) {
 namespace {
 
 std::string dominance_table(const ParetoReport& r, bool markdown) {
-  const std::string cost = cost_title(r.cost);
+  const std::string cost = cost_label(r);
   std::vector<std::vector<std::string>> rows;
   for (const auto& d : r.dominance) {
     const auto& base = r.configurations[d.baseline];
@@ -806,6 +892,7 @@ std::string dominance_table(const ParetoReport& r, bool markdown) {
 }
 
 std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
+  const bool own_cost_column = r.cost == CostMeasure::activation_memory_bits || r.cost == CostMeasure::table;
   std::vector<size_t> order = g.configurations;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return r.configurations[a].cost < r.configurations[b].cost;
@@ -819,6 +906,8 @@ std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
                     format_number("%.1f", c.weight_memory_bits_mean / 8192.0), decided_text(c),
                     c.settled_fraction_mean ? format_number("%.0f%%", 100 * *c.settled_fraction_mean) : "-",
                     c.on_front ? "yes" : ""});
+    // A cost the columns above do not show: the report's own, with its unit.
+    if (own_cost_column) rows.back().insert(rows.back().end() - 1, cost_text(r.cost, c.cost));
     if (r.select_on_validation) {
       rows.back().insert(rows.back().begin() + 1, format_number("%.2f", c.selection_top1));
       rows.back().insert(rows.back().begin() + 2, half_width_text(c.selection_interval));
@@ -828,6 +917,10 @@ std::string group_table(const ParetoReport& r, const Group& g, bool markdown) {
                                       "expected bits (search)", "weight memory (KiB)", "seeds decided",
                                       "last change (of search)", "on front"};
   std::vector<bool> right = {false, true, true, false, true, true, true, true, true, true, false};
+  if (own_cost_column) {
+    headers.insert(headers.end() - 1, cost_label(r));
+    right.insert(right.end() - 1, true);
+  }
   if (r.select_on_validation) {
     headers.insert(headers.begin() + 1, {"validation top-1 % (chooses)", "95%"});
     headers[3] = "test top-1 % (reports)";
@@ -1059,7 +1152,7 @@ void print_report(std::ostream& out, const ParetoReport& r) {
   if (r.best_epoch) out << best_epoch_note(r) << "\n";
   out << "\n";
   if (!r.dominance.empty()) {
-    out << "Mixed precision against uniform baselines (top-1 %, " << cost_title(r.cost)
+    out << "Mixed precision against uniform baselines (top-1 %, " << cost_label(r)
         << "; 95% intervals):\n" << dominance_table(r, false) << "\n"
         << "Summary:\n" << verdict(r) << "\n";
   }
@@ -1082,8 +1175,8 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
 
   std::ostringstream csv;
   csv << "group,configuration_id,kind,model,dataset,weight_bits,activation_bits,complexity_penalty,seeds,top1_mean,"
-         "top1_std,bitops_mean,normalised_bits_mean,expected_normalised_bits_mean,weight_memory_bits_mean,cost,on_front,"
-         "budget,probes,trial_ids\n";
+         "top1_std,bitops_mean,normalised_bits_mean,expected_normalised_bits_mean,weight_memory_bits_mean,"
+         "activation_memory_bits_mean,table_cost_mean,cost,cost_measure,cost_unit,on_front,budget,probes,trial_ids\n";
   for (const auto& c : r.configurations) {
     std::string ids;
     for (const auto& t : c.trials) ids += (ids.empty() ? "" : " ") + t.at("id").get<std::string>();
@@ -1093,7 +1186,11 @@ void write_report_files(const ParetoReport& r, const fs::path& directory) {
         << format_number("%.6g", c.top1_mean) << ',' << format_number("%.6g", c.top1_std) << ',' << format_number("%.10g", c.bitops_mean) << ','
         << format_number("%.6g", c.normalised_bits_mean) << ','
         << (c.expected_normalised_bits_mean ? format_number("%.6g", *c.expected_normalised_bits_mean) : "") << ','
-        << format_number("%.10g", c.weight_memory_bits_mean) << ',' << format_number("%.10g", c.cost) << ',' << (c.on_front ? 1 : 0) << ','
+        << format_number("%.10g", c.weight_memory_bits_mean) << ','
+        << (c.activation_memory_bits_mean ? format_number("%.10g", *c.activation_memory_bits_mean) : "") << ','
+        << (c.table_cost_mean ? format_number("%.10g", *c.table_cost_mean) : "") << ','
+        << format_number("%.10g", c.cost) << ',' << to_string(r.cost) << ",\"" << r.cost_unit << "\","
+        << (c.on_front ? 1 : 0) << ','
         << (c.budget ? format_number("%.10g", *c.budget) : "") << ',' << (c.probes_mean ? short_number(*c.probes_mean) : "")
         << ',' << ids << '\n';
   }

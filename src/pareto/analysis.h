@@ -20,8 +20,12 @@ namespace edmips {
 
 /// Which measure is the cost on the front.
 CostMeasure parse_cost_measure(const std::string& text);  ///< ConfigError on anything else
-/// The measure as a reader names it: "BitOps", "normalised bits", "weight memory bits".
+/// The measure as a reader names it: "BitOps", "normalised bits", "weight memory bits",
+/// "activation memory bits", "table cost".
 std::string cost_title(CostMeasure measure);
+/// The unit of a measure's figures: "bit-ops", "bits", or a table's own
+/// (`table_unit`); "" for normalised bits (a width, no unit).
+std::string cost_unit(CostMeasure measure, const std::string& table_unit);
 
 /// The confidence level of every interval the report states.
 constexpr double kConfidence = 0.95;
@@ -48,6 +52,10 @@ struct ParetoOptions {
   /// protocol's figure) instead of its final epoch's; trials without
   /// per-epoch evaluations keep their final epoch.
   bool best_epoch = false;
+  /// With cost table: a cost table file (docs/costs.md) that prices every
+  /// trial's quantized layers as deployed (result.json's layers). Without
+  /// it, `table` reads each trial's own table_cost (searches under a table).
+  std::string cost_table{};
 };
 
 /// One configuration (a trial config without its seed), seeds averaged.
@@ -70,6 +78,9 @@ struct Configuration {
   double selection_top1 = 0;
   Uncertainty selection_interval;
   double bitops_mean = 0, normalised_bits_mean = 0, weight_memory_bits_mean = 0;
+  /// Absent where a seed's result has no such figure (results written before
+  /// activation memory was recorded; trials without a table cost).
+  std::optional<double> activation_memory_bits_mean, table_cost_mean;
   std::optional<double> expected_normalised_bits_mean;
   /// Search: the seeds' mean of (step of the latest choice change / arch steps).
   std::optional<double> settled_fraction_mean;
@@ -151,6 +162,8 @@ struct Recommendation {
 
 struct ParetoReport {
   CostMeasure cost = CostMeasure::bitops;
+  std::string cost_unit;   ///< cost_unit(cost, the table's unit)
+  std::string cost_table;  ///< ParetoOptions::cost_table
   /// True when every configuration has a validation accuracy: fronts,
   /// dominance and recommendations are then chosen on validation and their
   /// accuracies reported on test.
@@ -167,6 +180,10 @@ struct ParetoReport {
   std::vector<Dominance> dominance;
   std::vector<Recommendation> recommendations;
 };
+
+/// The report's cost with its unit, for axes and column headers:
+/// "BitOps (bit-ops)", "table cost (microseconds)", "normalised bits".
+std::string cost_label(const ParetoReport& report);
 
 /// One comparison in words, the same in `pareto`, `report` and `status`:
 /// "tie with W3A3: +0.02 +- 0.91 top-1 points (lambda 5e-05, 5% less BitOps)".

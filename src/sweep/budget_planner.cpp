@@ -22,7 +22,7 @@ bool is_probe_of(const nlohmann::json& summary, const char* key, const std::stri
 /// A finished probe's lambda and cost (the group's measure); none when the
 /// event lacks them.
 std::optional<BudgetProbe> probe_of(const std::string& id, const nlohmann::json& event, CostMeasure measure) {
-  const std::string cost = to_string(measure);
+  const std::string cost = cost_result_key(measure);
   const auto& s = event.at("summary");
   const auto& r = event.at("result");
   if (!s.contains("complexity_penalty") || !s["complexity_penalty"].is_number()) return std::nullopt;

@@ -105,6 +105,7 @@ class FakeExecutor : public TrialExecutor {
     record.bitops = bits * bits * 1e6;
     record.normalised_bits = bits;
     record.weight_memory_bits = bits * 1e5;
+    record.activation_memory_bits = bits * 2e4;
     record.total_macs = 1200000;
     record.quantized_macs = 1000000;
     record.allocation = allocation;

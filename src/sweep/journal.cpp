@@ -218,7 +218,7 @@ const std::vector<std::string>& result_columns() {
       "top1",            "top5",          "test_loss",       "best_epoch",      "best_top1",
       "best_top5",       "bitops",          "normalised_bits",
       "expected_normalised_bits", "decided_layers", "searched_layers", "smallest_margin",
-      "weight_memory_bits", "total_macs", "quantized_macs",
+      "weight_memory_bits", "activation_memory_bits", "table_cost", "table_unit", "total_macs", "quantized_macs",
       "allocation",      "search_s",      "train_s",         "rank",
       "attempt",         "duration_s",    "budget",          "probes",
       "in_current_sweep"};
@@ -288,7 +288,10 @@ std::vector<std::string> result_row_unchecked(const nlohmann::json& e) {
       r.at("test_loss"),      best("epoch"),          best("top1"),           best("top5"),
       r.at("bitops"),         r.at("normalised_bits"),
       expected,               decision_value("decided_layers"), decision_value("searched_layers"),
-      decision_value("smallest_margin"), r.at("weight_memory_bits"), r.at("total_macs"), r.at("quantized_macs"),
+      decision_value("smallest_margin"), r.at("weight_memory_bits"),
+      // Absent from results before cost models; table_* only under a table cost.
+      r.value("activation_memory_bits", nlohmann::json()), r.value("table_cost", nlohmann::json()),
+      r.value("table_unit", nlohmann::json()), r.at("total_macs"), r.at("quantized_macs"),
       allocation,             r.at("timings").at("search_s"), r.at("timings").at("train_s"), e.at("rank"),
       e.at("attempt"),        e.at("duration_s"),
       // Budget retrainings: the budget and the probes it started; probes: the

@@ -68,9 +68,11 @@ const Names<MessageType, 7> message_types{{{MessageType::ready, "ready"},
                                            {MessageType::failed, "failed"},
                                            {MessageType::interrupted, "interrupted"}}};
 
-const Names<CostMeasure, 3> cost_measures{{{CostMeasure::normalised_bits, "normalised_bits"},
+const Names<CostMeasure, 5> cost_measures{{{CostMeasure::normalised_bits, "normalised_bits"},
                                            {CostMeasure::bitops, "bitops"},
-                                           {CostMeasure::weight_memory_bits, "weight_memory_bits"}}};
+                                           {CostMeasure::weight_memory_bits, "weight_memory_bits"},
+                                           {CostMeasure::activation_memory_bits, "activation_memory_bits"},
+                                           {CostMeasure::table, "table"}}};
 
 }  // namespace
 
@@ -103,6 +105,9 @@ std::optional<MessageType> message_type_of(const nlohmann::json& message) {
 std::string to_string(CostMeasure measure) { return name_of(cost_measures, measure); }
 std::optional<CostMeasure> cost_measure_from_string(const std::string& name) {
   return value_of(cost_measures, name);
+}
+std::string cost_result_key(CostMeasure measure) {
+  return measure == CostMeasure::table ? "table_cost" : to_string(measure);
 }
 const std::vector<std::string>& cost_measure_names() {
   static const std::vector<std::string> names = [] {

@@ -64,11 +64,17 @@ std::optional<MessageType> message_type_from_string(const std::string& name);
 std::optional<MessageType> message_type_of(const nlohmann::json& message);
 
 /// What a cost is measured in: a trial result's key, a budget's bound, the
-/// report's axis.
-enum class CostMeasure { bitops, normalised_bits, weight_memory_bits };
+/// report's axis. `table`: a search's cost table (result.json's table_cost,
+/// in its table_unit; or the report's --cost-table, which re-prices every
+/// trial's layers).
+enum class CostMeasure { bitops, normalised_bits, weight_memory_bits, activation_memory_bits, table };
 std::string to_string(CostMeasure measure);
 std::optional<CostMeasure> cost_measure_from_string(const std::string& name);
-/// The measures, in the order the docs list them ("normalised_bits", "bitops", "weight_memory_bits").
+/// The result.json key that holds a trial's cost in `measure` (its name, but
+/// "table_cost" for table).
+std::string cost_result_key(CostMeasure measure);
+/// The measures, in the order the docs list them ("normalised_bits", "bitops", "weight_memory_bits",
+/// "activation_memory_bits", "table").
 const std::vector<std::string>& cost_measure_names();
 
 }  // namespace edmips

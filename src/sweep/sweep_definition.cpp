@@ -66,6 +66,9 @@ nlohmann::json summarise(const PlannedTrial& t) {
     s["complexity_penalty"] = c.search.complexity_penalty;
     s["weight_bits"] = join_bits(c.search.weight_bits);
     s["activation_bits"] = join_bits(c.search.activation_bits);
+    // Only for a cost other than plain BitOps, so other summaries stay as
+    // they were: searches under different costs form different fronts.
+    if (!c.search.cost.plain_bitops()) s["search_cost"] = short_name(c.search.cost);
   } else if (c.mode == TrialMode::uniform) {
     s["weight_bits"] = std::to_string(c.uniform_weight_bits);
     s["activation_bits"] = std::to_string(c.uniform_activation_bits);
@@ -438,6 +441,11 @@ void expand_trials(SweepDefinition& sweep, const nlohmann::json& base, const Swe
             }
             const TrialConfig config = parse_trial_config(
                 search_trial, source + " (budgets from " + origin + ", " + bits.path + ")", "", relative_to);
+            if (budgets->cost == CostMeasure::table && config.search.cost.measure != CostBasis::table) {
+              throw ConfigError(source + ": " + budgets->path + "/cost: a budget in \"table\" cost needs the "
+                                "searches priced in a table (\"search\": {\"cost\": {\"measure\": \"table\", "
+                                "\"table\": PATH}}); " + origin + " has none");
+            }
             for (double value : budgets->values) {
               auto group = make_budget_group(config, *budgets, value);
               if (budget_ids.insert(group.id).second) sweep.budgets.push_back(std::move(group));

@@ -260,13 +260,17 @@ std::vector<std::string> round_up_to_supported(BitAllocation& allocation, const 
   return changed;
 }
 
-/// What the derived (argmax) allocation of a searched network costs under `model`, in its unit.
-double allocation_cost(const NetworkImpl& net, const CostModel& model) {
+/// What the searched layers cost under `model`, in its unit, at `allocation`
+/// (one entry per quantized layer of `net`, in order: the derived one, after
+/// rounding up to supported widths).
+double allocation_cost(const NetworkImpl& net, const BitAllocation& allocation, const CostModel& model) {
   double total = 0;
+  size_t i = 0;
   for (const auto& layer : net.layers()) {
-    if (!layer->searching()) continue;
-    const auto r = layer->report();
-    total += model.layer_cost(layer->cost_input(), r.weight_bits, r.activation_bits);
+    if (!layer->quantized()) continue;
+    const auto& bits = allocation.layers.at(i++);
+    if (!layer->searching()) continue;  // fixed layers are outside the searched cost, as in expected_cost
+    total += model.layer_cost(layer->cost_input(), bits.weight_bits, bits.activation_bits);
   }
   return total;
 }
@@ -737,6 +741,15 @@ nlohmann::json trial_result(const TrialConfig& config, const std::string& id, co
   record.bitops = cost.bitops;
   record.normalised_bits = cost.normalised_bits();
   record.weight_memory_bits = cost.weight_memory_bits;
+  record.activation_memory_bits = cost.activation_memory_bits;
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : reports) layers.push_back(to_json(l));
+  if (config.mode == TrialMode::search && config.search.cost.measure == CostBasis::table) {
+    // Every quantized layer, as deployed (widths rounded up to the supported
+    // ones); run_search checked the table holds each of them.
+    record.table_cost = total_cost(config.search.cost, quantized_layers_of(layers, "trial " + id));
+    record.table_unit = config.search.cost.unit();
+  }
   record.total_macs = cost.total_macs;
   record.quantized_macs = cost.quantized_macs;
   record.allocation = to_json(allocation);
@@ -748,8 +761,6 @@ nlohmann::json trial_result(const TrialConfig& config, const std::string& id, co
   record.device = device.str();
   record.search_summary = state.search_summary;
   auto result = result_json(config, record);
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : reports) layers.push_back(to_json(l));
   result["layers"] = layers;
   add_data_report(result, data, options);
   return result;
@@ -782,6 +793,45 @@ nlohmann::json finish_search_only(const TrialConfig& config, const std::string& 
 }
 
 }  // namespace
+
+nlohmann::json cost_table_template(const TrialConfig& config) {
+  const auto data = load_dataset(config.dataset);
+  auto precision = base_precision(config);
+  precision.mode = PrecisionMode::search;
+  precision.weight_candidates = config.search.weight_bits;
+  precision.activation_candidates = config.search.activation_bits;
+  torch::manual_seed(config.seed);
+  const auto net = make_network(model_spec(config), data.input, precision);
+  const auto& supported = config.search.cost.supported;
+  nlohmann::json layers = nlohmann::json::object(), described = nlohmann::json::object();
+  for (const auto& layer : net->layers()) {
+    if (!layer->quantized()) continue;
+    const auto input = layer->cost_input();
+    nlohmann::json pairs = nlohmann::json::object();
+    for (int w : layer->precision().weight_bits) {
+      for (int a : layer->precision().activation_bits) {  // {8} for a layer fed the image
+        const int sw = supported_width(w, supported.weights, "weight");
+        const int sa = supported_width(a, supported.activations, "activation");
+        pairs["w" + std::to_string(sw) + "a" + std::to_string(sa)] = nullptr;
+      }
+    }
+    layers[input.name] = pairs;
+    described[input.name] = {{"shape", input.shape_key},
+                             {"macs", input.macs},
+                             {"weight_count", input.weight_count},
+                             {"input_elements", input.input_elements},
+                             {"searched", layer->searching()}};
+  }
+  return {{"unit", "FILL IN: the unit of every cost below (microseconds, microjoules, ...)"},
+          {"description", "FILL IN: the device, runtime, batch size and how each cost was measured"},
+          {"model", config.model},
+          {"template",
+           {{"note", "replace every null in /layers with the measured cost of that layer at that pair "
+                     "(w<W>a<A>); a layer may instead be priced once per shape in /shapes, keyed by its shape "
+                     "below; docs/costs.md"},
+            {"layers", described}}},
+          {"layers", layers}};
+}
 
 struct TrialRunner::Impl {
   std::map<std::string, std::shared_ptr<Dataset>> datasets;
@@ -836,6 +886,7 @@ nlohmann::json result_json(const TrialConfig& config, const TrialRecord& r) {
       {"bitops", r.bitops},
       {"normalised_bits", r.normalised_bits},
       {"weight_memory_bits", r.weight_memory_bits},
+      {"activation_memory_bits", r.activation_memory_bits},
       {"total_macs", r.total_macs},
       {"quantized_macs", r.quantized_macs},
       {"allocation", r.allocation},
@@ -843,6 +894,10 @@ nlohmann::json result_json(const TrialConfig& config, const TrialRecord& r) {
        {{"search_s", r.search_s}, {"train_s", r.train_s}, {"eval_s", r.eval_s}, {"this_run_s", r.this_run_s}}},
       {"threads", r.threads},
       {"device", r.device}};
+  if (!r.table_cost.is_null()) {
+    result["table_cost"] = r.table_cost;
+    result["table_unit"] = r.table_unit;
+  }
   if (config.mode == TrialMode::search) {
     result["complexity_penalty"] = config.search.complexity_penalty;
     result["weight_candidates"] = config.search.weight_bits;
@@ -995,6 +1050,17 @@ void run_search(const TrialContext& c) {
   spec.normaliser = search.normaliser == "total" ? ComplexityNormaliser::total : ComplexityNormaliser::first_layer;
   double cost_normal = 1;
   if (!search.cost.plain_bitops()) spec.cost_matrices = net->cost_matrices(search.cost, spec.normaliser, &cost_normal);
+  if (search.cost.measure == CostBasis::table) {
+    // The deployed network is priced in the table too (result.json's
+    // table_cost): a quantized layer the search does not choose for must be
+    // there now, not after the retraining.
+    for (const auto& layer : net->layers()) {
+      if (layer->quantized() && !layer->searching()) {
+        search.cost.layer_cost(layer->cost_input(), layer->precision().weight_bits.front(),
+                               layer->precision().activation_bits.front());
+      }
+    }
+  }
   spec.remaining_epochs_after = search.retrain ? config.train.epochs : 0;
   PhaseRunner(spec, config, c.data, device, directory, options, state).run();
 
@@ -1015,7 +1081,7 @@ void run_search(const TrialContext& c) {
     state.search_summary["cost"] = to_json(search.cost);
     state.search_summary["cost"]["unit"] = search.cost.unit();
     state.search_summary["cost"]["expected"] = net->expected_cost(spec.cost_matrices).item<double>() * cost_normal;
-    state.search_summary["cost"]["derived"] = allocation_cost(*net, search.cost);
+    state.search_summary["cost"]["derived"] = allocation_cost(*net, allocation, search.cost);
     state.search_summary["cost"]["rounded_up_layers"] = rounded_up;
   }
   if (!decision.decided() && options.progress) options.progress(undecided_warning(decision));

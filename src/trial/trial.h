@@ -58,6 +58,10 @@ struct TrialRecord {
   nlohmann::json best_epoch;
   nlohmann::json validation_top1, validation_loss, validation_images;
   double bitops = 0, normalised_bits = 0, weight_memory_bits = 0;
+  double activation_memory_bits = 0;  ///< per image
+  /// A search under a cost table: the deployed network's cost in it and the
+  /// table's unit; null otherwise (and left out of result.json).
+  nlohmann::json table_cost, table_unit;
   int64_t total_macs = 0, quantized_macs = 0;
   nlohmann::json allocation;  ///< {"model", "layers": [...]}
   double search_s = 0, train_s = 0, eval_s = 0, this_run_s = 0;
@@ -117,6 +121,14 @@ struct TrainedNetwork {
   nlohmann::json input_normalisation;
 };
 TrainedNetwork load_trained_network(const std::filesystem::path& directory);
+
+/// The cost table template for `config`'s network (edmips cost-table): every
+/// quantized layer of its search network by name with its shape key, MACs,
+/// weights and input elements per image, and the (weight, activation) pairs
+/// a search and the deployed network can price (candidates rounded up to
+/// search.cost's supported widths), each null: to be measured and filled in.
+/// Reads the dataset only for the input's shape.
+nlohmann::json cost_table_template(const TrialConfig& config);
 
 /// The result of a finished trial in `directory`, if there is one. A result
 /// that is not `expected_id`'s (another trial's result.json copied here, or an

@@ -86,18 +86,18 @@ CostModel parse_cost(JsonObjectReader& s, const std::filesystem::path& relative_
   if (!s.has("cost")) return model;
   const auto& raw = s.raw("cost");
   const std::string pointer = s.path_of("cost");
-  const std::vector<std::string> names = {"bitops", "weight_memory", "activation_memory", "table"};
   if (raw.is_string()) {
-    const auto name = raw.get<std::string>();
-    if (!cost_basis_from_string(name, model.measure) || model.measure == CostBasis::table) {
+    const auto measure = cost_basis_from_string(raw.get<std::string>());
+    if (!measure || *measure == CostBasis::table) {
       s.fail_at(pointer, "\"bitops\", \"weight_memory\", \"activation_memory\", or an object "
                          "({\"measure\": \"table\", \"table\": PATH} for a table)", raw);
     }
+    model.measure = *measure;
     return model;
   }
   if (!raw.is_object()) s.fail_at(pointer, "a cost measure name or object", raw);
   JsonObjectReader c(raw, pointer, s.source());
-  cost_basis_from_string(c.choice("measure", names, std::string("bitops")), model.measure);
+  model.measure = *cost_basis_from_string(c.choice("measure", cost_basis_names(), std::string("bitops")));
   if (c.has("supported_bits")) {
     auto b = c.object("supported_bits");
     if (b.has("weights")) model.supported.weights = b.int_list("weights", kMinBits, kMaxBits);

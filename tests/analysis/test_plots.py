@@ -80,6 +80,28 @@ def test_the_accuracy_plot_labels_its_axes_with_units(sweep_dir, monkeypatch):
     assert "λ" in captured["lambda_vs_bits"][0]
 
 
+def test_the_accuracy_plot_is_drawn_in_the_reports_cost_with_its_unit(sweep_dir, monkeypatch):
+    subprocess.run([EDMIPS, "pareto", str(sweep_dir), "--cost", "weight_memory_bits"], check=True, capture_output=True)
+    report = json.loads((sweep_dir / "pareto.json").read_text())
+    captured = {}
+    original = plots.save
+
+    def spy(fig, out, name, **kwargs):
+        if name == "accuracy_vs_bitops":
+            ax = fig.axes[0]
+            captured["xlabel"] = ax.get_xlabel()
+            captured["x"] = sorted(x for line in ax.lines for x in line.get_xdata())
+        original(fig, out, name, **kwargs)
+
+    monkeypatch.setattr(plots, "save", spy)
+    assert plots.main(["plots.py", str(sweep_dir)]) == 0
+    assert "weight memory bits (bits)" in captured["xlabel"]
+    # The fronts are drawn at the configurations' weight memory, not their BitOps.
+    on_front = sorted(c["weight_memory_bits_mean"] for c in report["configurations"] if c["on_front"])
+    assert set(on_front) <= set(captured["x"])
+    assert not {c["bitops_mean"] for c in report["configurations"]} & set(captured["x"])
+
+
 def test_the_probability_plot_draws_every_candidate_of_every_searched_layer(sweep_dir, monkeypatch):
     subprocess.run([EDMIPS, "pareto", str(sweep_dir)], check=True, capture_output=True)
     captured = {}

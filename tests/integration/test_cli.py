@@ -45,7 +45,7 @@ def test_version_names_the_version_libtorch_and_cuda():
 
 
 @pytest.mark.parametrize("command", ["trial", "validate", "plan", "sweep", "slurm", "status", "pareto", "report",
-                                     "bench", "export"])
+                                     "bench", "export", "cost-table"])
 def test_every_command_has_help_that_lists_its_options(command):
     result = run(command, "--help")
     assert result.returncode == 0, result.stderr

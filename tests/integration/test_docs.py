@@ -15,7 +15,7 @@ from conftest import edmips_binary
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FIXTURE = ROOT / "tests" / "analysis" / "fixture" / "sweep"
-SUBCOMMANDS = {"trial", "validate", "plan", "sweep", "slurm", "status", "pareto", "report", "bench", "generate-folder", "export",
+SUBCOMMANDS = {"trial", "validate", "plan", "sweep", "slurm", "status", "pareto", "report", "bench", "generate-folder", "export", "cost-table",
                "--version"}
 RUN_FOR_REAL = {"validate", "plan", "status", "pareto", "report", "--version"}
 

@@ -212,3 +212,47 @@ TEST_CASE("supported widths round a width up to the next one the hardware runs",
   CHECK(m.layer_cost(layer, 3, 2) == m.layer_cost(layer, 4, 4));
   CHECK(m.layer_cost(layer, 3, 2) == 100.0 * 16);
 }
+
+TEST_CASE("a result's layers are priced as deployed, and a result from before cost models is refused",
+          "[nn][cost]") {
+  auto net = searching_network();
+  const auto reports = net->layer_reports();
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& r : reports) layers.push_back(to_json(r));
+  const auto priced = quantized_layers_of(layers, "result.json");
+  CHECK(priced.size() == search_layers(net).size());
+  // Under BitOps the layers' sum is the network's BitOps at its argmax bits.
+  CostModel bitops;
+  CHECK(total_cost(bitops, priced) == Approx(network_cost(reports).bitops).epsilon(1e-12));
+  // A table is looked up by name (and falls back by the recorded shape).
+  CostModel table;
+  table.measure = CostBasis::table;
+  auto t = bitops_table(net, 1e-6, "conv3", 7);
+  const auto conv4 = t["layers"]["conv4"];
+  t["layers"].erase("conv4");
+  t["shapes"][priced.back().input.shape_key] = conv4;
+  table.table = read_cost_table(write_file("deployed.json", t));
+  double expected = 0;
+  for (const auto& r : reports) {
+    if (!r.quantized) continue;
+    expected += 1e-6 * double(r.macs) * r.weight_bits * r.activation_bits * (r.name == "conv3" ? 7 : 1);
+  }
+  CHECK(total_cost(table, priced) == Approx(expected).epsilon(1e-12));
+  // Activation memory: what each layer reads per image, at its bits.
+  CHECK(network_cost(reports).activation_memory_bits > 0);
+  layers[1].erase("shape");
+  try {
+    quantized_layers_of(layers, "old/result.json");
+    FAIL("a layer without its shape was priced");
+  } catch (const Error& e) {
+    CHECK(e.code() == ExitCode::data_error);
+    CHECK_THAT(e.what(), Catch::Contains("old/result.json") && Catch::Contains("shape"));
+  }
+}
+
+TEST_CASE("a cost-table template is refused until it is filled in", "[nn][cost]") {
+  CHECK_THROWS_WITH(read_cost_table(write_file("template.json", {{"unit", "us"}, {"layers", {{"c", {{"w2a2", nullptr}}}}}})),
+                    Catch::Contains("/layers/c/w2a2") && Catch::Contains("not filled in"));
+  CHECK_THROWS_WITH(read_cost_table(write_file("unit.json", {{"unit", "FILL IN: the unit"}, {"layers", {{"c", {{"w2a2", 1}}}}}})),
+                    Catch::Contains("/unit"));
+}

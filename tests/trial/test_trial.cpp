@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -534,6 +535,24 @@ TEST_CASE("on real Fashion-MNIST a table that makes one layer dearer gives it th
   // The search reports its cost in the table's unit.
   CHECK(dearer.at("search").at("cost").at("unit") == "microseconds");
   CHECK(dearer.at("search").at("cost").at("derived").get<double>() > 0);
+  // The result prices the deployed network in the table: each layer's entry
+  // at its derived pair, summed (what results.csv and budgets read).
+  const auto table = simple_cnn_table(w, a, "conv3", 100);
+  double expected = 0;
+  for (const auto& [layer, pair] : derived(dearer)) {
+    expected += table.at("layers").at(layer).at("w" + std::to_string(pair.first) + "a" + std::to_string(pair.second))
+                    .get<double>();
+  }
+  CHECK(dearer.at("table_cost").get<double>() == Approx(expected).epsilon(1e-12));
+  CHECK(dearer.at("table_unit") == "microseconds");
+  CHECK_FALSE(bitops.contains("table_cost"));
+  // Activation memory: every layer's input per image x its activation bits.
+  double activation_bits = 0;
+  for (const auto& l : bitops.at("layers")) {
+    activation_bits += l.at("input_elements").get<double>() * l.at("activation_bits").get<double>();
+  }
+  CHECK(activation_bits > 0);
+  CHECK(bitops.at("activation_memory_bits").get<double>() == Approx(activation_bits).epsilon(1e-12));
 }
 
 TEST_CASE("on real Fashion-MNIST with supported widths {4, 8} no derived layer ends at 3 bits, which cost as 4 do",
@@ -562,4 +581,54 @@ TEST_CASE("on real Fashion-MNIST with supported widths {4, 8} no derived layer e
   bool three = false;
   for (const auto& [layer, pair] : derived(plain)) three = three || pair.first == 3 || pair.second == 3;
   CHECK(three);
+}
+
+TEST_CASE("edmips cost-table's template names every quantized layer with its shape and the pairs it can deploy",
+          "[trial][fashion][cost]") {
+  if (!edmips::testing::fashion_mnist_available()) EDMIPS_SKIP("Fashion-MNIST not installed");
+  auto j = fashion_config(1000, 1, 0, 1e-4);
+  j["search"]["weight_bits"] = {2, 3, 4};
+  j["search"]["activation_bits"] = {2, 4};
+  j["search"]["cost"] = {{"measure", "bitops"}, {"supported_bits", {{"weights", {4, 8}}}}};
+  const auto config = parse_trial_config(j, "t");
+  auto t = cost_table_template(config);
+  NetworkPrecision p;
+  p.mode = PrecisionMode::search;
+  p.weight_candidates = {2, 3, 4};
+  p.activation_candidates = {2, 4};
+  const auto net = make_network("simple-cnn", ModelInput{1, 28, 28, 10}, p);
+  size_t quantized = 0;
+  for (const auto& l : net->layers()) {
+    if (!l->quantized()) continue;
+    ++quantized;
+    const auto in = l->cost_input();
+    INFO(in.name);
+    REQUIRE(t.at("layers").contains(in.name));
+    CHECK(t.at("template").at("layers").at(in.name).at("shape") == in.shape_key);
+    CHECK(t.at("template").at("layers").at(in.name).at("macs") == in.macs);
+    // Weights 2, 3, 4 all deploy at 4 bits: one weight width, two activation widths.
+    std::set<std::string> pairs;
+    for (const auto& item : t.at("layers").at(in.name).items()) {
+      pairs.insert(item.key());
+      CHECK(item.value().is_null());
+    }
+    CHECK(pairs == std::set<std::string>{"w4a2", "w4a4"});
+  }
+  CHECK(t.at("layers").size() == quantized);
+  // Unfilled, it is refused; filled in, it prices the network.
+  TempDir out;
+  std::ofstream(out / "t.json") << t.dump();
+  CHECK_THROWS_WITH(read_cost_table((out / "t.json").string()), Catch::Contains("/unit"));
+  t["unit"] = "microseconds";
+  std::ofstream(out / "unit.json") << t.dump();
+  CHECK_THROWS_WITH(read_cost_table((out / "unit.json").string()), Catch::Contains("not filled in"));
+  for (auto& layer : t["layers"]) {
+    for (auto& cost : layer) cost = 1.5;
+  }
+  std::ofstream(out / "filled.json") << t.dump();
+  CostModel model;
+  model.measure = CostBasis::table;
+  model.table = read_cost_table((out / "filled.json").string());
+  model.supported.weights = {4, 8};  // as the config's: the template holds the rounded-up pairs
+  CHECK(net->cost_matrices(model, ComplexityNormaliser::first_layer).size() == quantized);
 }

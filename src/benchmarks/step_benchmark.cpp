@@ -132,8 +132,7 @@ CostModel synthetic_table(const NetworkImpl& net) {
     const auto in = layer->cost_input();
     for (int w : layer->precision().weight_bits) {
       for (int a : layer->precision().activation_bits) {
-        table->layers[in.name]["w" + std::to_string(w) + "a" + std::to_string(a)] =
-            2.0 + 1e-6 * double(in.macs) * up(w) * up(a);
+        table->layers[in.name][pair_key(w, a)] = 2.0 + 1e-6 * double(in.macs) * up(w) * up(a);
       }
     }
   }

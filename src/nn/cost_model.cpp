@@ -15,10 +15,6 @@ namespace {
 
 constexpr size_t kMaxTableBytes = size_t(64) << 20;
 
-std::string pair_key(int weight_bits, int activation_bits) {
-  return "w" + std::to_string(weight_bits) + "a" + std::to_string(activation_bits);
-}
-
 /// {"w2a2": number >= 0, ...} at `pointer` of the table file.
 PairCosts read_pair_costs(const nlohmann::json& j, const std::string& pointer, const std::string& source) {
   if (!j.is_object() || j.empty()) {
@@ -64,19 +60,26 @@ const char* to_string(CostBasis measure) {
   return "?";
 }
 
+namespace {
+constexpr CostBasis kCostBases[] = {CostBasis::bitops, CostBasis::weight_memory, CostBasis::activation_memory,
+                                    CostBasis::table};
+}  // namespace
+
+std::string pair_key(int weight_bits, int activation_bits) {
+  return "w" + std::to_string(weight_bits) + "a" + std::to_string(activation_bits);
+}
+
 const std::vector<std::string>& cost_basis_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out;
-    for (auto m : {CostBasis::bitops, CostBasis::weight_memory, CostBasis::activation_memory, CostBasis::table}) {
-      out.push_back(to_string(m));
-    }
+    for (auto m : kCostBases) out.push_back(to_string(m));
     return out;
   }();
   return names;
 }
 
 std::optional<CostBasis> cost_basis_from_string(const std::string& name) {
-  for (auto m : {CostBasis::bitops, CostBasis::weight_memory, CostBasis::activation_memory, CostBasis::table}) {
+  for (auto m : kCostBases) {
     if (name == to_string(m)) return m;
   }
   return std::nullopt;

@@ -40,7 +40,9 @@ struct LayerCostInput {
   int64_t input_elements = 0;  ///< per image
 };
 
-/// Measured costs keyed by "w<W>a<A>" (e.g. "w2a4").
+/// A table's key of a (weight bits, activation bits) pair: "w2a4".
+std::string pair_key(int weight_bits, int activation_bits);
+/// Measured costs keyed by pair_key (e.g. "w2a4").
 using PairCosts = std::map<std::string, double>;
 
 /// A cost table file: {"unit": "microseconds", "layers": {NAME: {"w2a2": ...}},

@@ -729,7 +729,6 @@ ParetoReport analyse_sweeps(const ParetoOptions& options) {
   report.cost_unit = cost_unit(options.cost, "");
   report.cost_table = options.cost_table;
   report.best_epoch = options.best_epoch;
-  if (options.cost == CostMeasure::table && options.cost_table.empty()) report.cost_unit.clear();
   read_sweeps(report, options);
   summarise_configurations(report, options.cost);
   set_reference(report, options);

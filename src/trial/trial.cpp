@@ -812,7 +812,7 @@ nlohmann::json cost_table_template(const TrialConfig& config) {
       for (int a : layer->precision().activation_bits) {  // {8} for a layer fed the image
         const int sw = supported_width(w, supported.weights, "weight");
         const int sa = supported_width(a, supported.activations, "activation");
-        pairs["w" + std::to_string(sw) + "a" + std::to_string(sa)] = nullptr;
+        pairs[pair_key(sw, sa)] = nullptr;
       }
     }
     layers[input.name] = pairs;

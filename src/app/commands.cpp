@@ -165,6 +165,11 @@ int run_plan_command(const std::string& sweep_path, const std::string& out) {
                 static_cast<unsigned long long>(t.config.seed));
   }
   std::printf("%zu trials\n", sweep.trials.size());
+  if (sweep.ranks_per_trial > 1) {
+    std::printf("ranks per trial: %d (each trial runs on a group of %d ranks, a node's ranks together; start a "
+                "multiple of %d ranks)\n",
+                sweep.ranks_per_trial, sweep.ranks_per_trial, sweep.ranks_per_trial);
+  }
   if (!out.empty()) {
     size_t finished = 0;
     for (const auto& t : sweep.trials) finished += journal.finished.count(t.id);
@@ -177,8 +182,31 @@ int run_plan_command(const std::string& sweep_path, const std::string& out) {
 int run_slurm_command(const SlurmCommand& command, const SlurmOverrides& overrides) {
   namespace fs = std::filesystem;
   const auto sweep = load_sweep_file(command.sweep_path);
-  const auto options = resolve_slurm_options(sweep.slurm, command.sweep_path, overrides);
+  auto options = resolve_slurm_options(sweep.slurm, command.sweep_path, overrides);
+  const int group = sweep.ranks_per_trial;
+  if (group > 1) {
+    // A group's ranks belong on one node (its all-reduces then stay in shared
+    // memory or NVLink): unless given, a node runs one group's tasks.
+    const bool tasks_given =
+        overrides.ntasks_per_node || (sweep.slurm.is_object() && sweep.slurm.contains("ntasks_per_node"));
+    if (!tasks_given) options.ntasks_per_node = group;
+    const int tasks = options.nodes * options.ntasks_per_node;
+    if (tasks < group) {
+      throw ConfigError(command.sweep_path + ": /ranks_per_trial: " + std::to_string(group) +
+                        " ranks per trial, but the job has " + std::to_string(tasks) +
+                        " tasks (nodes x ntasks_per_node); ask for more");
+    }
+    if (options.ntasks_per_node % group != 0 && options.ntasks_per_node > group) {
+      std::cerr << "edmips slurm: warning: " << options.ntasks_per_node << " tasks per node do not divide into "
+                << "groups of " << group << " (ranks_per_trial): some groups span two nodes" << std::endl;
+    }
+    if (tasks % group != 0) {
+      std::cerr << "edmips slurm: warning: " << tasks << " tasks do not divide into groups of " << group
+                << " (ranks_per_trial): " << tasks % group << " rank(s) will sit idle" << std::endl;
+    }
+  }
   BatchJob job;
+  job.ranks_per_trial = group;
   job.sweep_name = sweep.name;
   job.edmips_binary = fs::canonical("/proc/self/exe").string();
   job.sweep_file = fs::absolute(command.sweep_path).lexically_normal().string();

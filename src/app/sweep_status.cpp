@@ -241,8 +241,16 @@ void print_sweep_status(std::ostream& out, const nlohmann::json& s) {
   out << "\n";
   for (const auto& r : s.at("running")) {
     const std::string epochs = r.at("epochs").is_null() ? "?" : std::to_string(r.at("epochs").get<int>());
-    std::snprintf(line, sizeof line, "  running %s  rank %d on %s  since %s (%s)  %s, epoch %d/%s done  attempt %d",
-                  r.value("trial", "?").substr(0, 12).c_str(), r.value("rank", -1), r.value("host", "?").c_str(),
+    // A group's trial names all its ranks (world ranks, the leader first).
+    std::string ranks = "rank " + std::to_string(r.value("rank", -1));
+    if (r.contains("group_ranks") && r["group_ranks"].is_array()) {
+      ranks = "ranks ";
+      for (const auto& member : r["group_ranks"]) {
+        ranks += (ranks.size() > 6 ? "," : "") + (member.is_number_integer() ? member.dump() : std::string("?"));
+      }
+    }
+    std::snprintf(line, sizeof line, "  running %s  %s on %s  since %s (%s)  %s, epoch %d/%s done  attempt %d",
+                  r.value("trial", "?").substr(0, 12).c_str(), ranks.c_str(), r.value("host", "?").c_str(),
                   r.value("since", "?").c_str(), duration(r.at("running_s")).c_str(), r.value("phase", "?").c_str(),
                   r.value("epoch", 0), epochs.c_str(), r.value("attempt", 1));
     out << line << "\n";

@@ -6,12 +6,29 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 
 extern char** environ;
 
 namespace edmips {
 namespace fs = std::filesystem;
+
+void write_stderr_line(const std::string& line) {
+  std::cerr.flush();
+  std::fflush(stderr);
+  const std::string text = line + "\n";
+  const char* data = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    const ssize_t written = ::write(STDERR_FILENO, data, left);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return;  // stderr is gone: nothing better to do
+    data += written;
+    left -= size_t(written);
+  }
+}
 
 std::string host_name() {
   char host[256] = {};

@@ -14,6 +14,11 @@ namespace edmips {
 /// could not be started.
 int run_program(const std::vector<std::string>& argv, bool quiet = false);
 
+/// Writes `line` and a newline to stderr in one write(2) where the system
+/// allows (a pipe takes up to PIPE_BUF bytes whole), so lines from ranks that
+/// share a terminal or an mpirun stream never interleave mid-line.
+void write_stderr_line(const std::string& line);
+
 /// This machine's host name, or "?" when it cannot be read.
 std::string host_name();
 

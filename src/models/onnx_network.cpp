@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "nn/batch_norm.h"
 
 namespace edmips {
 namespace {
@@ -546,6 +547,7 @@ Step convert_batch_norm(ConvertContext& c) {
   Step s;
   s.wired_inputs = 1;
   s.run = [bn](const Tensors& in) mutable {
+    if (batch_norm_is_synchronised(*bn)) return Tensors{synchronised_batch_norm(*bn, in[0])};
     return Tensors{torch::batch_norm(in[0], bn->weight, bn->bias, bn->running_mean, bn->running_var, bn->is_training(),
                                      bn->options.momentum().value(), bn->options.eps(), true)};
   };

@@ -13,6 +13,7 @@
 #include "models/model_names.h"
 #include "models/network.h"
 #include "models/onnx_network.h"
+#include "nn/batch_norm.h"
 
 namespace edmips {
 namespace {
@@ -36,7 +37,7 @@ class SimpleCnnImpl : public NetworkImpl {
     set_layers("simple-cnn", b.finish("simple-cnn"));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    for (int i = 0; i < 4; ++i) x = bn_[i](conv_[i](x));
+    for (int i = 0; i < 4; ++i) x = apply_batch_norm(*bn_[i], conv_[i](x));
     x = F::adaptive_avg_pool2d(torch::relu(x), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
     return fc_(x);
   }
@@ -60,7 +61,7 @@ class ConvBnImpl : public torch::nn::Module {
     conv = register_module("conv", first ? b.first(name, shape) : b.inner(name, shape));
     bn = register_module("bn", torch::nn::BatchNorm2d(shape.out_channels));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return bn(conv(x)); }
+  torch::Tensor forward(const torch::Tensor& x) { return apply_batch_norm(*bn, conv(x)); }
   std::string describe(GraphDescriber& d, const std::string& x) const {
     return d.batch_norm(*bn, conv->layer_name() + ".bn", d.layer(*conv, x));
   }
@@ -97,7 +98,7 @@ class BasicBlockImpl : public torch::nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    const auto normalised = bn0(x);
+    const auto normalised = apply_batch_norm(*bn0, x);
     const auto out = conv2(conv1(normalised));
     const auto residual = shortcut ? shortcut(normalised) : x;
     probe_residual(*probe_, name_, x, residual);
@@ -136,7 +137,7 @@ class BottleneckImpl : public torch::nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    const auto normalised = bn0(x);
+    const auto normalised = apply_batch_norm(*bn0, x);
     const auto out = conv3(conv2(conv1(normalised)));
     const auto residual = shortcut ? shortcut(normalised) : x;
     probe_residual(*probe_, name_, x, residual);
@@ -186,7 +187,7 @@ class ResNetImpl : public NetworkImpl {
   torch::Tensor forward(torch::Tensor x) override {
     x = stem_conv_(x);
     if (imagenet_layout_) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
-    x = stem_bn_(x);
+    x = apply_batch_norm(*stem_bn_, x);
     if (const auto& p = *probe()) p("stem", x);
     x = body_->forward(x);
     x = F::adaptive_avg_pool2d(torch::relu(x), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
@@ -238,7 +239,7 @@ class VggSmallImpl : public NetworkImpl {
     for (size_t i = 0; i < convs_.size(); ++i) {
       x = convs_[i](x);
       if (i % 2 == 1) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2));
-      x = bns_[i](x);
+      x = apply_batch_norm(*bns_[i], x);
     }
     return fc_(torch::relu(x).flatten(1));
   }
@@ -280,7 +281,7 @@ class BnConvImpl : public torch::nn::Module {
     bn = register_module("bn", google_bn(shape.in_channels));
     conv = register_module("conv", b.inner(name, shape));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return conv(bn(x)); }
+  torch::Tensor forward(const torch::Tensor& x) { return conv(apply_batch_norm(*bn, x)); }
   std::string describe(GraphDescriber& d, const std::string& x) const {
     return d.layer(*conv, d.batch_norm(*bn, conv->layer_name() + ".bn", x));
   }
@@ -310,7 +311,7 @@ class InceptionModuleImpl : public torch::nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {
     const auto pooled = branch4(F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(1).padding(1).ceil_mode(true)));
-    const auto normalised = bn(x);
+    const auto normalised = apply_batch_norm(*bn, x);
     return torch::cat({branch1(normalised), branch2_2(branch2_1(normalised)), branch3_2(branch3_1(normalised)), pooled},
                       1);
   }
@@ -376,7 +377,7 @@ class GoogLeNetImpl : public NetworkImpl {
       if (i == 1) x = pool(x, 3);  // after inception3b
       if (i == 6) x = pool(x, 2);  // after inception4e
     }
-    x = F::adaptive_avg_pool2d(torch::relu(bn_(x)), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
+    x = F::adaptive_avg_pool2d(torch::relu(apply_batch_norm(*bn_, x)), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
     return fc_(x);
   }
   void describe(GraphDescriber& d) const override {
@@ -416,7 +417,9 @@ LayerShape conv_hw(int64_t in, int64_t out, int64_t kh, int64_t kw, int64_t ph, 
 struct TensorOps {
   using Value = torch::Tensor;
   Value layer(const QuantLayer& l, const Value& x) { return l.ptr()->forward(x); }
-  Value bn(const torch::nn::BatchNorm2d& bn, const std::string&, const Value& x) { return bn.ptr()->forward(x); }
+  Value bn(const torch::nn::BatchNorm2d& bn, const std::string&, const Value& x) {
+    return apply_batch_norm(*bn.ptr(), x);
+  }
   Value bn_conv(const BnConv& m, const Value& x) { return m.ptr()->forward(x); }
   /// count_include_pad, as PyTorch's F.avg_pool2d defaults to.
   Value avg_pool(const std::string&, const Value& x) {
@@ -659,7 +662,7 @@ class InceptionV3Impl : public NetworkImpl {
     x = stem_convs_[3](stem_convs_[2](pool(x)));
     x = pool(x);
     for (const auto& m : modules_) x = m->forward(x);
-    x = F::adaptive_avg_pool2d(torch::relu(bn_(x)), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
+    x = F::adaptive_avg_pool2d(torch::relu(apply_batch_norm(*bn_, x)), F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
     return fc_(x);
   }
   void describe(GraphDescriber& d) const override {

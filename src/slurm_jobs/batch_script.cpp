@@ -141,7 +141,15 @@ std::string render_batch_script(const BatchJob& job, const SlurmJobOptions& o) {
     << "# the alternative is: mpirun -np $SLURM_NTASKS \"$edmips\" sweep \"$sweep\" --out \"$out\".\n"
     << "# USR2 (sent by --signal before the time limit) or TERM (preemption) is passed\n"
     << "# to the ranks, which checkpoint and exit 4; the job then requeues itself until\n"
-    << "# the sweep is done or max_restarts is reached. Submitting it again resumes.\n"
+    << "# the sweep is done or max_restarts is reached. Submitting it again resumes.\n";
+  if (job.ranks_per_trial > 1) {
+    s << "# Each trial runs on a group of " << job.ranks_per_trial << " consecutive tasks (ranks_per_trial),\n"
+      << "# a node's tasks together; " << o.nodes * o.ntasks_per_node / job.ranks_per_trial
+      << " group(s) run trials side by side";
+    if (o.gpus_per_task > 0) s << ", " << o.gpus_per_task << " GPU(s) per task";
+    s << ".\n";
+  }
+  s
     << "\n"
     << "step=\n"
     << "on_signal() {\n"

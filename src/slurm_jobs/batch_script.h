@@ -39,6 +39,7 @@ struct BatchJob {
   std::string edmips_binary;  ///< absolute path
   std::string sweep_file;     ///< absolute path
   std::string out_dir;        ///< absolute path (shared by every node)
+  int ranks_per_trial = 1;    ///< the sweep's: a comment in the script says how the tasks group
 };
 
 /// The sbatch script text.

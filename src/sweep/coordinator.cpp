@@ -7,12 +7,12 @@
 #include <fstream>
 #include <map>
 #include <optional>
-#include <set>
 #include <ostream>
+#include <set>
 
 #include "core/duration_text.h"
-#include "core/number_text.h"
 #include "core/files.h"
+#include "core/number_text.h"
 #include "core/process.h"
 #include "sweep/budget_planner.h"
 #include "sweep/journal.h"
@@ -34,7 +34,8 @@ std::string describe(const PlannedTrial& t) {
     text += " lambda " + short_number(t.config.search.complexity_penalty);
     text += " bits w" + s["weight_bits"].get<std::string>() + " a" + s["activation_bits"].get<std::string>();
   } else {
-    text += " uniform w" + s["weight_bits"].get<std::string>() + "a" + s["activation_bits"].get<std::string>();
+    text +=
+        " uniform w" + s["weight_bits"].get<std::string>() + "a" + s["activation_bits"].get<std::string>();
   }
   return text;
 }
@@ -42,9 +43,11 @@ std::string describe(const PlannedTrial& t) {
 class Coordinator {
  public:
   Coordinator(const SweepDefinition& sweep, CoordinatorEndpoint& endpoint, const CoordinatorOptions& options)
-      : sweep_(sweep), endpoint_(endpoint), options_(options),
-        journal_(options.out / sweep_files::journal), budgets_(sweep, journal_.initial_state()) {
-  }
+      : sweep_(sweep),
+        endpoint_(endpoint),
+        options_(options),
+        journal_(options.out / sweep_files::journal),
+        budgets_(sweep, journal_.initial_state()) {}
 
   ExitCode run() {
     start();
@@ -73,8 +76,9 @@ class Coordinator {
       if (!finished_.count(t.id)) todo.push_back(&t);
     }
     // Longest expected trials first, so the last ones to finish are short.
-    std::stable_sort(todo.begin(), todo.end(),
-                     [](const PlannedTrial* a, const PlannedTrial* b) { return a->expected_cost > b->expected_cost; });
+    std::stable_sort(todo.begin(), todo.end(), [](const PlannedTrial* a, const PlannedTrial* b) {
+      return a->expected_cost > b->expected_cost;
+    });
     pending_.assign(todo.begin(), todo.end());
     for (const auto& t : sweep_.trials) current_.insert(t.id);
     for (const auto& g : sweep_.budgets) {
@@ -95,12 +99,15 @@ class Coordinator {
                      {"budgets", budgets_.size()},
                      {"already_finished", finished_in_sweep},
                      {"no_longer_listed", no_longer_listed},
-                     {"ranks", endpoint_.worker_count()},
+                     {"ranks", endpoint_.worker_count() * sweep_.ranks_per_trial},
+                     {"ranks_per_trial", sweep_.ranks_per_trial},
                      {"run", initial.runs + 1}});
     say("sweep " + sweep_.name + ": " + std::to_string(sweep_.trials.size()) + " trials" +
         (budgets_.size() ? " and " + std::to_string(budgets_.size()) + " budgets" : std::string()) + ", " +
         std::to_string(finished_in_sweep) + " trials already finished, " +
-        std::to_string(endpoint_.worker_count()) + " ranks");
+        (sweep_.ranks_per_trial > 1 ? std::to_string(endpoint_.worker_count()) + " groups of " +
+                                          std::to_string(sweep_.ranks_per_trial) + " ranks"
+                                    : std::to_string(endpoint_.worker_count()) + " ranks"));
     if (no_longer_listed > 0) {
       say("sweep " + sweep_.name + ": " + std::to_string(no_longer_listed) +
           " finished trials of this directory are no longer in the sweep file; their results stay in "
@@ -152,13 +159,14 @@ class Coordinator {
     const bool interrupted = stopping_;
     const size_t failed = failed_count();
     const size_t done = done_count();
-    journal_.append({{"event", to_string(interrupted ? EventType::sweep_interrupted : EventType::sweep_finished)},
-                     {"done", done},
-                     {"failed", failed},
-                     {"total", total()}});
+    journal_.append(
+        {{"event", to_string(interrupted ? EventType::sweep_interrupted : EventType::sweep_finished)},
+         {"done", done},
+         {"failed", failed},
+         {"total", total()}});
     write_outputs();
-    say("sweep " + sweep_.name + (interrupted ? " interrupted" : " finished") + ": " + std::to_string(done) + "/" +
-        std::to_string(total()) + " done, " + std::to_string(failed) + " failed" +
+    say("sweep " + sweep_.name + (interrupted ? " interrupted" : " finished") + ": " + std::to_string(done) +
+        "/" + std::to_string(total()) + " done, " + std::to_string(failed) + " failed" +
         (interrupted ? "; run the same command again to resume" : ""));
     if (interrupted) return ExitCode::interrupted;
     return done == total() ? ExitCode::ok : ExitCode::failure;
@@ -242,11 +250,24 @@ class Coordinator {
     return running_[worker];
   }
 
+  /// "rank 3", or a group's "ranks 2,3" (world ranks, its leader first).
+  std::string rank_label(int worker) const {
+    if (sweep_.ranks_per_trial <= 1) return "rank " + std::to_string(endpoint_.rank_of(worker));
+    std::string text = "ranks ";
+    for (int r : endpoint_.ranks_of(worker)) text += (text.size() > 6 ? "," : "") + std::to_string(r);
+    return text;
+  }
+
   void journal_started(int worker, const Running& run) {
     const auto* t = run.trial;
-    journal_.append({{"event", to_string(EventType::trial_started)}, {"trial", t->id}, {"rank", worker}, {"host", host_of(worker)},
-                     {"attempt", run.attempt}, {"expected_cost", t->expected_cost}, {"summary", t->summary}});
-    say("start  " + t->id + "  rank " + std::to_string(worker) + "  " + describe(*t));
+    journal_.append({{"event", to_string(EventType::trial_started)},
+                     {"trial", t->id},
+                     {"rank", endpoint_.rank_of(worker)},
+                     {"host", host_of(worker)},
+                     {"attempt", run.attempt},
+                     {"expected_cost", t->expected_cost},
+                     {"summary", t->summary}});
+    say("start  " + t->id + "  " + rank_label(worker) + "  " + describe(*t));
   }
 
   void on_finished(int worker, const Running& run, const nlohmann::json& m) {
@@ -255,8 +276,12 @@ class Coordinator {
     if (finished_.count(run.trial->id)) return;  // never record a trial twice
     auto result = m.at("result");
     result.erase("layers");  // the per-layer report stays in the trial's own result.json
-    nlohmann::json event = {{"event", to_string(EventType::trial_finished)}, {"trial", run.trial->id}, {"rank", worker},
-                            {"attempt", run.attempt}, {"duration_s", duration}, {"summary", run.trial->summary},
+    nlohmann::json event = {{"event", to_string(EventType::trial_finished)},
+                            {"trial", run.trial->id},
+                            {"rank", endpoint_.rank_of(worker)},
+                            {"attempt", run.attempt},
+                            {"duration_s", duration},
+                            {"summary", run.trial->summary},
                             {"result", result}};
     journal_.append(event);
     finished_[run.trial->id] = event;
@@ -266,8 +291,9 @@ class Coordinator {
     if (result.contains("top1") && result["top1"].is_number()) {
       std::snprintf(accuracy, sizeof accuracy, "top1 %.2f%%", result["top1"].get<double>());
     }
-    std::snprintf(line, sizeof line, "done   %s  rank %d  %s  bits %.3f  %s", run.trial->id.c_str(), worker,
-                  accuracy, result.value("normalised_bits", 0.0), format_duration(duration).c_str());
+    std::snprintf(line, sizeof line, "done   %s  %s  %s  bits %.3f  %s", run.trial->id.c_str(),
+                  rank_label(worker).c_str(), accuracy, result.value("normalised_bits", 0.0),
+                  format_duration(duration).c_str());
     say(line);
   }
 
@@ -281,19 +307,25 @@ class Coordinator {
   void on_failed(int worker, const Running& run, const nlohmann::json& m) {
     const bool retry = failures_now_[run.trial->id] <= sweep_.max_retries && !stopping_;
     const std::string error = m.value("error", "unknown error");
-    journal_.append({{"event", to_string(EventType::trial_failed)}, {"trial", run.trial->id}, {"rank", worker}, {"attempt", run.attempt},
-                     {"error", error}, {"will_retry", retry}});
-    say("failed " + run.trial->id + "  rank " + std::to_string(worker) + "  attempt " +
-        std::to_string(run.attempt) + ": " + error + (retry ? " (will retry)" : ""));
+    journal_.append({{"event", to_string(EventType::trial_failed)},
+                     {"trial", run.trial->id},
+                     {"rank", endpoint_.rank_of(worker)},
+                     {"attempt", run.attempt},
+                     {"error", error},
+                     {"will_retry", retry}});
+    say("failed " + run.trial->id + "  " + rank_label(worker) + "  attempt " + std::to_string(run.attempt) +
+        ": " + error + (retry ? " (will retry)" : ""));
     if (!retry) failed_final_.insert(run.trial->id);
   }
 
   void on_interrupted(int worker, const nlohmann::json& m) {
     auto it = running_.find(worker);
     if (it != running_.end()) {
-      journal_.append({{"event", to_string(EventType::trial_interrupted)}, {"trial", it->second.trial->id}, {"rank", worker},
+      journal_.append({{"event", to_string(EventType::trial_interrupted)},
+                       {"trial", it->second.trial->id},
+                       {"rank", endpoint_.rank_of(worker)},
                        {"message", m.value("message", "")}});
-      say("paused " + it->second.trial->id + "  rank " + std::to_string(worker) + "  (checkpointed)");
+      say("paused " + it->second.trial->id + "  " + rank_label(worker) + "  (checkpointed)");
       pending_.push_front(it->second.trial);
       running_.erase(it);
     }
@@ -343,10 +375,11 @@ class Coordinator {
     nlohmann::json running = nlohmann::json::array();
     for (const auto& [worker, run] : running_) {
       running.push_back({{"trial", run.trial->id},
-                         {"rank", worker},
+                         {"rank", endpoint_.rank_of(worker)},
                          {"host", host_of(worker)},
                          {"attempt", run.attempt},
                          {"since", run.since_utc}});
+      if (sweep_.ranks_per_trial > 1) running.back()["group_ranks"] = endpoint_.ranks_of(worker);
     }
     const double eta = eta_seconds();
     nlohmann::json status = {{"sweep", sweep_.name},
@@ -388,8 +421,71 @@ ExitCode run_coordinator(const SweepDefinition& sweep, CoordinatorEndpoint& endp
   return Coordinator(sweep, endpoint, options).run();
 }
 
+namespace {
+
+/// Runs the trial; in a group, this rank's failure (not one it heard of)
+/// reaches the other ranks before it propagates.
+nlohmann::json run_in_group(TrialExecutor& executor, const TrialConfig& config, const fs::path& directory,
+                            const TrialRunOptions& options, ProcessGroup* group) {
+  try {
+    return executor.run(config, directory, options);
+  } catch (const GroupFailure&) {
+    throw;
+  } catch (const Error& e) {
+    if (group) group->report_failure(e.what(), e.code());
+    throw;
+  } catch (const std::exception& e) {
+    if (group) group->report_failure(e.what(), ExitCode::failure);
+    throw;
+  }
+}
+
+/// Tells the followers to stop when the leader's loop ends, however it ends.
+struct StopFollowers {
+  TrialGroupChannel* group;
+  ~StopFollowers() {
+    if (!group) return;
+    try {
+      group->share({{"type", to_string(MessageType::stop)}});
+    } catch (...) {
+      // The job is ending anyway; MPI will tell.
+    }
+  }
+};
+
+}  // namespace
+
+void run_follower(TrialGroupChannel& group, TrialExecutor& executor, const WorkerOptions& options) {
+  while (true) {
+    const auto message = group.share(nullptr);
+    if (message_type_of(message) != MessageType::run) return;  // stop
+    const std::string id = message.value("trial", "");
+    const auto trial_group = group.start_trial();
+    TrialRunOptions run_options;
+    run_options.threads = options.threads;
+    run_options.node_local_rank = options.node_local_rank;
+    run_options.stop_requested = options.stop_requested;
+    run_options.group = trial_group.get();
+    try {
+      const auto config = parse_trial_config(message.at("config"), "the group leader's trial " + id);
+      if (trial_id(config) != id) {
+        throw Error("the leader's config hashes to " + trial_id(config) + " here (edmips versions differ?)");
+      }
+      run_in_group(executor, config, options.out / sweep_files::trials / id, run_options, trial_group.get());
+    } catch (const GroupFailure&) {
+      // The rank that failed reported it; the leader reports the trial.
+    } catch (const Interrupted&) {
+      // The whole group stopped at the same step; the leader checkpointed.
+    } catch (const std::exception& e) {
+      write_stderr_line("edmips[rank " + std::to_string(options.rank) + "]: trial " + id +
+                        " failed on this rank of its group: " + shorten_message(e.what()));
+    }
+  }
+}
+
 void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExecutor& executor,
                 const WorkerOptions& options) {
+  const StopFollowers stop_followers{options.group};
   std::map<std::string, const PlannedTrial*> by_id;
   for (const auto& t : sweep.trials) by_id[t.id] = &t;
   endpoint.send({{"type", to_string(MessageType::ready)}, {"host", host_name()}});
@@ -407,7 +503,8 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
         continue;
       }
       if (trial_id(config) != id) {
-        endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id},
+        endpoint.send({{"type", to_string(MessageType::failed)},
+                       {"trial", id},
                        {"error", "the coordinator's config hashes to " + trial_id(config) +
                                      " (edmips versions differ between ranks?)"}});
         continue;
@@ -415,13 +512,17 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     } else {
       const auto it = by_id.find(id);
       if (it == by_id.end()) {
-        endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", "unknown trial (sweep files differ between ranks?)"}});
+        endpoint.send({{"type", to_string(MessageType::failed)},
+                       {"trial", id},
+                       {"error", "unknown trial (sweep files differ between ranks?)"}});
         continue;
       }
       config = it->second->config;
     }
     if (options.stop_requested && options.stop_requested->load()) {
-      endpoint.send({{"type", to_string(MessageType::interrupted)}, {"trial", id}, {"message", "stop requested before start"}});
+      endpoint.send({{"type", to_string(MessageType::interrupted)},
+                     {"trial", id},
+                     {"message", "stop requested before start"}});
       return;
     }
     const auto directory = options.out / sweep_files::trials / id;
@@ -431,6 +532,15 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
     run_options.threads = options.threads;
     run_options.node_local_rank = options.node_local_rank;
     run_options.stop_requested = options.stop_requested;
+    std::unique_ptr<ProcessGroup> trial_group;
+    if (options.group) {
+      // The group's other ranks run the same config (as this rank resolved it).
+      options.group->share(
+          {{"type", to_string(MessageType::run)}, {"trial", id}, {"config", to_json(config)}});
+      trial_group = options.group->start_trial();
+      run_options.group = trial_group.get();
+      log << "group of " << options.group->size() << " ranks" << std::endl;
+    }
     run_options.progress = [&log](const std::string& line) { log << line << std::endl; };
     if (options.live) {
       run_options.batch_progress = [&options, &id](const BatchProgress& p) {
@@ -444,7 +554,7 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
       if (options.live) options.live->clear();
     };
     try {
-      const auto result = executor.run(config, directory, run_options);
+      const auto result = run_in_group(executor, config, directory, run_options, trial_group.get());
       clear_live();
       endpoint.send({{"type", to_string(MessageType::finished)}, {"trial", id}, {"result", result}});
     } catch (const Interrupted& e) {
@@ -458,11 +568,15 @@ void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExe
       // A bad or damaged file (exit 2 or 3: a checkpoint of another trial, a
       // torn result) fails the same way on every attempt: not retried.
       const bool retryable = e.code() != ExitCode::invalid_input && e.code() != ExitCode::data_error;
-      endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", shorten_message(e.what())}, {"retryable", retryable}});
+      endpoint.send({{"type", to_string(MessageType::failed)},
+                     {"trial", id},
+                     {"error", shorten_message(e.what())},
+                     {"retryable", retryable}});
     } catch (const std::exception& e) {
       clear_live();
       log << "failed: " << e.what() << std::endl;
-      endpoint.send({{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", shorten_message(e.what())}});
+      endpoint.send(
+          {{"type", to_string(MessageType::failed)}, {"trial", id}, {"error", shorten_message(e.what())}});
     }
   }
 }

@@ -36,10 +36,20 @@ struct WorkerOptions {
   std::atomic<bool>* stop_requested = nullptr;  ///< signals and coordinator aborts set it
   int node_local_rank = 0;  ///< with CUDA, the rank's trials use GPU node_local_rank % GPUs
   LiveLine* live = nullptr;  ///< batch progress in place on a terminal (single-rank sweeps); none = off
+  /// The group this worker leads (ranks_per_trial > 1): every trial is
+  /// shared with the group's other ranks and run by all of them.
+  TrialGroupChannel* group = nullptr;
 };
 
-/// Asks for trials and runs them until told to stop (or interrupted).
+/// Asks for trials and runs them until told to stop (or interrupted). A
+/// group's leader tells its group to stop when this returns.
 void run_worker(const SweepDefinition& sweep, WorkerEndpoint& endpoint, TrialExecutor& executor,
                 const WorkerOptions& options);
+
+/// A group's other ranks: runs each trial the leader shares, on this rank's
+/// shards, until the leader says stop. A failure here reaches the group
+/// (GroupFailure on the others) and is printed on stderr; the leader reports
+/// the trial's outcome to the coordinator.
+void run_follower(TrialGroupChannel& group, TrialExecutor& executor, const WorkerOptions& options);
 
 }  // namespace edmips

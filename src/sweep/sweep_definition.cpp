@@ -23,8 +23,8 @@ constexpr double kHuge = double(std::numeric_limits<float>::max());
 /// size) for longest-first scheduling; only the ordering matters.
 double model_weight(const std::string& model) {
   static const std::map<std::string, double> weights = {
-      {"simple-cnn", 1.0}, {"resnet20", 3.0}, {"vgg-small", 40.0}, {"resnet18", 40.0}, {"resnet50", 90.0},
-      {"googlenet", 35.0}, {"inception_v3", 130.0}};
+      {"simple-cnn", 1.0}, {"resnet20", 3.0},   {"vgg-small", 40.0},    {"resnet18", 40.0},
+      {"resnet50", 90.0},  {"googlenet", 35.0}, {"inception_v3", 130.0}};
   auto it = weights.find(model);
   return it == weights.end() ? 1.0 : it->second;
 }
@@ -57,11 +57,15 @@ std::string configuration_id(const TrialConfig& config) {
 
 nlohmann::json summarise(const PlannedTrial& t) {
   const auto& c = t.config;
-  nlohmann::json s = {{"trial_id", t.id},           {"kind", to_string(t.kind)},
+  nlohmann::json s = {{"trial_id", t.id},
+                      {"kind", to_string(t.kind)},
                       {"configuration_id", configuration_id(c)},
-                      {"model", c.model},           {"dataset", c.dataset.name},
-                      {"seed", c.seed},             {"complexity_penalty", nullptr},
-                      {"weight_bits", nullptr},     {"activation_bits", nullptr}};
+                      {"model", c.model},
+                      {"dataset", c.dataset.name},
+                      {"seed", c.seed},
+                      {"complexity_penalty", nullptr},
+                      {"weight_bits", nullptr},
+                      {"activation_bits", nullptr}};
   if (c.mode == TrialMode::search) {
     s["complexity_penalty"] = c.search.complexity_penalty;
     s["weight_bits"] = join_bits(c.search.weight_bits);
@@ -85,7 +89,9 @@ struct BudgetAxis {
 };
 
 std::string budget_group_id(const std::string& family, CostMeasure cost, const BudgetTarget& target) {
-  return stable_id(nlohmann::json{{"budget_family", family}, {"cost", to_string(cost)}, {"value", target.value},
+  return stable_id(nlohmann::json{{"budget_family", family},
+                                  {"cost", to_string(cost)},
+                                  {"value", target.value},
                                   {"tolerance", target.tolerance}}
                        .dump());
 }
@@ -129,7 +135,8 @@ struct AxisValue {
 /// Sets the value a field axis' pointer names, creating objects on the way.
 /// A pointer that passes through a number, a string or a list of the trial
 /// config is refused naming the field (`where`) and what it met there.
-void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::json& value, const std::string& where) {
+void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::json& value,
+            const std::string& where) {
   std::vector<std::string> tokens;
   for (size_t start = 1; start <= pointer.size();) {
     const size_t end = std::min(pointer.find('/', start), pointer.size());
@@ -146,7 +153,8 @@ void set_at(nlohmann::json& target, const std::string& pointer, const nlohmann::
     if (node->is_null()) *node = nlohmann::json::object();
     if (!node->is_object()) {
       throw ConfigError(where + ": expected a pointer through objects of the trial config, but " +
-                        (walked.empty() ? std::string("the config") : walked) + " is " + describe_json(*node));
+                        (walked.empty() ? std::string("the config") : walked) + " is " +
+                        describe_json(*node));
     }
     walked += "/" + token;
     node = &(*node)[token];
@@ -442,9 +450,11 @@ void expand_trials(SweepDefinition& sweep, const nlohmann::json& base, const Swe
             const TrialConfig config = parse_trial_config(
                 search_trial, source + " (budgets from " + origin + ", " + bits.path + ")", "", relative_to);
             if (budgets->cost == CostMeasure::table && config.search.cost.measure != CostBasis::table) {
-              throw ConfigError(source + ": " + budgets->path + "/cost: a budget in \"table\" cost needs the "
+              throw ConfigError(source + ": " + budgets->path +
+                                "/cost: a budget in \"table\" cost needs the "
                                 "searches priced in a table (\"search\": {\"cost\": {\"measure\": \"table\", "
-                                "\"table\": PATH}}); " + origin + " has none");
+                                "\"table\": PATH}}); " +
+                                origin + " has none");
             }
             for (double value : budgets->values) {
               auto group = make_budget_group(config, *budgets, value);
@@ -467,7 +477,8 @@ void expand_trials(SweepDefinition& sweep, const nlohmann::json& base, const Swe
           // A paper sweep's baselines quantize with the released step table,
           // as its searches do (the preset that implies it leaves with "search").
           const auto preset = nlohmann::json::json_pointer("/search/preset");
-          if (!uniform.contains("quantizer_steps") && uniform.contains(preset) && uniform[preset] == "paper") {
+          if (!uniform.contains("quantizer_steps") && uniform.contains(preset) &&
+              uniform[preset] == "paper") {
             uniform["quantizer_steps"] = "released";
           }
           uniform.erase("search");
@@ -531,7 +542,8 @@ std::vector<double> expand_range(double from, double to, int num, const std::str
 SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
                             const std::filesystem::path& relative_to) {
   JsonObjectReader root(j, "", source);
-  root.reject_unknown_keys({"name", "description", "max_retries", "slurm", "base", "axes", "baselines"});
+  root.reject_unknown_keys(
+      {"name", "description", "max_retries", "ranks_per_trial", "slurm", "base", "axes", "baselines"});
   SweepDefinition sweep;
   sweep.source = source;
   sweep.name = root.string_value("name");
@@ -541,6 +553,7 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
   }
   root.string_value("description", std::string{});
   sweep.max_retries = int(root.int_value("max_retries", 0, 100, 1));
+  sweep.ranks_per_trial = int(root.int_value("ranks_per_trial", 1, 4096, 1));
   if (root.has("slurm")) {
     sweep.slurm = root.raw("slurm");
     if (!sweep.slurm.is_object()) root.fail("slurm", "an object");
@@ -554,11 +567,20 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
     throw ConfigError(source + ": /base: expected a search trial config; uniform baselines go in /baselines");
   }
   if (!base.contains("search")) base["search"] = nlohmann::json::object();
+  if (sweep.ranks_per_trial > 1) {
+    if (base.contains("data_parallel") && base["data_parallel"].is_object() &&
+        base["data_parallel"].contains("ranks")) {
+      throw ConfigError(source + ": /base/data_parallel/ranks: set by /ranks_per_trial; remove it");
+    }
+    if (!base.contains("data_parallel")) base["data_parallel"] = nlohmann::json::object();
+    if (base["data_parallel"].is_object()) base["data_parallel"]["ranks"] = sweep.ranks_per_trial;
+  }
   parse_trial_config(base, source, "/base", relative_to);
 
   auto axes = parse_axes(root, source, sweep.budget_settings);
   if (axes.budgets && base.contains("search") && base["search"].contains("complexity_penalty")) {
-    throw ConfigError(source + ": /base/search/complexity_penalty: a sweep with \"budgets\" chooses lambda "
+    throw ConfigError(source +
+                      ": /base/search/complexity_penalty: a sweep with \"budgets\" chooses lambda "
                       "itself; remove it");
   }
   const auto baselines = parse_baselines(root);
@@ -568,7 +590,8 @@ SweepDefinition parse_sweep(const nlohmann::json& j, const std::string& source,
   if (axes.models.empty()) axes.models.push_back({nullptr, "/base/model"});
   if (axes.seeds.empty()) axes.seeds.push_back({base.value("seed", 0), "/base/seed"});
   if (axes.bit_sets.empty()) axes.bit_sets.push_back({nullptr, "/base/search"});
-  if (axes.penalties.empty() && !axes.budgets) axes.penalties.push_back({nullptr, "/base/search/complexity_penalty"});
+  if (axes.penalties.empty() && !axes.budgets)
+    axes.penalties.push_back({nullptr, "/base/search/complexity_penalty"});
   check_product(axes, baselines.size(), sweep.budget_settings, source);
   expand_trials(sweep, base, axes, baselines, source, relative_to);
   return sweep;

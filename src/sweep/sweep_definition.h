@@ -45,6 +45,9 @@ struct SweepDefinition {
   std::string name;
   std::string source;          ///< file it came from
   int max_retries = 1;
+  /// Ranks that run each trial together (data parallel); every trial's
+  /// config carries it as data_parallel.ranks.
+  int ranks_per_trial = 1;
   nlohmann::json slurm;        ///< optional "slurm" section, as given (null if absent)
   std::vector<PlannedTrial> trials;  ///< in plan order (search trials, then baselines)
   std::vector<BudgetGroup> budgets;  ///< from the "budgets" axis (its trials are chosen while the sweep runs)

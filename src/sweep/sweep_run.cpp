@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json_reader.h"
+#include "core/process.h"
 #include "core/stop_signal.h"
 #include "sweep/coordinator.h"
 #include "sweep/journal.h"
@@ -49,7 +50,7 @@ std::unique_ptr<DirectoryLock> prepare_output(const SweepDefinition& sweep, cons
   const fs::path out = options.out;
   fs::create_directories(out / sweep_files::trials);
   auto lock = std::make_unique<DirectoryLock>(out);
-  if (!lock->warning().empty()) std::cerr << "edmips[rank 0]: warning: " << lock->warning() << std::endl;
+  if (!lock->warning().empty()) write_stderr_line("edmips[rank 0]: warning: " + lock->warning());
   // Temporary files of an earlier run that crashed or met a full disk (ours
   // now: we hold the lock; trials clean their own directories).
   remove_stale_temporaries(out);
@@ -67,8 +68,8 @@ std::unique_ptr<DirectoryLock> prepare_output(const SweepDefinition& sweep, cons
       // earlier trials ran under beside the new one.
       const auto kept = out / ("sweep." + compact_utc(fs::last_write_time(recorded)) + ".json");
       write_file_atomically(kept, previous_text);
-      std::cerr << "edmips[rank 0]: the sweep file changed since the last run in " << out.string()
-                << "; the previous one is kept as " << kept.filename().string() << std::endl;
+      write_stderr_line("edmips[rank 0]: the sweep file changed since the last run in " + out.string() +
+                        "; the previous one is kept as " + kept.filename().string());
     }
   }
   write_file_atomically(recorded, text);
@@ -89,7 +90,8 @@ namespace {
 
 /// Reports an error of this rank on stderr and returns its exit code.
 int report_error(int rank, const std::string& what, ExitCode code) {
-  std::cerr << "edmips[rank " << rank << "]: error: " << shorten_message(what) << std::endl;
+  // One write per line: ranks failing together must not interleave mid-line.
+  write_stderr_line("edmips[rank " + std::to_string(rank) + "]: error: " + shorten_message(what));
   return int(code);
 }
 
@@ -108,6 +110,11 @@ int set_up(const MpiSession& session, const SweepRunOptions& options, SweepDefin
                         ": the ranks did not find each other (with Debian's Open MPI use `srun --mpi=pmix`)");
     }
     sweep = load_sweep_file(options.sweep_path);
+    if (sweep.ranks_per_trial > session.size()) {
+      throw ConfigError(options.sweep_path + ": /ranks_per_trial: " + std::to_string(sweep.ranks_per_trial) +
+                        " ranks per trial, but the job has " + std::to_string(session.size()) +
+                        " rank(s); start at least that many (mpirun -np, srun --ntasks)");
+    }
     if (rank == 0) lock = prepare_output(sweep, options);
     // Ranks may sit on different nodes: each checks its own devices and says so.
     try {
@@ -155,6 +162,11 @@ int run_coordinator_rank(const RankRun& r, int threads) {
   if (!options.quiet) {
     std::cout << "rank 0: " << session.size() << " ranks, " << threads << " threads per rank (" << session.local_size()
               << " ranks on this node)" << std::endl;
+    for (size_t g = 0; g < r.endpoints.groups.size(); ++g) {
+      std::cout << "rank 0: group " << g << ": ranks";
+      for (int member : r.endpoints.groups[g]) std::cout << " " << member;
+      std::cout << std::endl;
+    }
   }
   std::exception_ptr worker_error;
   std::thread local_worker([&] {
@@ -181,10 +193,18 @@ int run_coordinator_rank(const RankRun& r, int threads) {
   return code;
 }
 
-/// Any other rank: a worker until the coordinator says stop.
+/// Any other rank: a worker until the coordinator says stop, a follower of
+/// its group's leader until the leader says stop, or idle.
 void run_worker_rank(const RankRun& r) {
   try {
+    if (r.endpoints.role == RankRole::idle) {
+      write_stderr_line("edmips[rank " + std::to_string(r.session.rank()) + "]: idle: the " +
+                        std::to_string(r.session.size()) + " ranks do not divide into groups of " +
+                        std::to_string(r.sweep.ranks_per_trial) + " (ranks_per_trial)");
+      return;
+    }
     auto executor = r.make_executor();
+    if (r.endpoints.role == RankRole::follower) return run_follower(*r.endpoints.group, *executor, r.worker_options);
     run_worker(r.sweep, *r.endpoints.worker, *executor, r.worker_options);
   } catch (const std::exception& e) {
     report_error(r.session.rank(), e.what(), ExitCode::internal_error);
@@ -197,8 +217,8 @@ void run_worker_rank(const RankRun& r) {
 /// on a core while rank 0 still trains its last trial.
 int share_exit_code(const MpiSession& session, Endpoints& endpoints, int code) {
   if (session.rank() == 0) {
-    for (int worker = 1; worker < session.size(); ++worker) {
-      endpoints.coordinator->send(worker, {{"type", to_string(MessageType::exit)}, {"code", code}});
+    for (int rank = 1; rank < session.size(); ++rank) {
+      endpoints.coordinator->send_to_rank(rank, {{"type", to_string(MessageType::exit)}, {"code", code}});
     }
     return code;
   }
@@ -220,11 +240,12 @@ int run_sweep(const SweepRunOptions& options) {
 
   auto& stop = install_stop_signal_handlers();
   const int threads = threads_per_rank(options.threads, session.local_size());
-  auto endpoints = session.endpoints();
+  auto endpoints = session.endpoints(sweep.ranks_per_trial);
   // A single-rank sweep on a terminal shows its trial's batch progress in place.
   LiveLine live;
   WorkerOptions worker_options{options.out, session.rank(), threads, &stop, session.local_rank(),
-                               session.size() == 1 && !options.quiet && LiveLine::wanted() ? &live : nullptr};
+                               session.size() == 1 && !options.quiet && LiveLine::wanted() ? &live : nullptr,
+                               endpoints.role == RankRole::worker ? endpoints.group.get() : nullptr};
   const RankRun r{sweep, options, session, endpoints, worker_options};
   int code = 0;
   if (session.rank() == 0) {

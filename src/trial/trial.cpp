@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,8 @@
 #include "core/files.h"
 #include "core/json_reader.h"
 #include "core/process.h"
+#include "core/process_group.h"
+#include "nn/batch_norm.h"
 #include "data/dataset.h"
 #include "models/network.h"
 #include "quant/fused_cuda.h"
@@ -415,6 +418,7 @@ class PhaseRunner {
     if (searching) start_choice_tracking(state_.choices, *spec_.net);
     while (progress.epoch < schedule.epochs) {
       const auto epoch_start = Clock::now();
+      if (parallel()) communication_at_epoch_start_ = group()->communication_seconds();
       const double decay = std::pow(schedule.lr_gamma, progress.epoch / schedule.lr_step_epochs);
       for (size_t i = 0; i < spec_.optimizers.size(); ++i) {
         set_learning_rate(*spec_.optimizers[i], spec_.base_lrs[i] * (spec_.lr_decays[i] ? decay : 1.0));
@@ -426,9 +430,20 @@ class PhaseRunner {
                           epoch_seed(config_.seed, spec_.phase, progress.epoch), true, true, progress.batch,
                           loader_threads(config_), device_.is_cuda());
       spec_.net->train();
+      if (parallel()) check_shards(batches.batch_count());
       int64_t batches_this_run = 0;
       for (; progress.batch < batches.batch_count(); ++progress.batch) {
         auto [x, y] = batches.batch(progress.batch);
+        const int64_t global_rows = y.size(0);
+        if (parallel()) {
+          // This rank's rows of the global batch: the data order and
+          // augmentation are those of a one-rank run of the same seed.
+          const int64_t rank = group()->rank(), ranks = group()->size();
+          const int64_t begin = global_rows * rank / ranks, end = global_rows * (rank + 1) / ranks;
+          x = x.narrow(0, begin, end - begin);
+          y = y.narrow(0, begin, end - begin);
+        }
+        inject_fault();
         if (device_.is_cuda()) {
           // Pinned host memory: the copies overlap with the GPU's work.
           x = x.pin_memory().to(device_, /*non_blocking=*/true);
@@ -437,20 +452,36 @@ class PhaseRunner {
         if (arch_moves && spec_.final_temperature != 1.0) {
           spec_.net->set_temperature(temperature_at(progress.epoch, progress.batch, batches.batch_count()));
         }
-        const auto logits = spec_.net->forward(x);
-        const auto cross_entropy = torch::nn::functional::cross_entropy(logits, y);
-        auto loss = cross_entropy;
-        if (arch_moves && spec_.complexity_penalty > 0) {
-          const auto complexity = spec_.cost_matrices.empty() ? spec_.net->complexity_loss(spec_.normaliser)
-                                                              : spec_.net->expected_cost(spec_.cost_matrices);
-          loss = loss + spec_.complexity_penalty * complexity;
+        torch::Tensor figures;
+        bool stop_now = false;
+        {
+          const SyncBatchNormScope sync(parallel() && config_.sync_batch_norm ? group() : nullptr);
+          const auto logits = spec_.net->forward(x);
+          // A rank of a group contributes its shard's share of the global
+          // mean (and 1/ranks of the penalty): the group's sums are one
+          // rank's figures and gradients for the whole batch.
+          const auto cross_entropy =
+              parallel() ? torch::nn::functional::cross_entropy(
+                               logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                               double(global_rows)
+                         : torch::nn::functional::cross_entropy(logits, y);
+          auto loss = cross_entropy;
+          if (arch_moves && spec_.complexity_penalty > 0) {
+            const auto complexity = spec_.cost_matrices.empty() ? spec_.net->complexity_loss(spec_.normaliser)
+                                                                : spec_.net->expected_cost(spec_.cost_matrices);
+            loss = loss + (spec_.complexity_penalty / double(parallel() ? group()->size() : 1)) * complexity;
+          }
+          // The step's figures, read back once after the whole step is queued:
+          // one host synchronisation per step on a GPU.
+          figures = torch::stack({loss.detach(), cross_entropy.detach(),
+                                  logits.detach().argmax(1).eq(y).sum().to(torch::kFloat)});
+          for (auto* optimizer : spec_.optimizers) optimizer->zero_grad();
+          loss.backward();
         }
-        // The step's figures, read back once after the whole step is queued:
-        // one host synchronisation per step on a GPU.
-        const auto figures = torch::stack({loss.detach(), cross_entropy.detach(),
-                                           logits.detach().argmax(1).eq(y).sum().to(torch::kFloat)});
-        for (auto* optimizer : spec_.optimizers) optimizer->zero_grad();
-        loss.backward();
+        if (parallel()) {
+          const bool stop_here = options_.stop_requested && options_.stop_requested->load();
+          stop_now = all_reduce_step(figures, stop_here);
+        }
         spec_.optimizers[0]->step();
         if (arch_moves) spec_.optimizers[1]->step();
         // The choices after the step travel with the step's figures: still one
@@ -461,22 +492,32 @@ class PhaseRunner {
                 .contiguous();
         if (arch_moves) track_choices(state_.choices, host.data_ptr<double>() + 3, size_t(host.numel() - 3));
         const double loss_value = host[0].item<double>();
+        if (options_.progress && step_losses_wanted()) {
+          char line[120];
+          std::snprintf(line, sizeof line, "step %s epoch %d batch %lld loss %.9g", spec_.phase.c_str(),
+                        progress.epoch + 1, static_cast<long long>(progress.batch + 1), loss_value);
+          options_.progress(line);
+        }
         if (!std::isfinite(loss_value)) {
           std::ostringstream message;
           message << "loss became " << loss_value << " in " << spec_.phase << " epoch " << progress.epoch + 1
                   << " batch " << progress.batch + 1 << "; lower the learning rate or complexity_penalty";
           throw DivergenceError(message.str());
         }
-        const int64_t size = y.size(0);
+        const int64_t size = global_rows;
         progress.loss_sum += loss_value * double(size);
         progress.cross_entropy_sum += host[1].item<double>() * double(size);
         progress.correct += int64_t(host[2].item<double>());
         progress.seen += size;
         if (options_.batch_progress) report_batch(batches.batch_count(), epoch_start, batches_this_run++);
-        if (options_.stop_requested && options_.stop_requested->load()) {
+        // In a group every rank stops at the same step (the stop travels with
+        // the gradients), and the first rank's checkpoint serves them all.
+        if (parallel() ? stop_now : options_.stop_requested && options_.stop_requested->load()) {
           progress.batch += 1;
           progress.seconds += seconds_since(epoch_start);
-          save_checkpoint(directory_ / trial_files::checkpoint, state_with_model(), spec_.net, spec_.optimizers);
+          if (writes()) {
+            save_checkpoint(directory_ / trial_files::checkpoint, state_with_model(), spec_.net, spec_.optimizers);
+          }
           throw Interrupted("stop requested: checkpoint saved at " + spec_.phase + " epoch " +
                             std::to_string(progress.epoch + 1) + " batch " + std::to_string(progress.batch));
         }
@@ -486,6 +527,76 @@ class PhaseRunner {
   }
 
  private:
+  ProcessGroup* group() const { return options_.group; }
+  bool parallel() const { return options_.group && options_.group->size() > 1; }
+  bool writes() const { return !options_.group || options_.group->rank() == 0; }
+
+  /// Every rank of a group needs rows of every batch (a last, partial batch included).
+  void check_shards(int64_t batches_per_epoch) const {
+    const int64_t rows = data_.train_size(), batch = spec_.schedule->batch_size, ranks = group()->size();
+    const int64_t last = rows - (batches_per_epoch - 1) * batch;
+    if (std::min(batch, last) < ranks) {
+      throw ConfigError(spec_.phase + ": a batch of " + std::to_string(std::min(batch, last)) +
+                        " images cannot be shared by " + std::to_string(ranks) +
+                        " ranks; choose batch_size and train_subset so that every batch (the last one too) "
+                        "holds at least ranks_per_trial images");
+    }
+  }
+
+  /// Sums the gradients of every optimised parameter (weights and alphas),
+  /// the step's figures and the stop flags over the group in one collective;
+  /// returns whether any rank asked to stop. The parameters are identical on
+  /// every rank afterwards, as are the optimizers' steps.
+  bool all_reduce_step(torch::Tensor& figures, bool stop_here) {
+    std::vector<torch::Tensor> grads;
+    for (auto* optimizer : spec_.optimizers) {
+      for (const auto& group : optimizer->param_groups()) {
+        for (const auto& p : group.params()) {
+          if (p.grad().defined()) grads.push_back(p.grad());
+        }
+      }
+    }
+    std::vector<torch::Tensor> parts;
+    parts.reserve(grads.size() + 2);
+    for (const auto& g : grads) parts.push_back(g.reshape({-1}).to(torch::kCPU, torch::kFloat));
+    parts.push_back(figures.to(torch::kCPU, torch::kFloat));
+    parts.push_back(torch::full({1}, stop_here ? 1.0f : 0.0f));
+    auto bucket = torch::cat(parts).contiguous();
+    group()->all_reduce_sum(bucket.data_ptr<float>(), size_t(bucket.numel()));
+    int64_t offset = 0;
+    for (auto& g : grads) {
+      const int64_t n = g.numel();
+      g.copy_(bucket.narrow(0, offset, n).view(g.sizes()));
+      offset += n;
+    }
+    figures = bucket.narrow(0, offset, figures.numel()).to(figures.device());
+    return bucket[offset + figures.numel()].item<float>() > 0;
+  }
+
+  /// EDMIPS_STEP_LOSSES=1: every step's loss (a group's: the global batch's)
+  /// goes to the progress lines (a sweep trial's log.txt), to compare runs step by step.
+  static bool step_losses_wanted() {
+    static const bool wanted = [] {
+      const char* value = std::getenv("EDMIPS_STEP_LOSSES");
+      return value && *value && std::string(value) != "0";
+    }();
+    return wanted;
+  }
+
+  /// Tests only: EDMIPS_TEST_FAIL_AT_STEP=N makes this process fail at its
+  /// N-th training step (1-based, counted over its phases), as a bad shard or
+  /// an out-of-memory error would, so group failures are tested on real ranks.
+  void inject_fault() {
+    static const long fail_at = [] {
+      const char* value = std::getenv("EDMIPS_TEST_FAIL_AT_STEP");
+      return value && *value ? std::strtol(value, nullptr, 10) : 0L;
+    }();
+    static long steps = 0;
+    if (fail_at > 0 && ++steps == fail_at) {
+      throw Error("injected fault at step " + std::to_string(fail_at) + " (EDMIPS_TEST_FAIL_AT_STEP)");
+    }
+  }
+
   void report_batch(int64_t batches_per_epoch, Clock::time_point epoch_start, int64_t batches_this_run) {
     const auto& progress = state_.progress;
     BatchProgress b;
@@ -526,7 +637,7 @@ class PhaseRunner {
     std::optional<Evaluation> tested;
     double test_seconds = 0;
     const int epoch_done = progress.epoch + 1;
-    if (spec_.phase == "train" && config_.eval_every > 0 &&
+    if (spec_.phase == "train" && config_.eval_every > 0 && writes() &&
         (epoch_done % config_.eval_every == 0 || epoch_done == spec_.schedule->epochs)) {
       const auto eval_start = Clock::now();
       tested = evaluate(spec_.net, data_, config_, device_);
@@ -565,11 +676,18 @@ class PhaseRunner {
     record["seconds"] = progress.seconds;
     // Time the step waited for decoded batches (streamed datasets), this run of the epoch.
     if (data_.folder) record["data_wait_s"] = data_wait_s;
+    if (parallel()) {
+      // This run of the epoch's time in the group's collectives (gradients, synchronised BatchNorm).
+      record["ranks"] = group()->size();
+      record["communication_s"] = group()->communication_seconds() - communication_at_epoch_start_;
+    }
     state_.history.push_back(record);
     const int done = progress.epoch + 1;
     progress = PhaseProgress{done, 0, 0, 0, 0, 0, progress.seconds};
-    save_checkpoint(directory_ / trial_files::checkpoint, state_with_model(), spec_.net, spec_.optimizers);
-    write_file_atomically(directory_ / trial_files::history, state_.history.dump(1) + "\n");
+    if (writes()) {
+      save_checkpoint(directory_ / trial_files::checkpoint, state_with_model(), spec_.net, spec_.optimizers);
+      write_file_atomically(directory_ / trial_files::history, state_.history.dump(1) + "\n");
+    }
     if (options_.progress) {
       const double per_epoch = progress.seconds / done;
       const double eta = per_epoch * (spec_.schedule->epochs - done + spec_.remaining_epochs_after);
@@ -586,6 +704,7 @@ class PhaseRunner {
   }
 
   Spec spec_;
+  double communication_at_epoch_start_ = 0;
   const TrialConfig& config_;
   const Dataset& data_;
   torch::Device device_;
@@ -974,6 +1093,9 @@ std::optional<nlohmann::json> read_trial_result(const fs::path& directory, const
 
 namespace {
 
+/// Whether this process writes the trial's files: alone, or the group's first rank.
+bool writes(const TrialRunOptions& options) { return !options.group || options.group->rank() == 0; }
+
 /// Makes `directory` the trial's own: created, stale temporary files of a
 /// crash removed, config.json written, or, when there is one, checked to be
 /// this trial's (ConfigError naming both trials otherwise).
@@ -1089,8 +1211,10 @@ void run_search(const TrialContext& c) {
   state.phase = "train";
   state.has_model = false;
   state.progress = PhaseProgress{};
-  write_file_atomically(directory / trial_files::allocation, state.allocation.dump(2) + "\n");
-  save_checkpoint(checkpoint_path, state, nullptr, {});
+  if (writes(options)) {
+    write_file_atomically(directory / trial_files::allocation, state.allocation.dump(2) + "\n");
+    save_checkpoint(checkpoint_path, state, nullptr, {});
+  }
 }
 
 /// Retrains the derived (or given, or uniform) network, from scratch or, for
@@ -1128,7 +1252,7 @@ nlohmann::json retrain_and_evaluate(const TrialContext& c) {
   net->to(device);
   if (config.mode == TrialMode::uniform) {
     allocation = derive_allocation(config.model, net->layer_reports());
-    write_file_atomically(directory / trial_files::allocation, to_json(allocation).dump(2) + "\n");
+    if (writes(options)) write_file_atomically(directory / trial_files::allocation, to_json(allocation).dump(2) + "\n");
   }
   const auto& t = config.train;
   torch::optim::SGD weights(net->parameters(),
@@ -1144,6 +1268,8 @@ nlohmann::json retrain_and_evaluate(const TrialContext& c) {
   spec.base_lrs = {t.lr};
   spec.lr_decays = {true};
   PhaseRunner(spec, config, c.data, device, directory, options, state).run();
+  // The group's other ranks are done: the first one evaluates and writes.
+  if (!writes(options)) return nlohmann::json{{"trial_id", id}, {"group_rank", options.group->rank()}};
 
   const auto eval_start = Clock::now();
   const auto evaluation = evaluate(net, c.data, config, device);
@@ -1173,7 +1299,13 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
                                 const TrialRunOptions& options) {
   const auto total_start = Clock::now();
   const std::string id = trial_id(config);
-  claim_trial_directory(config, id, directory);
+  const int ranks = options.group ? options.group->size() : 1;
+  if (config.data_parallel_ranks != ranks) {
+    throw ConfigError("trial " + id + " is set for " + std::to_string(config.data_parallel_ranks) +
+                      " rank(s) (data_parallel.ranks) but runs on " + std::to_string(ranks) +
+                      "; a sweep's ranks_per_trial sets it");
+  }
+  if (writes(options)) claim_trial_directory(config, id, directory);
   if (auto done = read_trial_result(directory, id)) return *done;
 
   const int threads = options.threads > 0 ? options.threads
@@ -1200,6 +1332,7 @@ nlohmann::json TrialRunner::run(const TrialConfig& config, const fs::path& direc
   if (config.mode == TrialMode::search && state.phase == "search") run_search(context);
 
   if (config.mode == TrialMode::search && !config.search.retrain) {
+    if (!writes(options)) return nlohmann::json{{"trial_id", id}, {"group_rank", options.group->rank()}};
     return finish_search_only(config, id, directory, *data, state, threads, device, total_start, options);
   }
 

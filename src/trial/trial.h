@@ -15,6 +15,8 @@
 
 namespace edmips {
 
+class ProcessGroup;
+
 /// Where a phase stands within its epoch, after each batch (live progress).
 struct BatchProgress {
   std::string phase;  ///< "search" or "train"
@@ -35,6 +37,9 @@ struct TrialRunOptions {
   std::function<void(const std::string&)> progress;  ///< one line per epoch; none = silent
   std::function<void(const BatchProgress&)> batch_progress;  ///< after every batch; none = not called
   int node_local_rank = 0;  ///< with CUDA: use GPU node_local_rank % device count
+  /// The ranks that run this trial together (config.data_parallel_ranks of
+  /// them); none = this process alone. Only the group's rank 0 writes files.
+  ProcessGroup* group = nullptr;
 };
 
 /// Files a trial writes into its directory.

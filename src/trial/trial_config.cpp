@@ -32,9 +32,8 @@ Schedule parse_schedule(JsonObjectReader& r, const Schedule& defaults, int min_e
 }
 
 nlohmann::json schedule_json(const Schedule& s) {
-  return {{"epochs", s.epochs},           {"batch_size", s.batch_size},
-          {"lr", s.lr},                   {"momentum", s.momentum},
-          {"weight_decay", s.weight_decay}, {"lr_step_epochs", s.lr_step_epochs},
+  return {{"epochs", s.epochs},     {"batch_size", s.batch_size},     {"lr", s.lr},
+          {"momentum", s.momentum}, {"weight_decay", s.weight_decay}, {"lr_step_epochs", s.lr_step_epochs},
           {"lr_gamma", s.lr_gamma}};
 }
 
@@ -63,7 +62,8 @@ void parse_onnx_model(JsonObjectReader& m, const std::filesystem::path& relative
   if (path.is_relative() && !relative_to.empty()) path = relative_to / path;
   std::error_code error;
   const auto status = fs::status(path, error);
-  if (error || !fs::exists(status)) m.fail("onnx", "an existing ONNX file (" + path.string() + " does not exist)");
+  if (error || !fs::exists(status))
+    m.fail("onnx", "an existing ONNX file (" + path.string() + " does not exist)");
   if (!fs::is_regular_file(status)) m.fail("onnx", "a regular file (" + path.string() + " is not)");
   c.model_onnx = fs::absolute(path).lexically_normal().string();
   c.model_onnx_content = stable_id(read_text_file(c.model_onnx));
@@ -81,7 +81,8 @@ void parse_onnx_model(JsonObjectReader& m, const std::filesystem::path& relative
 /// "cost": "bitops" | "weight_memory" | "activation_memory", or
 /// {"measure": ..., "supported_bits": {"weights": [...], "activations": [...]},
 ///  "table": PATH}; every candidate must fit a supported width.
-CostModel parse_cost(JsonObjectReader& s, const std::filesystem::path& relative_to, const SearchConfig& search) {
+CostModel parse_cost(JsonObjectReader& s, const std::filesystem::path& relative_to,
+                     const SearchConfig& search) {
   CostModel model;
   if (!s.has("cost")) return model;
   const auto& raw = s.raw("cost");
@@ -89,8 +90,10 @@ CostModel parse_cost(JsonObjectReader& s, const std::filesystem::path& relative_
   if (raw.is_string()) {
     const auto measure = cost_basis_from_string(raw.get<std::string>());
     if (!measure || *measure == CostBasis::table) {
-      s.fail_at(pointer, "\"bitops\", \"weight_memory\", \"activation_memory\", or an object "
-                         "({\"measure\": \"table\", \"table\": PATH} for a table)", raw);
+      s.fail_at(pointer,
+                "\"bitops\", \"weight_memory\", \"activation_memory\", or an object "
+                "({\"measure\": \"table\", \"table\": PATH} for a table)",
+                raw);
     }
     model.measure = *measure;
     return model;
@@ -108,7 +111,8 @@ CostModel parse_cost(JsonObjectReader& s, const std::filesystem::path& relative_
     auto check = [&](const std::vector<int>& candidates, const std::vector<int>& supported, const char* key) {
       for (int bits : candidates) {
         if (!supported.empty() && bits > supported.back()) {
-          b.fail(key, "a width >= every candidate (" + std::to_string(bits) + " bits has none to round up to)");
+          b.fail(key,
+                 "a width >= every candidate (" + std::to_string(bits) + " bits has none to round up to)");
         }
       }
     };
@@ -157,9 +161,12 @@ ArchSettings arch_preset(const std::string& name) {
 
 std::string to_string(TrialMode mode) {
   switch (mode) {
-    case TrialMode::search: return "search";
-    case TrialMode::uniform: return "uniform";
-    case TrialMode::allocation: return "allocation";
+    case TrialMode::search:
+      return "search";
+    case TrialMode::uniform:
+      return "uniform";
+    case TrialMode::allocation:
+      return "allocation";
   }
   return "?";
 }
@@ -168,14 +175,20 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
                                const std::filesystem::path& relative_to) {
   JsonObjectReader root(j, pointer, source);
   // Unknown keys first: a misspelt "serch" should be named as such.
-  root.reject_unknown_keys({"name", "seed", "threads", "device", "cost_convention", "quantizer_steps", "dataset",
-                            "model", "search", "uniform", "allocation", "train"});
+  root.reject_unknown_keys({"name", "seed", "threads", "device", "cost_convention", "quantizer_steps",
+                            "dataset", "model", "search", "uniform", "allocation", "train", "data_parallel"});
   TrialConfig c;
   c.name = root.string_value("name", std::string{});
   c.seed = uint64_t(root.int_value("seed", 0, std::numeric_limits<int64_t>::max(), 0));
   c.threads = int(root.int_value("threads", 0, 4096, 0));
   c.device = root.choice("device", {"cpu", "cuda", "auto"}, std::string("cpu"));
   c.cost_convention = root.choice("cost_convention", {"output", "released"}, std::string("output"));
+  if (root.has("data_parallel")) {
+    auto p = root.object("data_parallel");
+    c.data_parallel_ranks = int(p.int_value("ranks", 1, 4096, 1));
+    c.sync_batch_norm = p.bool_value("sync_batch_norm", false);
+    p.reject_unknown_keys();
+  }
 
   bool image_size_given = false;
   if (root.has("dataset")) {
@@ -203,8 +216,9 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
       c.dataset.skip_corrupt = d.bool_value("skip_corrupt", false);
       c.dataset.loader_threads = int(d.int_value("loader_threads", 0, 1024, 0));
       if (c.dataset.crop_padding > 0 || c.dataset.horizontal_flip) {
-        d.fail("crop_padding", "no crop_padding or horizontal_flip for an image folder (it trains with random "
-                               "resized crops and flips)");
+        d.fail("crop_padding",
+               "no crop_padding or horizontal_flip for an image folder (it trains with random "
+               "resized crops and flips)");
       }
     }
     d.reject_unknown_keys();
@@ -221,7 +235,8 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     }
     // Inception-V3's geometry (the released main.py: 299 crops, 342 resizes)
     // unless the dataset names its own.
-    if (c.model == "inception_v3" && c.dataset.name == "image-folder" && !image_size_given) c.dataset.image_size = 299;
+    if (c.model == "inception_v3" && c.dataset.name == "image-folder" && !image_size_given)
+      c.dataset.image_size = 299;
     c.full_precision_first = m.bool_value("full_precision_first", true);
     c.full_precision_last = m.bool_value("full_precision_last", true);
     m.reject_unknown_keys();
@@ -250,8 +265,8 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     c.search.retrain = s.bool_value("retrain", true);
     if (c.search.arch.warmup_epochs < 0) c.search.arch.warmup_epochs = c.search.schedule.epochs / 4;
     if (c.search.arch.warmup_epochs >= c.search.schedule.epochs) {
-      s.fail("arch_warmup_epochs", "fewer warm-up epochs than search epochs (" +
-                                       std::to_string(c.search.schedule.epochs) + ")");
+      s.fail("arch_warmup_epochs",
+             "fewer warm-up epochs than search epochs (" + std::to_string(c.search.schedule.epochs) + ")");
     }
     s.reject_unknown_keys();
     // The paper preset is the released code, its step table included.
@@ -264,7 +279,8 @@ TrialConfig parse_trial_config(const nlohmann::json& j, const std::string& sourc
     u.reject_unknown_keys();
   } else {
     c.mode = TrialMode::allocation;
-    c.allocation = bit_allocation_from_json(root.raw("allocation"), source + " (at " + pointer + "/allocation)");
+    c.allocation =
+        bit_allocation_from_json(root.raw("allocation"), source + " (at " + pointer + "/allocation)");
     c.allocation_source = source + ": " + pointer + "/allocation";
     if (c.allocation.model != c.model) {
       throw ConfigError(source + ": " + pointer + "/allocation/model: expected \"" + c.model +
@@ -287,6 +303,10 @@ nlohmann::json to_json(const TrialConfig& c) {
   j["seed"] = c.seed;
   j["threads"] = c.threads;
   j["device"] = c.device;
+  // Only when asked for, so one-rank trials keep their IDs.
+  if (c.data_parallel_ranks > 1 || c.sync_batch_norm) {
+    j["data_parallel"] = {{"ranks", c.data_parallel_ranks}, {"sync_batch_norm", c.sync_batch_norm}};
+  }
   // Only when not the default, so trials counted by output size keep their IDs.
   if (c.cost_convention != "output") j["cost_convention"] = c.cost_convention;
   // Only when not computed, or where a paper search would default to released,
@@ -344,7 +364,9 @@ nlohmann::json to_json(const TrialConfig& c) {
     case TrialMode::uniform:
       j["uniform"] = {{"weight_bits", c.uniform_weight_bits}, {"activation_bits", c.uniform_activation_bits}};
       break;
-    case TrialMode::allocation: j["allocation"] = to_json(c.allocation); break;
+    case TrialMode::allocation:
+      j["allocation"] = to_json(c.allocation);
+      break;
   }
   j["train"] = schedule_json(c.train);
   // Only when asked for, so trials evaluated once keep their IDs.
@@ -357,6 +379,14 @@ std::string trial_id(const TrialConfig& config) {
   j.erase("name");
   j.erase("threads");
   j.erase("device");
+  // Synchronised statistics compute what one rank computes (up to rounding):
+  // those trials share the one-rank ID; per-rank statistics depend on the ranks.
+  if (j.contains("data_parallel")) {
+    if (config.data_parallel_ranks > 1 && !config.sync_batch_norm)
+      j["data_parallel"] = {{"ranks", config.data_parallel_ranks}};
+    else
+      j.erase("data_parallel");
+  }
   if (j["dataset"].contains("loader_threads")) j["dataset"].erase("loader_threads");  // how, not what
   if (j["model"].contains("onnx")) {
     // Where the file is and what it is called (by default its stem), not what it holds.

@@ -107,6 +107,14 @@ struct TrialConfig {
   /// last), so result.json has the released protocol's best epoch
   /// (`best_epoch`); 0 evaluates once, at the end.
   int eval_every = 0;
+  /// Data parallelism (a sweep's "ranks_per_trial"; "data_parallel" in a
+  /// trial config): the ranks that run this trial together, each on its
+  /// shard of every global batch, and whether BatchNorm uses the global
+  /// batch's statistics (synchronised) or each rank's own (the released
+  /// DataParallel's behaviour, the default). Part of the trial ID only where
+  /// it changes what is computed: ranks > 1 with per-rank statistics.
+  int data_parallel_ranks = 1;
+  bool sync_batch_norm = false;
   /// Where the allocation was given ("FILE: /allocation"), for errors found
   /// only when the model is built. Not part of the trial (nor its ID).
   std::string allocation_source;
